@@ -1,0 +1,189 @@
+//! Subqueries in expressions, decorrelated into joins and aggregates.
+//!
+//! A subquery is first bound once to discover which enclosing columns it references. If none,
+//! it is planned on its own. Otherwise the distinct values of those columns (the *prefix*) are
+//! joined into the subquery's FROM and carried through its grouping, so it is planned once per
+//! enclosing row value; the result is left-joined back on the prefix (NULL-safe):
+//! - `EXISTS`: COUNT(*) per prefix, true when positive;
+//! - scalar: the single value per prefix (or the empty-input value of a global aggregate);
+//! - `x IN`: matches per (prefix, x), plus row and non-NULL counts per prefix for SQL's NULL rules.
+
+use super::expr::{PendingSubquery, SubqueryKind};
+use super::scope::{Outer, Scope, ScopeCol};
+use super::{Planned, Planner};
+use crate::error::{PlanError, Result};
+use crate::expr::{BinOp, Expr, Func};
+use crate::plan::{AggCall, AggFunc, JoinKey, JoinKind, Plan};
+use crate::types::{DataType, Value};
+use sqlparser::ast::{self, Spanned};
+
+impl Planner<'_> {
+    /// The type of a scalar subquery's single column.
+    pub(crate) fn scalar_subquery_type(&self, q: &ast::Query, scope: &Scope, outer: Option<&Outer>) -> Result<DataType> {
+        let probe = Outer::new(scope, outer);
+        let p = self.query(q, Some(&probe), None)?;
+        single_column(&p, q)?;
+        Ok(p.scope.cols[p.prefix].ty)
+    }
+
+    /// Joins each pending subquery's result to `rel`, returning the widened relation and scope
+    /// and, per subquery, the expression (over the widened relation) that replaces it.
+    pub(crate) fn attach(&self, mut rel: Plan, scope: &Scope, pending: Vec<PendingSubquery>, outer: Option<&Outer>) -> Result<(Plan, Scope, Vec<Expr>)> {
+        let mut scope = scope.clone();
+        let mut repl = Vec::new();
+        for p in pending {
+            let probe = Outer::new(&scope, outer);
+            self.query(&p.query, Some(&probe), None)?;
+            let used: Vec<usize> = probe.used.into_inner().into_iter().collect();
+            let sub = if used.is_empty() {
+                self.query(&p.query, outer, None)?
+            } else {
+                let prefix_plan = Plan::Distinct { input: Box::new(rel.clone().select_columns(&used)) };
+                let prefix_scope = Scope::new(
+                    used.iter()
+                        .map(|&i| ScopeCol { outer: true, using_dup: false, ..scope.cols[i].clone() })
+                        .collect(),
+                );
+                let chain = Outer::new(&scope, outer);
+                self.query(&p.query, Some(&chain), Some((prefix_plan, prefix_scope)))?
+            };
+            let keys: Vec<JoinKey> = used
+                .iter()
+                .enumerate()
+                .map(|(j, &i)| JoinKey { left: Expr::Column(i), right: Expr::Column(j), null_safe: true })
+                .collect();
+            let d = used.len();
+            let (new_rel, expr) = match p.kind {
+                SubqueryKind::Exists => {
+                    if sub.empty_row.is_some() {
+                        // A correlated global aggregate always has a row.
+                        (rel, Expr::Literal(Value::Bool(true)))
+                    } else {
+                        let counts = count_per_prefix(sub.plan, d, vec![]);
+                        let w = rel.arity();
+                        let rel = left_join(rel, counts, keys);
+                        (rel, positive(Expr::Column(w + d)))
+                    }
+                }
+                SubqueryKind::Scalar => {
+                    single_column(&sub, &p.query)?;
+                    let w = rel.arity();
+                    let (rel, value) = attach_scalar(rel, sub, keys, &p.query)?;
+                    debug_assert!(rel.arity() > w);
+                    (rel, value)
+                }
+                SubqueryKind::In(x) => {
+                    single_column(&sub, &p.query)?;
+                    if sub.single_row {
+                        let (rel, value) = attach_scalar(rel, sub, keys, &p.query)?;
+                        (rel, Expr::binary(BinOp::Eq, x, value))
+                    } else {
+                        attach_in(rel, sub, &used, keys, x)
+                    }
+                }
+            };
+            rel = new_rel;
+            while scope.len() < rel.arity() {
+                scope.cols.push(ScopeCol::new(None, "?subquery", DataType::Null));
+            }
+            repl.push(expr);
+        }
+        Ok((rel, scope, repl))
+    }
+}
+
+fn single_column(p: &Planned, q: &ast::Query) -> Result<()> {
+    let n = p.visible_end - p.prefix;
+    if n != 1 {
+        return Err(PlanError::at(format!("subquery must return exactly one column, it returns {n}"), q.span()));
+    }
+    Ok(())
+}
+
+/// `COALESCE(e, 0) > 0`.
+fn positive(e: Expr) -> Expr {
+    Expr::binary(BinOp::Gt, Expr::Func(Func::Coalesce, vec![e, Expr::Literal(Value::Int(0))]), Expr::Literal(Value::Int(0)))
+}
+
+/// Per prefix value: COUNT(*) followed by `extra` aggregates.
+fn count_per_prefix(plan: Plan, d: usize, extra: Vec<AggCall>) -> Plan {
+    let mut aggs = vec![AggCall { func: AggFunc::CountStar, arg: Expr::Literal(Value::Null), distinct: false, ty: DataType::Int }];
+    aggs.extend(extra);
+    Plan::Aggregate { input: Box::new(plan), group_by: (0..d).map(Expr::Column).collect(), aggs }
+}
+
+fn left_join(left: Plan, right: Plan, keys: Vec<JoinKey>) -> Plan {
+    Plan::Join { left: Box::new(left), right: Box::new(right), kind: JoinKind::Left, keys, residual: None }
+}
+
+/// Left-joins a single-row-per-prefix subquery and returns the value expression.
+fn attach_scalar(rel: Plan, sub: Planned, keys: Vec<JoinKey>, q: &ast::Query) -> Result<(Plan, Expr)> {
+    if !sub.single_row {
+        return Err(PlanError::at(
+            "a scalar subquery must return at most one row: use an aggregate, or ORDER BY … LIMIT 1",
+            q.span(),
+        ));
+    }
+    let d = sub.prefix;
+    let w = rel.arity();
+    // (prefix…, value, TRUE): the marker tells a missing row from a NULL value.
+    let mut cols: Vec<Expr> = (0..=d).map(Expr::Column).collect();
+    cols.push(Expr::Literal(Value::Bool(true)));
+    let rel = left_join(rel, sub.plan.project(cols), keys);
+    let value = Expr::Column(w + d);
+    let expr = match sub.empty_row {
+        Some(row) => Expr::Case {
+            branches: vec![(Expr::IsNull(Box::new(Expr::Column(w + d + 1))), Expr::Literal(row[0].clone()))],
+            else_: Box::new(value),
+        },
+        None => value,
+    };
+    Ok((rel, expr))
+}
+
+/// `x IN (sub)` with SQL's NULL semantics:
+/// TRUE if some row equals x; FALSE if there are no rows; NULL if x is NULL or a row is NULL;
+/// else FALSE.
+fn attach_in(rel: Plan, sub: Planned, used: &[usize], keys: Vec<JoinKey>, x: Expr) -> (Plan, Expr) {
+    let d = sub.prefix;
+    let y = Expr::Column(d);
+    // Distinct (prefix…, x) values of the enclosing relation, matched against the subquery.
+    let mut probe_cols: Vec<Expr> = used.iter().map(|&i| Expr::Column(i)).collect();
+    probe_cols.push(x.clone());
+    let probes = Plan::Distinct { input: Box::new(rel.clone().project(probe_cols)) };
+    let mut match_keys: Vec<JoinKey> = (0..d)
+        .map(|j| JoinKey { left: Expr::Column(j), right: Expr::Column(j), null_safe: true })
+        .collect();
+    match_keys.push(JoinKey { left: Expr::Column(d), right: y.clone(), null_safe: false });
+    let matched = Plan::Join {
+        left: Box::new(probes),
+        right: Box::new(sub.plan.clone()),
+        kind: JoinKind::Inner,
+        keys: match_keys,
+        residual: None,
+    };
+    let matches = count_per_prefix(matched, d + 1, vec![]);
+    let w = rel.arity();
+    let mut rel_keys = keys.clone();
+    rel_keys.push(JoinKey { left: x.clone(), right: Expr::Column(d), null_safe: false });
+    let rel = left_join(rel, matches, rel_keys);
+    let m = Expr::Column(w + d + 1);
+    // Row and non-NULL counts per prefix.
+    let nonnull = AggCall { func: AggFunc::Count, arg: y, distinct: false, ty: DataType::Int };
+    let stats = count_per_prefix(sub.plan, d, vec![nonnull]);
+    let w2 = rel.arity();
+    let rel = left_join(rel, stats, keys);
+    let cnt = Expr::Func(Func::Coalesce, vec![Expr::Column(w2 + d), Expr::Literal(Value::Int(0))]);
+    let nonnull = Expr::Func(Func::Coalesce, vec![Expr::Column(w2 + d + 1), Expr::Literal(Value::Int(0))]);
+    let lit = |b: Option<bool>| Expr::Literal(b.map_or(Value::Null, Value::Bool));
+    let expr = Expr::Case {
+        branches: vec![
+            (positive(m), lit(Some(true))),
+            (Expr::binary(BinOp::Eq, cnt.clone(), Expr::Literal(Value::Int(0))), lit(Some(false))),
+            (Expr::IsNull(Box::new(x)), lit(None)),
+            (Expr::binary(BinOp::Gt, cnt, nonnull), lit(None)),
+        ],
+        else_: Box::new(lit(Some(false))),
+    };
+    (rel, expr)
+}

@@ -1,0 +1,702 @@
+//! Typed scalar expressions over a row's columns, and their evaluation with SQL semantics:
+//! three-valued logic, numeric promotion, SQLite-compatible integer division and functions.
+
+use crate::types::{DataType, Value};
+use serde::{Deserialize, Serialize};
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+/// A binary operator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum BinOp {
+    And,
+    Or,
+    Eq,
+    NotEq,
+    Lt,
+    LtEq,
+    Gt,
+    GtEq,
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Mod,
+    Concat,
+}
+
+impl BinOp {
+    pub fn is_comparison(self) -> bool {
+        matches!(self, BinOp::Eq | BinOp::NotEq | BinOp::Lt | BinOp::LtEq | BinOp::Gt | BinOp::GtEq)
+    }
+
+    pub fn is_arithmetic(self) -> bool {
+        matches!(self, BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Mod)
+    }
+
+    /// The comparison with its operands swapped (`a < b` is `b > a`).
+    pub fn flip(self) -> BinOp {
+        match self {
+            BinOp::Lt => BinOp::Gt,
+            BinOp::LtEq => BinOp::GtEq,
+            BinOp::Gt => BinOp::Lt,
+            BinOp::GtEq => BinOp::LtEq,
+            other => other,
+        }
+    }
+}
+
+/// A scalar function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Func {
+    Coalesce,
+    NullIf,
+    Abs,
+    Length,
+    Upper,
+    Lower,
+    Substr,
+    Round,
+    Trim,
+    LTrim,
+    RTrim,
+    Replace,
+    Instr,
+    /// Scalar `MIN(a, b, …)`: NULL if any argument is NULL (SQLite).
+    Least,
+    /// Scalar `MAX(a, b, …)`.
+    Greatest,
+    Sign,
+}
+
+/// A typed scalar expression; `Column(i)` is the i-th column of the input row.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Expr {
+    Column(usize),
+    Literal(Value),
+    Not(Box<Expr>),
+    Neg(Box<Expr>),
+    Binary(BinOp, Box<Expr>, Box<Expr>),
+    IsNull(Box<Expr>),
+    /// `expr IN (list)` with SQL NULL semantics.
+    InList(Box<Expr>, Vec<Expr>),
+    /// `expr LIKE pattern`, ASCII case-insensitive as in SQLite.
+    Like { expr: Box<Expr>, pattern: Box<Expr>, escape: Option<char> },
+    /// Searched CASE: the first true condition's result, else `else_`.
+    Case { branches: Vec<(Expr, Expr)>, else_: Box<Expr> },
+    Func(Func, Vec<Expr>),
+    Cast(Box<Expr>, DataType),
+}
+
+impl Expr {
+    pub fn lit(v: Value) -> Expr {
+        Expr::Literal(v)
+    }
+
+    pub fn binary(op: BinOp, a: Expr, b: Expr) -> Expr {
+        Expr::Binary(op, Box::new(a), Box::new(b))
+    }
+
+    /// Conjunction of `parts` (TRUE when empty).
+    pub fn and_all(parts: Vec<Expr>) -> Expr {
+        parts
+            .into_iter()
+            .reduce(|a, b| Expr::binary(BinOp::And, a, b))
+            .unwrap_or(Expr::Literal(Value::Bool(true)))
+    }
+
+    /// Splits a conjunction into its conjuncts.
+    pub fn conjuncts(self) -> Vec<Expr> {
+        match self {
+            Expr::Binary(BinOp::And, a, b) => {
+                let mut v = a.conjuncts();
+                v.extend(b.conjuncts());
+                v
+            }
+            Expr::Literal(Value::Bool(true)) => vec![],
+            e => vec![e],
+        }
+    }
+
+    /// Calls `f` on every column index this expression reads.
+    pub fn visit_columns(&self, f: &mut impl FnMut(usize)) {
+        match self {
+            Expr::Column(c) => f(*c),
+            Expr::Literal(_) => {}
+            Expr::Not(e) | Expr::Neg(e) | Expr::IsNull(e) | Expr::Cast(e, _) => e.visit_columns(f),
+            Expr::Binary(_, a, b) => {
+                a.visit_columns(f);
+                b.visit_columns(f);
+            }
+            Expr::InList(e, list) => {
+                e.visit_columns(f);
+                list.iter().for_each(|x| x.visit_columns(f));
+            }
+            Expr::Like { expr, pattern, .. } => {
+                expr.visit_columns(f);
+                pattern.visit_columns(f);
+            }
+            Expr::Case { branches, else_ } => {
+                for (c, r) in branches {
+                    c.visit_columns(f);
+                    r.visit_columns(f);
+                }
+                else_.visit_columns(f);
+            }
+            Expr::Func(_, args) => args.iter().for_each(|x| x.visit_columns(f)),
+        }
+    }
+
+    /// The sorted, deduplicated columns this expression reads.
+    pub fn columns(&self) -> Vec<usize> {
+        let mut v = Vec::new();
+        self.visit_columns(&mut |c| v.push(c));
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    /// Rewrites every column index through `f`.
+    pub fn map_columns(&self, f: &impl Fn(usize) -> usize) -> Expr {
+        self.rewrite(&|e| match e {
+            Expr::Column(c) => Some(Expr::Column(f(*c))),
+            _ => None,
+        })
+    }
+
+    /// Replaces each column `i` with `exprs[i]`.
+    pub fn substitute(&self, exprs: &[Expr]) -> Expr {
+        self.rewrite(&|e| match e {
+            Expr::Column(c) => Some(exprs[*c].clone()),
+            _ => None,
+        })
+    }
+
+    /// Bottom-up-free rewrite: where `f` returns `Some`, that replaces the node; else recurse.
+    pub fn rewrite(&self, f: &impl Fn(&Expr) -> Option<Expr>) -> Expr {
+        if let Some(e) = f(self) {
+            return e;
+        }
+        let r = |e: &Expr| Box::new(e.rewrite(f));
+        match self {
+            Expr::Column(_) | Expr::Literal(_) => self.clone(),
+            Expr::Not(e) => Expr::Not(r(e)),
+            Expr::Neg(e) => Expr::Neg(r(e)),
+            Expr::IsNull(e) => Expr::IsNull(r(e)),
+            Expr::Cast(e, t) => Expr::Cast(r(e), *t),
+            Expr::Binary(op, a, b) => Expr::Binary(*op, r(a), r(b)),
+            Expr::InList(e, list) => Expr::InList(r(e), list.iter().map(|x| x.rewrite(f)).collect()),
+            Expr::Like { expr, pattern, escape } => {
+                Expr::Like { expr: r(expr), pattern: r(pattern), escape: *escape }
+            }
+            Expr::Case { branches, else_ } => Expr::Case {
+                branches: branches.iter().map(|(c, v)| (c.rewrite(f), v.rewrite(f))).collect(),
+                else_: r(else_),
+            },
+            Expr::Func(func, args) => Expr::Func(*func, args.iter().map(|x| x.rewrite(f)).collect()),
+        }
+    }
+
+    /// True if this expression is a literal.
+    pub fn is_literal(&self) -> bool {
+        matches!(self, Expr::Literal(_))
+    }
+
+    /// Evaluates the expression against a row.
+    pub fn eval(&self, row: &[Value]) -> Value {
+        match self {
+            Expr::Column(c) => row[*c].clone(),
+            Expr::Literal(v) => v.clone(),
+            Expr::Not(e) => match e.eval(row) {
+                Value::Bool(b) => Value::Bool(!b),
+                _ => Value::Null,
+            },
+            Expr::Neg(e) => match e.eval(row) {
+                Value::Int(i) => i.checked_neg().map_or(Value::Real(-(i as f64)), Value::Int),
+                Value::UInt(u) => Value::Int((u as i64).wrapping_neg()),
+                Value::Real(r) => Value::Real(-r),
+                _ => Value::Null,
+            },
+            Expr::IsNull(e) => Value::Bool(e.eval(row).is_null()),
+            Expr::Binary(BinOp::And, a, b) => {
+                let x = truth(&a.eval(row));
+                if x == Some(false) {
+                    return Value::Bool(false);
+                }
+                match (x, truth(&b.eval(row))) {
+                    (_, Some(false)) => Value::Bool(false),
+                    (Some(true), Some(true)) => Value::Bool(true),
+                    _ => Value::Null,
+                }
+            }
+            Expr::Binary(BinOp::Or, a, b) => {
+                let x = truth(&a.eval(row));
+                if x == Some(true) {
+                    return Value::Bool(true);
+                }
+                match (x, truth(&b.eval(row))) {
+                    (_, Some(true)) => Value::Bool(true),
+                    (Some(false), Some(false)) => Value::Bool(false),
+                    _ => Value::Null,
+                }
+            }
+            Expr::Binary(op, a, b) => binary(*op, &a.eval(row), &b.eval(row)),
+            Expr::InList(e, list) => {
+                let v = e.eval(row);
+                if v.is_null() {
+                    return Value::Null;
+                }
+                let mut saw_null = false;
+                for item in list {
+                    match sql_cmp(&v, &item.eval(row)) {
+                        Some(Ordering::Equal) => return Value::Bool(true),
+                        None => saw_null = true,
+                        _ => {}
+                    }
+                }
+                if saw_null {
+                    Value::Null
+                } else {
+                    Value::Bool(false)
+                }
+            }
+            Expr::Like { expr, pattern, escape } => match (expr.eval(row), pattern.eval(row)) {
+                (Value::Text(s), Value::Text(p)) => Value::Bool(like(&s, &p, *escape)),
+                _ => Value::Null,
+            },
+            Expr::Case { branches, else_ } => {
+                for (cond, result) in branches {
+                    if truth(&cond.eval(row)) == Some(true) {
+                        return result.eval(row);
+                    }
+                }
+                else_.eval(row)
+            }
+            Expr::Func(f, args) => func(*f, args, row),
+            Expr::Cast(e, t) => cast(&e.eval(row), *t),
+        }
+    }
+}
+
+/// SQL truth of a value: `Some(bool)` or `None` for NULL / non-boolean.
+pub fn truth(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::Int(i) => Some(*i != 0),
+        Value::UInt(u) => Some(*u != 0),
+        Value::Real(r) => Some(*r != 0.0),
+        _ => None,
+    }
+}
+
+/// SQL comparison: `None` if either side is NULL; numbers compare by value across types.
+pub fn sql_cmp(a: &Value, b: &Value) -> Option<Ordering> {
+    match (a, b) {
+        (Value::Null, _) | (_, Value::Null) => None,
+        (Value::Int(x), Value::UInt(y)) => Some((*x as i128).cmp(&(*y as i128))),
+        (Value::UInt(x), Value::Int(y)) => Some((*x as i128).cmp(&(*y as i128))),
+        (Value::Real(_), Value::Int(_) | Value::UInt(_)) | (Value::Int(_) | Value::UInt(_), Value::Real(_)) => {
+            a.as_f64()?.partial_cmp(&b.as_f64()?)
+        }
+        _ => Some(a.cmp(b)),
+    }
+}
+
+/// The canonical form of a value used as an equality key when the two sides' types differ:
+/// integral reals and in-range unsigned values become `Int`, so `1 = 1.0` joins.
+pub fn canonical_key(v: Value) -> Value {
+    match v {
+        Value::UInt(u) if u <= i64::MAX as u64 => Value::Int(u as i64),
+        Value::Real(r) if r.fract() == 0.0 && r >= i64::MIN as f64 && r < i64::MAX as f64 => {
+            Value::Int(r as i64)
+        }
+        Value::Bool(b) => Value::Int(b as i64),
+        v => v,
+    }
+}
+
+fn binary(op: BinOp, a: &Value, b: &Value) -> Value {
+    if a.is_null() || b.is_null() {
+        return Value::Null;
+    }
+    if op.is_comparison() {
+        let Some(o) = sql_cmp(a, b) else { return Value::Null };
+        return Value::Bool(match op {
+            BinOp::Eq => o == Ordering::Equal,
+            BinOp::NotEq => o != Ordering::Equal,
+            BinOp::Lt => o == Ordering::Less,
+            BinOp::LtEq => o != Ordering::Greater,
+            BinOp::Gt => o == Ordering::Greater,
+            _ => o != Ordering::Less,
+        });
+    }
+    if op == BinOp::Concat {
+        return Value::Text(Arc::from(format!("{}{}", text_of(a), text_of(b))));
+    }
+    match (a, b) {
+        (Value::Real(_), _) | (_, Value::Real(_)) => {
+            let (Some(x), Some(y)) = (a.as_f64(), b.as_f64()) else { return Value::Null };
+            real_arith(op, x, y)
+        }
+        (Value::UInt(x), Value::UInt(y)) => uint_arith(op, *x, *y),
+        _ => {
+            let (Some(x), Some(y)) = (a.as_i128(), b.as_i128()) else { return Value::Null };
+            match (i64::try_from(x), i64::try_from(y)) {
+                (Ok(x), Ok(y)) => int_arith(op, x, y),
+                _ => real_arith(op, x as f64, y as f64),
+            }
+        }
+    }
+}
+
+fn int_arith(op: BinOp, x: i64, y: i64) -> Value {
+    let r = match op {
+        BinOp::Add => x.checked_add(y),
+        BinOp::Sub => x.checked_sub(y),
+        BinOp::Mul => x.checked_mul(y),
+        BinOp::Div if y == 0 => return Value::Null,
+        BinOp::Div => x.checked_div(y),
+        BinOp::Mod if y == 0 => return Value::Null,
+        BinOp::Mod => Some(x.checked_rem(y).unwrap_or(0)),
+        _ => return Value::Null,
+    };
+    // On overflow SQLite continues in floating point; so do we.
+    r.map_or_else(|| real_arith(op, x as f64, y as f64), Value::Int)
+}
+
+fn uint_arith(op: BinOp, x: u64, y: u64) -> Value {
+    let r = match op {
+        BinOp::Add => x.checked_add(y),
+        BinOp::Sub => x.checked_sub(y),
+        BinOp::Mul => x.checked_mul(y),
+        BinOp::Div if y == 0 => return Value::Null,
+        BinOp::Div => Some(x / y),
+        BinOp::Mod if y == 0 => return Value::Null,
+        BinOp::Mod => Some(x % y),
+        _ => return Value::Null,
+    };
+    match r {
+        Some(v) => Value::UInt(v),
+        None => int_arith(op, x as i64, y as i64),
+    }
+}
+
+fn real_arith(op: BinOp, x: f64, y: f64) -> Value {
+    let r = match op {
+        BinOp::Add => x + y,
+        BinOp::Sub => x - y,
+        BinOp::Mul => x * y,
+        BinOp::Div if y == 0.0 => return Value::Null,
+        BinOp::Div => x / y,
+        // SQLite's % works on the integer parts of its operands.
+        BinOp::Mod => {
+            let (a, b) = (x as i64, y as i64);
+            if b == 0 {
+                return Value::Null;
+            }
+            return Value::Real(a.checked_rem(b).unwrap_or(0) as f64);
+        }
+        _ => return Value::Null,
+    };
+    if r.is_nan() {
+        Value::Null
+    } else {
+        Value::Real(r)
+    }
+}
+
+/// Text rendering of a value as SQLite's `CAST(x AS TEXT)` and `||` give it.
+pub fn text_of(v: &Value) -> String {
+    match v {
+        Value::Real(r) => format_real(*r),
+        Value::Bool(b) => (*b as i64).to_string(),
+        Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// Formats a float as SQLite does: integral values keep a `.0`, others up to 15 significant digits.
+pub fn format_real(r: f64) -> String {
+    if r.fract() == 0.0 && r.abs() < 1e15 {
+        format!("{r:.1}")
+    } else {
+        let s = format!("{:.*e}", 14, r);
+        let v: f64 = s.parse().unwrap_or(r);
+        format!("{v}")
+    }
+}
+
+fn cast(v: &Value, t: DataType) -> Value {
+    match (v, t) {
+        (Value::Null, _) => Value::Null,
+        (_, DataType::Text) => Value::Text(Arc::from(text_of(v))),
+        (Value::Real(r), DataType::Int) => Value::Int(*r as i64),
+        (Value::Real(r), DataType::UInt) => Value::UInt(r.max(0.0) as u64),
+        (Value::Int(i), DataType::Real) => Value::Real(*i as f64),
+        (Value::UInt(u), DataType::Real) => Value::Real(*u as f64),
+        (Value::Int(i), DataType::UInt) => Value::UInt(*i as u64),
+        (Value::UInt(u), DataType::Int) => Value::Int(*u as i64),
+        (Value::Bool(b), DataType::Int) => Value::Int(*b as i64),
+        (Value::Bool(b), DataType::Real) => Value::Real(*b as i64 as f64),
+        (Value::Int(_) | Value::UInt(_) | Value::Real(_), DataType::Bool) => {
+            Value::Bool(truth(v) == Some(true))
+        }
+        (Value::Text(s), DataType::Int | DataType::UInt | DataType::Real) => parse_number_prefix(s, t),
+        (Value::Text(s), DataType::Bytes) => Value::Bytes(Arc::from(s.as_bytes())),
+        (Value::Bytes(b), DataType::Int | DataType::Real | DataType::UInt) => {
+            parse_number_prefix(&String::from_utf8_lossy(b), t)
+        }
+        _ if v.data_type() == t => v.clone(),
+        _ => Value::Null,
+    }
+}
+
+/// SQLite-style lenient number parsing: the longest numeric prefix, else 0.
+fn parse_number_prefix(s: &str, t: DataType) -> Value {
+    let s = s.trim_start();
+    let end = s
+        .char_indices()
+        .take_while(|(i, c)| c.is_ascii_digit() || ((*c == '-' || *c == '+') && *i == 0) || *c == '.' || *c == 'e' || *c == 'E')
+        .map(|(i, c)| i + c.len_utf8())
+        .last()
+        .unwrap_or(0);
+    let mut prefix = &s[..end];
+    let real = loop {
+        if prefix.is_empty() {
+            break 0.0;
+        }
+        if let Ok(r) = prefix.parse::<f64>() {
+            break r;
+        }
+        prefix = &prefix[..prefix.len() - 1];
+    };
+    match t {
+        DataType::Int => prefix.parse::<i64>().map_or(Value::Int(real as i64), Value::Int),
+        DataType::UInt => Value::UInt(real.max(0.0) as u64),
+        _ => Value::Real(real),
+    }
+}
+
+/// SQL LIKE with `%` and `_`, ASCII case-insensitive, optional escape character.
+pub fn like(s: &str, p: &str, escape: Option<char>) -> bool {
+    let s: Vec<char> = s.chars().collect();
+    let p: Vec<char> = p.chars().collect();
+    // Iterative matcher with backtracking to the last `%`.
+    let (mut si, mut pi) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    let eq = |a: char, b: char| a.eq_ignore_ascii_case(&b);
+    while si < s.len() {
+        if pi < p.len() {
+            let c = p[pi];
+            if Some(c) == escape && pi + 1 < p.len() {
+                if eq(p[pi + 1], s[si]) {
+                    si += 1;
+                    pi += 2;
+                    continue;
+                }
+            } else if c == '%' {
+                star = Some((pi, si));
+                pi += 1;
+                continue;
+            } else if c == '_' || eq(c, s[si]) {
+                si += 1;
+                pi += 1;
+                continue;
+            }
+        }
+        match star {
+            Some((sp, ss)) => {
+                pi = sp + 1;
+                si = ss + 1;
+                star = Some((sp, ss + 1));
+            }
+            None => return false,
+        }
+    }
+    while pi < p.len() && p[pi] == '%' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+fn func(f: Func, args: &[Expr], row: &[Value]) -> Value {
+    let arg = |i: usize| args.get(i).map_or(Value::Null, |e| e.eval(row));
+    match f {
+        Func::Coalesce => args.iter().map(|a| a.eval(row)).find(|v| !v.is_null()).unwrap_or(Value::Null),
+        Func::NullIf => {
+            let (a, b) = (arg(0), arg(1));
+            if sql_cmp(&a, &b) == Some(Ordering::Equal) {
+                Value::Null
+            } else {
+                a
+            }
+        }
+        Func::Abs => match arg(0) {
+            Value::Int(i) => i.checked_abs().map_or(Value::Real((i as f64).abs()), Value::Int),
+            Value::Real(r) => Value::Real(r.abs()),
+            v => v,
+        },
+        Func::Sign => match arg(0) {
+            Value::Int(i) => Value::Int(i.signum()),
+            Value::UInt(u) => Value::Int((u > 0) as i64),
+            Value::Real(r) => Value::Int(if r > 0.0 { 1 } else if r < 0.0 { -1 } else { 0 }),
+            _ => Value::Null,
+        },
+        Func::Length => match arg(0) {
+            Value::Null => Value::Null,
+            Value::Text(s) => Value::Int(s.chars().count() as i64),
+            Value::Bytes(b) => Value::Int(b.len() as i64),
+            v => Value::Int(text_of(&v).chars().count() as i64),
+        },
+        Func::Upper => map_text(arg(0), |s| s.to_ascii_uppercase()),
+        Func::Lower => map_text(arg(0), |s| s.to_ascii_lowercase()),
+        Func::Trim => map_text(arg(0), |s| s.trim_matches(' ').to_string()),
+        Func::LTrim => map_text(arg(0), |s| s.trim_start_matches(' ').to_string()),
+        Func::RTrim => map_text(arg(0), |s| s.trim_end_matches(' ').to_string()),
+        Func::Replace => match (arg(0), arg(1), arg(2)) {
+            (Value::Text(s), Value::Text(from), Value::Text(to)) => {
+                if from.is_empty() {
+                    Value::Text(s)
+                } else {
+                    Value::Text(Arc::from(s.replace(&*from, &to)))
+                }
+            }
+            _ => Value::Null,
+        },
+        Func::Instr => match (arg(0), arg(1)) {
+            (Value::Text(s), Value::Text(needle)) => Value::Int(
+                s.find(&*needle).map_or(0, |byte| s[..byte].chars().count() as i64 + 1),
+            ),
+            _ => Value::Null,
+        },
+        Func::Substr => substr(arg(0), arg(1), args.get(2).map(|e| e.eval(row))),
+        Func::Round => {
+            let digits = match args.get(1).map(|e| e.eval(row)) {
+                None => 0,
+                Some(Value::Null) => return Value::Null,
+                Some(v) => v.as_i128().unwrap_or(0).clamp(0, 30) as i32,
+            };
+            match arg(0).as_f64() {
+                None => Value::Null,
+                Some(x) => {
+                    let scale = 10f64.powi(digits);
+                    Value::Real((x * scale).round() / scale)
+                }
+            }
+        }
+        Func::Least | Func::Greatest => {
+            let vals: Vec<Value> = args.iter().map(|a| a.eval(row)).collect();
+            if vals.iter().any(Value::is_null) {
+                return Value::Null;
+            }
+            let pick = |a: Value, b: Value| {
+                let o = sql_cmp(&a, &b).unwrap_or(Ordering::Equal);
+                let take_b = if f == Func::Least { o == Ordering::Greater } else { o == Ordering::Less };
+                if take_b {
+                    b
+                } else {
+                    a
+                }
+            };
+            vals.into_iter().reduce(pick).unwrap_or(Value::Null)
+        }
+    }
+}
+
+fn map_text(v: Value, f: impl Fn(&str) -> String) -> Value {
+    match v {
+        Value::Null => Value::Null,
+        Value::Text(s) => Value::Text(Arc::from(f(&s))),
+        other => Value::Text(Arc::from(f(&text_of(&other)))),
+    }
+}
+
+/// SQLite's `substr(s, start, len)`: 1-based, negative start counts from the end.
+fn substr(s: Value, start: Value, len: Option<Value>) -> Value {
+    let Value::Text(s) = s else { return Value::Null };
+    let Some(start) = start.as_i128() else { return Value::Null };
+    let chars: Vec<char> = s.chars().collect();
+    let n = chars.len() as i128;
+    let len = match len {
+        None => None,
+        Some(v) => match v.as_i128() {
+            Some(l) => Some(l),
+            None => return Value::Null,
+        },
+    };
+    let mut begin = if start > 0 { start - 1 } else if start < 0 { n + start } else { -1 };
+    let mut end = match len {
+        None => n,
+        Some(l) if l >= 0 => begin + l,
+        Some(l) => {
+            let e = begin;
+            begin += l;
+            e
+        }
+    };
+    begin = begin.clamp(0, n);
+    end = end.clamp(0, n);
+    if begin >= end {
+        return Value::Text(Arc::from(""));
+    }
+    Value::Text(Arc::from(chars[begin as usize..end as usize].iter().collect::<String>()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(e: Expr) -> Value {
+        e.eval(&[])
+    }
+    fn lit(v: Value) -> Expr {
+        Expr::Literal(v)
+    }
+
+    #[test]
+    fn integer_division_truncates_and_by_zero_is_null() {
+        assert_eq!(ev(Expr::binary(BinOp::Div, lit(Value::Int(-7)), lit(Value::Int(2)))), Value::Int(-3));
+        assert_eq!(ev(Expr::binary(BinOp::Div, lit(Value::Int(7)), lit(Value::Int(0)))), Value::Null);
+        assert_eq!(ev(Expr::binary(BinOp::Mod, lit(Value::Int(-7)), lit(Value::Int(3)))), Value::Int(-1));
+        assert_eq!(ev(Expr::binary(BinOp::Div, lit(Value::Real(7.0)), lit(Value::Int(2)))), Value::Real(3.5));
+    }
+
+    #[test]
+    fn three_valued_logic() {
+        let null = || lit(Value::Null);
+        let t = || lit(Value::Bool(true));
+        let f = || lit(Value::Bool(false));
+        assert_eq!(ev(Expr::binary(BinOp::And, null(), f())), Value::Bool(false));
+        assert_eq!(ev(Expr::binary(BinOp::And, null(), t())), Value::Null);
+        assert_eq!(ev(Expr::binary(BinOp::Or, null(), t())), Value::Bool(true));
+        assert_eq!(ev(Expr::Not(Box::new(null()))), Value::Null);
+        let in_list = Expr::InList(Box::new(lit(Value::Int(1))), vec![lit(Value::Int(2)), null()]);
+        assert_eq!(ev(in_list), Value::Null);
+    }
+
+    #[test]
+    fn like_matches_sqlite() {
+        assert!(like("Hello", "h%o", None));
+        assert!(like("abc", "a_c", None));
+        assert!(!like("abc", "a_", None));
+        assert!(like("a%c", "a\\%c", Some('\\')));
+        assert!(!like("abc", "a\\%c", Some('\\')));
+        assert!(like("", "%", None));
+    }
+
+    #[test]
+    fn substr_follows_sqlite() {
+        let s = |a: i64, b: Option<i64>| substr(Value::text("hello"), Value::Int(a), b.map(Value::Int));
+        assert_eq!(s(2, Some(3)), Value::text("ell"));
+        assert_eq!(s(-3, None), Value::text("llo"));
+        assert_eq!(s(0, Some(2)), Value::text("h"));
+        assert_eq!(s(10, None), Value::text(""));
+    }
+
+    #[test]
+    fn real_formatting() {
+        assert_eq!(format_real(3.0), "3.0");
+        assert_eq!(format_real(0.1 + 0.2), "0.3");
+        assert_eq!(format_real(2.5), "2.5");
+    }
+}

@@ -1,0 +1,16 @@
+//! sluice-planner: Sluice's data model (types, values, rows, schemas, catalog) and the SQL
+//! compiler that turns SQL text into a typed logical plan. Pure: no threads, I/O or dataflow.
+
+pub mod bind;
+pub mod catalog;
+pub mod error;
+pub mod expr;
+pub mod plan;
+pub mod types;
+
+pub use bind::{parse, Dml, Planner};
+pub use catalog::{Catalog, Column, TableSchema};
+pub use error::{PlanError, Result};
+pub use expr::{BinOp, Expr, Func};
+pub use plan::{AggCall, AggFunc, JoinKey, JoinKind, Plan, QueryPlan, SetOpKind, SortKey};
+pub use types::{DataType, Row, Value};
