@@ -1,1 +1,14 @@
-pub fn x(){}
+//! sluice-ivm: incremental view maintenance. Logical plans from `sluice-planner` are rendered
+//! as differential dataflow over shared base-table arrangements; committed transactions go in,
+//! exact per-offset deltas of every subscribed query come out.
+
+mod aggregate;
+mod delta;
+mod engine;
+mod render;
+mod topk;
+mod worker;
+
+pub use delta::{consolidate, Diff, Offset, QueryDelta, QueryId, TableChange, Transaction};
+pub use engine::{Engine, EngineConfig, EngineError, Subscription, SubscriptionId};
+pub use topk::compare as compare_rows;

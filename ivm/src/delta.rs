@@ -1,0 +1,65 @@
+//! The engine's inputs and outputs: committed transactions in, per-query deltas out.
+
+use serde::{Deserialize, Serialize};
+use sluice_planner::Row;
+
+/// A transaction's offset in the commit stream; also the dataflow timestamp.
+pub type Offset = u64;
+/// Multiplicity change of a row.
+pub type Diff = isize;
+
+/// Rows one transaction inserted into and deleted from one table (an update is both).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableChange {
+    pub table: String,
+    pub inserts: Vec<Row>,
+    pub deletes: Vec<Row>,
+}
+
+/// One committed transaction.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transaction {
+    pub offset: Offset,
+    pub changes: Vec<TableChange>,
+}
+
+/// Identifies one maintained query (one dataflow, shared by identical subscriptions).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct QueryId(pub u64);
+
+/// The rows that entered and left one query's result in one transaction, consolidated:
+/// a row appears in `inserts` (or `deletes`) as many times as its multiplicity changed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueryDelta {
+    pub query: QueryId,
+    pub offset: Offset,
+    pub inserts: Vec<Row>,
+    pub deletes: Vec<Row>,
+}
+
+/// Sorts and merges `(row, diff)` pairs, dropping those that cancel.
+pub fn consolidate(updates: &mut Vec<(Row, Diff)>) {
+    updates.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let mut out: Vec<(Row, Diff)> = Vec::with_capacity(updates.len());
+    for (row, d) in updates.drain(..) {
+        match out.last_mut() {
+            Some((r, acc)) if *r == row => *acc += d,
+            _ => out.push((row, d)),
+        }
+    }
+    out.retain(|(_, d)| *d != 0);
+    *updates = out;
+}
+
+/// Splits consolidated updates into inserted and deleted rows, repeating by multiplicity.
+pub fn split(updates: Vec<(Row, Diff)>) -> (Vec<Row>, Vec<Row>) {
+    let mut inserts = Vec::new();
+    let mut deletes = Vec::new();
+    for (row, d) in updates {
+        let target = if d > 0 { &mut inserts } else { &mut deletes };
+        for _ in 0..d.unsigned_abs() {
+            target.push(row.clone());
+        }
+    }
+    (inserts, deletes)
+}

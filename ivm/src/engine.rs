@@ -1,0 +1,335 @@
+//! The engine: tables, committed transactions in, subscriptions with initial rows and exact
+//! per-offset deltas out. Drives one timely worker in the caller's thread, or N worker
+//! threads that each receive every command (and only worker 0 feeds input rows).
+
+use crate::delta::{consolidate, split, Diff, Offset, QueryDelta, QueryId, Transaction};
+use crate::topk::compare;
+use crate::worker::{Command, Outputs, WorkerState};
+use sluice_planner::{QueryPlan, Row, TableSchema};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use timely::communication::allocator::thread::Thread;
+use timely::communication::Allocator;
+use timely::worker::{Config as WorkerConfig, Worker};
+
+/// Engine settings.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Number of timely workers (threads); 1 runs in the caller's thread.
+    pub workers: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig { workers: 1 }
+    }
+}
+
+/// Errors from the engine's API (bad input from its caller; never a panic).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EngineError {
+    #[error("table {0} already exists")]
+    TableExists(String),
+    #[error("unknown table {0}")]
+    UnknownTable(String),
+    #[error("table {0} is read by live subscriptions")]
+    TableInUse(String),
+    #[error("transaction offset {got} is not after the current offset {current}")]
+    OffsetNotIncreasing { got: Offset, current: Offset },
+    #[error("row for table {table} has {got} values, expected {expected}")]
+    RowArity { table: String, got: usize, expected: usize },
+    #[error("unknown subscription {0}")]
+    UnknownSubscription(u64),
+}
+
+/// A subscription's identity (several may share one query).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SubscriptionId(pub u64);
+
+/// A new subscription: its query's current rows, as of `offset`.
+#[derive(Clone, Debug)]
+pub struct Subscription {
+    pub id: SubscriptionId,
+    pub query: QueryId,
+    pub offset: Offset,
+    /// Visible rows, in the query's ORDER BY order where it has one.
+    pub initial: Vec<Row>,
+}
+
+struct QueryState {
+    plan: QueryPlan,
+    /// Current result (all output columns, hidden sort keys included) with multiplicities.
+    result: HashMap<Row, Diff>,
+    subscribers: usize,
+}
+
+enum Driver {
+    Local(Box<(Worker, WorkerState)>),
+    Threads { senders: Vec<Sender<Command>>, replies: Receiver<Outputs>, handle: Option<JoinHandle<()>> },
+}
+
+impl Driver {
+    fn run(&mut self, cmd: Command) -> Outputs {
+        match self {
+            Driver::Local(b) => {
+                let (worker, state) = &mut **b;
+                state.handle(worker, cmd)
+            }
+            Driver::Threads { senders, replies, .. } => {
+                for s in senders.iter() {
+                    s.send(cmd.clone()).expect("engine worker alive");
+                }
+                let mut all = Vec::new();
+                for _ in 0..senders.len() {
+                    all.extend(replies.recv().expect("engine worker alive"));
+                }
+                all
+            }
+        }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        if let Driver::Threads { senders, handle, .. } = self {
+            senders.clear();
+            if let Some(h) = handle.take() {
+                let _ = h.join();
+            }
+        }
+    }
+}
+
+/// The incremental view maintenance engine.
+pub struct Engine {
+    driver: Driver,
+    tables: BTreeMap<String, TableSchema>,
+    offset: Offset,
+    queries: HashMap<QueryId, QueryState>,
+    by_plan: HashMap<sluice_planner::Plan, QueryId>,
+    subscriptions: HashMap<SubscriptionId, QueryId>,
+    next_query: u64,
+    next_subscription: u64,
+}
+
+impl Engine {
+    /// An engine at offset 0 (empty state).
+    pub fn new(config: EngineConfig) -> Engine {
+        let driver = if config.workers <= 1 {
+            let alloc = Allocator::Thread(Thread::default());
+            let worker = Worker::new(WorkerConfig::default(), alloc, Some(std::time::Instant::now()));
+            Driver::Local(Box::new((worker, WorkerState::new(0))))
+        } else {
+            spawn_workers(config.workers)
+        };
+        Engine {
+            driver,
+            tables: BTreeMap::new(),
+            offset: 0,
+            queries: HashMap::new(),
+            by_plan: HashMap::new(),
+            subscriptions: HashMap::new(),
+            next_query: 0,
+            next_subscription: 0,
+        }
+    }
+
+    /// The offset of the last applied transaction.
+    pub fn offset(&self) -> Offset {
+        self.offset
+    }
+
+    /// Adds a table.
+    pub fn create_table(&mut self, schema: &TableSchema) -> Result<(), EngineError> {
+        if self.tables.contains_key(&schema.name) {
+            return Err(EngineError::TableExists(schema.name.clone()));
+        }
+        self.tables.insert(schema.name.clone(), schema.clone());
+        self.driver.run(Command::CreateTable(schema.name.clone()));
+        Ok(())
+    }
+
+    /// Removes a table that no subscription reads.
+    pub fn drop_table(&mut self, name: &str) -> Result<(), EngineError> {
+        if !self.tables.contains_key(name) {
+            return Err(EngineError::UnknownTable(name.to_string()));
+        }
+        if self.queries.values().any(|q| q.plan.plan.tables().iter().any(|t| t == name)) {
+            return Err(EngineError::TableInUse(name.to_string()));
+        }
+        self.tables.remove(name);
+        self.driver.run(Command::DropTable(name.to_string()));
+        Ok(())
+    }
+
+    /// Applies committed transactions (offsets increasing) in one worker step, each at its own
+    /// timestamp; returns every query's consolidated delta per offset, in offset order.
+    pub fn apply(&mut self, txs: Vec<Transaction>) -> Result<Vec<QueryDelta>, EngineError> {
+        let mut current = self.offset;
+        for tx in &txs {
+            if tx.offset <= current {
+                return Err(EngineError::OffsetNotIncreasing { got: tx.offset, current });
+            }
+            current = tx.offset;
+            for c in &tx.changes {
+                let schema = self.tables.get(&c.table).ok_or_else(|| EngineError::UnknownTable(c.table.clone()))?;
+                let expected = schema.columns.len();
+                if let Some(r) = c.inserts.iter().chain(&c.deletes).find(|r| r.len() != expected) {
+                    return Err(EngineError::RowArity { table: c.table.clone(), got: r.len(), expected });
+                }
+            }
+        }
+        if txs.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.offset = current;
+        let outputs = self.driver.run(Command::Apply(Arc::new(txs)));
+        Ok(self.absorb(outputs))
+    }
+
+    /// Subscribes to a planned query; identical plans share one dataflow.
+    pub fn subscribe(&mut self, plan: &QueryPlan) -> Result<Subscription, EngineError> {
+        for t in plan.plan.tables() {
+            if !self.tables.contains_key(&t) {
+                return Err(EngineError::UnknownTable(t));
+            }
+        }
+        let query = match self.by_plan.get(&plan.plan) {
+            Some(q) => *q,
+            None => {
+                let q = QueryId(self.next_query);
+                self.next_query += 1;
+                let outputs = self.driver.run(Command::AddQuery(q, Arc::new(plan.plan.clone())));
+                let mut updates: Vec<(Row, Diff)> = Vec::new();
+                for (id, out) in outputs {
+                    debug_assert_eq!(id, q, "only the new query has output");
+                    updates.extend(out.into_iter().map(|(r, _, d)| (r, d)));
+                }
+                consolidate(&mut updates);
+                let result = updates.into_iter().collect();
+                self.queries.insert(q, QueryState { plan: plan.clone(), result, subscribers: 0 });
+                self.by_plan.insert(plan.plan.clone(), q);
+                q
+            }
+        };
+        let state = self.queries.get_mut(&query).expect("query exists");
+        state.subscribers += 1;
+        let id = SubscriptionId(self.next_subscription);
+        self.next_subscription += 1;
+        self.subscriptions.insert(id, query);
+        Ok(Subscription { id, query, offset: self.offset, initial: current_rows(state) })
+    }
+
+    /// Ends a subscription; the query's dataflow is dropped with its last subscriber.
+    pub fn unsubscribe(&mut self, id: SubscriptionId) -> Result<(), EngineError> {
+        let query = self.subscriptions.remove(&id).ok_or(EngineError::UnknownSubscription(id.0))?;
+        let state = self.queries.get_mut(&query).expect("query exists");
+        state.subscribers -= 1;
+        if state.subscribers == 0 {
+            let state = self.queries.remove(&query).expect("query exists");
+            self.by_plan.remove(&state.plan.plan);
+            self.driver.run(Command::DropQuery(query));
+        }
+        Ok(())
+    }
+
+    /// The current visible rows of a subscription's query, in presentation order.
+    pub fn rows(&self, id: SubscriptionId) -> Result<Vec<Row>, EngineError> {
+        let q = self.subscriptions.get(&id).ok_or(EngineError::UnknownSubscription(id.0))?;
+        Ok(current_rows(&self.queries[q]))
+    }
+
+    /// Number of distinct query dataflows.
+    pub fn query_count(&self) -> usize {
+        self.queries.len()
+    }
+
+    /// Turns raw worker outputs into per-query, per-offset visible deltas.
+    fn absorb(&mut self, outputs: Outputs) -> Vec<QueryDelta> {
+        let mut by_query: BTreeMap<QueryId, BTreeMap<Offset, Vec<(Row, Diff)>>> = BTreeMap::new();
+        for (q, updates) in outputs {
+            let per_time = by_query.entry(q).or_default();
+            for (row, t, d) in updates {
+                per_time.entry(t).or_default().push((row, d));
+            }
+        }
+        let mut deltas = Vec::new();
+        for (q, per_time) in by_query {
+            let Some(state) = self.queries.get_mut(&q) else { continue };
+            let visible = state.plan.columns.len();
+            for (offset, mut updates) in per_time {
+                consolidate(&mut updates);
+                for (row, d) in &updates {
+                    let e = state.result.entry(row.clone()).or_insert(0);
+                    *e += d;
+                    if *e == 0 {
+                        state.result.remove(row);
+                    }
+                }
+                let mut shown: Vec<(Row, Diff)> = updates.into_iter().map(|(r, d)| (project(&r, visible), d)).collect();
+                consolidate(&mut shown);
+                if shown.is_empty() {
+                    continue;
+                }
+                let (inserts, deletes) = split(shown);
+                deltas.push(QueryDelta { query: q, offset, inserts, deletes });
+            }
+        }
+        deltas.sort_by_key(|d| (d.offset, d.query));
+        deltas
+    }
+}
+
+fn project(row: &Row, visible: usize) -> Row {
+    if row.len() == visible {
+        row.clone()
+    } else {
+        Row::new(row.values()[..visible].to_vec())
+    }
+}
+
+fn current_rows(state: &QueryState) -> Vec<Row> {
+    let mut rows: Vec<Row> = Vec::new();
+    let mut entries: Vec<(&Row, &Diff)> = state.result.iter().collect();
+    let order = &state.plan.order_by;
+    entries.sort_by(|a, b| compare(order, a.0, b.0));
+    let visible = state.plan.columns.len();
+    for (r, d) in entries {
+        for _ in 0..(*d).max(0) {
+            rows.push(project(r, visible));
+        }
+    }
+    rows
+}
+
+/// Starts `n` timely worker threads, each running every command it receives.
+fn spawn_workers(n: usize) -> Driver {
+    let (reply_tx, replies) = channel::<Outputs>();
+    let mut senders = Vec::new();
+    let mut receivers = Vec::new();
+    for _ in 0..n {
+        let (tx, rx) = channel::<Command>();
+        senders.push(tx);
+        receivers.push(Mutex::new(Some(rx)));
+    }
+    let receivers = Arc::new(receivers);
+    let reply_tx = Mutex::new(reply_tx);
+    let handle = std::thread::spawn(move || {
+        let guards = timely::execute(timely::Config::process(n), move |worker| {
+            let rx = receivers[worker.index()].lock().expect("lock").take().expect("one receiver per worker");
+            let reply = reply_tx.lock().expect("lock").clone();
+            let mut state = WorkerState::new(0);
+            while let Ok(cmd) = rx.recv() {
+                let out = state.handle(worker, cmd);
+                if reply.send(out).is_err() {
+                    break;
+                }
+            }
+        })
+        .expect("timely workers start");
+        drop(guards);
+    });
+    Driver::Threads { senders, replies, handle: Some(handle) }
+}

@@ -1,0 +1,265 @@
+//! Rendering logical plans as differential dataflow over `Row` collections.
+//!
+//! Base tables come in as imported, shared arrangements: each table's rows arranged once
+//! (by the whole row) and, per join key used by any query, once more by that key; every query
+//! dataflow imports them instead of building its own copies.
+
+use crate::aggregate::render_aggregate;
+use crate::delta::{Diff, Offset};
+use crate::topk::render_topk;
+use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
+use differential_dataflow::trace::implementations::{KeySpine, ValSpine};
+use differential_dataflow::{AsCollection, VecCollection};
+use sluice_planner::expr::{canonical_key, truth};
+use sluice_planner::{Expr, JoinKey, JoinKind, Plan, Row, SetOpKind, Value};
+use std::collections::HashMap;
+use timely::dataflow::operators::vec::ToStream;
+use timely::dataflow::Scope;
+
+/// A collection of rows in a query dataflow.
+pub type Coll<'s> = VecCollection<'s, Offset, Row, Diff>;
+/// A trace of rows arranged by the whole row.
+pub type RowsTrace = TraceAgent<KeySpine<Row, Offset, Diff>>;
+/// A trace of rows arranged by a key row.
+pub type KeyedTrace = TraceAgent<ValSpine<Row, Row, Offset, Diff>>;
+type KeyedArranged<'s> = Arranged<'s, KeyedTrace>;
+
+/// The shared arrangements of one base table.
+pub struct BaseTraces {
+    pub rows: RowsTrace,
+    /// Rows arranged by the values of these columns (canonical key form).
+    pub by_key: HashMap<Vec<usize>, KeyedTrace>,
+}
+
+/// Evaluates join keys; `None` when a non-NULL-safe key is NULL (such rows never match).
+pub fn eval_key(keys: &[(Expr, bool)], row: &Row) -> Option<Row> {
+    let mut out = Vec::with_capacity(keys.len());
+    for (e, null_safe) in keys {
+        let v = canonical_key(e.eval(row.values()));
+        if v.is_null() && !null_safe {
+            return None;
+        }
+        out.push(v);
+    }
+    Some(Row::new(out))
+}
+
+/// Key of a shared base-table arrangement on plain columns.
+pub fn column_key(cols: &[usize], row: &Row) -> Row {
+    Row::new(cols.iter().map(|&c| canonical_key(row.get(c).clone())).collect())
+}
+
+/// If a join input is a base table (optionally filtered) joined on plain columns, returns the
+/// table, the filter and the key columns: it can use a shared arrangement.
+pub fn shared_side<'p>(plan: &'p Plan, keys: &[Expr]) -> Option<(&'p str, Option<&'p Expr>, Vec<usize>)> {
+    let (table, filter) = match plan {
+        Plan::Get { table, .. } => (table, None),
+        Plan::Filter { input, predicate } => match &**input {
+            Plan::Get { table, .. } => (table, Some(predicate)),
+            _ => return None,
+        },
+        _ => return None,
+    };
+    let cols = keys
+        .iter()
+        .map(|k| match k {
+            Expr::Column(c) => Some(*c),
+            _ => None,
+        })
+        .collect::<Option<Vec<usize>>>()?;
+    Some((table.as_str(), filter, cols))
+}
+
+/// Every (table, key columns) shared arrangement a plan's inner joins can use.
+pub fn shared_arrangements(plan: &Plan) -> Vec<(String, Vec<usize>)> {
+    let mut out = Vec::new();
+    plan.visit(&mut |p| {
+        if let Plan::Join { left, right, kind: JoinKind::Inner, keys, .. } = p {
+            let lk: Vec<Expr> = keys.iter().map(|k| k.left.clone()).collect();
+            let rk: Vec<Expr> = keys.iter().map(|k| k.right.clone()).collect();
+            for (side, k) in [(&**left, lk), (&**right, rk)] {
+                if let Some((t, _, cols)) = shared_side(side, &k) {
+                    out.push((t.to_string(), cols));
+                }
+            }
+        }
+    });
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Renders plans within one query dataflow.
+pub struct Renderer<'s, 'b> {
+    pub scope: Scope<'s, Offset>,
+    pub tables: &'b mut HashMap<String, BaseTraces>,
+    pub worker_index: usize,
+    imported: HashMap<String, Coll<'s>>,
+}
+
+fn passes(pred: &Option<Expr>, row: &Row) -> bool {
+    pred.as_ref().is_none_or(|p| truth(&p.eval(row.values())) == Some(true))
+}
+
+/// `n` NULLs.
+pub fn nulls(n: usize) -> Row {
+    Row::new(vec![Value::Null; n])
+}
+
+impl<'s, 'b> Renderer<'s, 'b> {
+    pub fn new(scope: Scope<'s, Offset>, tables: &'b mut HashMap<String, BaseTraces>, worker_index: usize) -> Self {
+        Renderer { scope, tables, worker_index, imported: HashMap::new() }
+    }
+
+    fn base(&mut self, table: &str) -> &mut BaseTraces {
+        self.tables.get_mut(table).expect("planned tables exist in the engine")
+    }
+
+    /// Renders a plan to a collection of rows.
+    pub fn render(&mut self, plan: &Plan) -> Coll<'s> {
+        match plan {
+            Plan::Get { table, .. } => {
+                if let Some(c) = self.imported.get(table) {
+                    return c.clone();
+                }
+                let scope = self.scope;
+                let c = self.base(table).rows.import(scope).as_collection(|r, _| r.clone());
+                self.imported.insert(table.clone(), c.clone());
+                c
+            }
+            Plan::Constant { rows, .. } => {
+                let data: Vec<(Row, Offset, Diff)> = if self.worker_index == 0 {
+                    rows.iter().map(|r| (r.clone(), 0, 1)).collect()
+                } else {
+                    Vec::new()
+                };
+                data.to_stream(self.scope).as_collection()
+            }
+            Plan::Project { input, exprs } => {
+                let exprs = exprs.clone();
+                self.render(input).map(move |r| Row::new(exprs.iter().map(|e| e.eval(r.values())).collect()))
+            }
+            Plan::Filter { input, predicate } => {
+                let p = predicate.clone();
+                self.render(input).filter(move |r| truth(&p.eval(r.values())) == Some(true))
+            }
+            Plan::Join { left, right, kind, keys, residual } => self.join(left, right, *kind, keys, residual),
+            Plan::Aggregate { input, group_by, aggs } => {
+                let c = self.render(input);
+                render_aggregate(c, group_by, aggs, self.scope, self.worker_index)
+            }
+            Plan::Distinct { input } => self.render(input).distinct(),
+            Plan::TopK { input, group, order, limit, offset } => {
+                let c = self.render(input);
+                render_topk(c, group, order, *limit, *offset)
+            }
+            Plan::Union { inputs } => {
+                let mut parts = inputs.iter().map(|p| self.render(p));
+                let first = parts.next().expect("union has inputs");
+                parts.fold(first, |acc, c| acc.concat(c))
+            }
+            Plan::SetOp { op, all, left, right } => {
+                let l = self.render(left);
+                let r = self.render(right);
+                set_op(l, r, *op, *all)
+            }
+        }
+    }
+
+    /// A join input arranged by its keys: a shared base arrangement where allowed and
+    /// possible (returning the filter still to apply), else arranged here.
+    fn keyed(&mut self, plan: &Plan, keys: &[(Expr, bool)], shared_ok: bool) -> (KeyedArranged<'s>, Option<Expr>) {
+        if shared_ok {
+            let exprs: Vec<Expr> = keys.iter().map(|(e, _)| e.clone()).collect();
+            if let Some((table, filter, cols)) = shared_side(plan, &exprs) {
+                let scope = self.scope;
+                let filter = filter.cloned();
+                if let Some(trace) = self.base(table).by_key.get_mut(&cols) {
+                    return (trace.import(scope), filter);
+                }
+            }
+        }
+        (arrange_keyed(self.render(plan), keys), None)
+    }
+
+    fn join(&mut self, left: &Plan, right: &Plan, kind: JoinKind, keys: &[JoinKey], residual: &Option<Expr>) -> Coll<'s> {
+        let lw = left.arity();
+        let rw = right.arity();
+        let lkeys: Vec<(Expr, bool)> = keys.iter().map(|k| (k.left.clone(), k.null_safe)).collect();
+        let rkeys: Vec<(Expr, bool)> = keys.iter().map(|k| (k.right.clone(), k.null_safe)).collect();
+        let res = residual.clone();
+        if kind == JoinKind::Inner {
+            let (larr, lfilter) = self.keyed(left, &lkeys, true);
+            let (rarr, rfilter) = self.keyed(right, &rkeys, true);
+            return larr.join_core(rarr, move |_k, l: &Row, r: &Row| {
+                if !passes(&lfilter, l) || !passes(&rfilter, r) {
+                    return None;
+                }
+                let row = l.concat(r);
+                passes(&res, &row).then_some(row)
+            });
+        }
+        let lc = self.render(left);
+        let rc = self.render(right);
+        let larr = arrange_keyed(lc.clone(), &lkeys);
+        let rarr = arrange_keyed(rc.clone(), &rkeys);
+        let inner = larr.clone().join_core(rarr.clone(), move |_k, l: &Row, r: &Row| {
+            let row = l.concat(r);
+            passes(&res, &row).then_some(row)
+        });
+        let has_res = residual.is_some();
+        let mut out = inner.clone().concat(unmatched(lc, larr.clone(), rarr.clone(), &inner, has_res, 0..lw, rw, true));
+        if kind == JoinKind::Full {
+            out = out.concat(unmatched(rc, rarr, larr, &inner, has_res, lw..lw + rw, lw, false));
+        }
+        out
+    }
+}
+
+/// Arranges rows by their join key, dropping rows whose non-NULL-safe key is NULL.
+fn arrange_keyed<'s>(c: Coll<'s>, keys: &[(Expr, bool)]) -> KeyedArranged<'s> {
+    let keys = keys.to_vec();
+    c.flat_map(move |r| eval_key(&keys, &r).map(|k| (k, r))).arrange_by_key()
+}
+
+/// Rows of `side` with no partner, padded with `pad` NULLs (after them if `side_first`).
+#[allow(clippy::too_many_arguments)]
+fn unmatched<'s>(
+    side: Coll<'s>,
+    side_arr: KeyedArranged<'s>,
+    other_arr: KeyedArranged<'s>,
+    inner: &Coll<'s>,
+    has_residual: bool,
+    side_cols: std::ops::Range<usize>,
+    pad: usize,
+    side_first: bool,
+) -> Coll<'s> {
+    let matched = if has_residual {
+        // A row is matched if some partner also satisfies the residual condition.
+        let cols: Vec<usize> = side_cols.collect();
+        let partners = inner.clone().map(move |r| r.project(&cols)).distinct();
+        side.clone().map(|r| (r, ())).semijoin(partners).map(|(r, ())| r)
+    } else {
+        let other_keys = other_arr.as_collection(|k, _| k.clone()).distinct().arrange_by_self();
+        side_arr.join_core(other_keys, |_k, r: &Row, _| Some(r.clone()))
+    };
+    side.concat(matched.negate()).map(move |r| if side_first { r.concat(&nulls(pad)) } else { nulls(pad).concat(&r) })
+}
+
+fn set_op<'s>(l: Coll<'s>, r: Coll<'s>, op: SetOpKind, all: bool) -> Coll<'s> {
+    match (op, all) {
+        (SetOpKind::Intersect, false) => l.distinct().map(|x| (x, ())).semijoin(r.distinct()).map(|(x, ())| x),
+        (SetOpKind::Except, false) => l.distinct().map(|x| (x, ())).antijoin(r.distinct()).map(|(x, ())| x),
+        (SetOpKind::Except, true) => except_all(l, r),
+        (SetOpKind::Intersect, true) => {
+            // min(a, b) = a - max(a - b, 0)
+            let e = except_all(l.clone(), r);
+            l.concat(e.negate())
+        }
+    }
+}
+
+/// Multiplicity max(a - b, 0) per row.
+fn except_all<'s>(l: Coll<'s>, r: Coll<'s>) -> Coll<'s> {
+    l.concat(r.negate()).threshold(|_, c| if *c > 0 { *c } else { 0 })
+}

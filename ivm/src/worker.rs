@@ -1,0 +1,193 @@
+//! One timely worker's share of the engine: base-table inputs and their shared arrangements,
+//! query dataflows, and the commands the engine sends every worker.
+
+use crate::delta::{Diff, Offset, QueryId, Transaction};
+use crate::render::{column_key, shared_arrangements, BaseTraces, Renderer};
+use differential_dataflow::input::InputSession;
+use differential_dataflow::trace::TraceReader;
+use sluice_planner::{Plan, Row};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use timely::dataflow::operators::probe::Handle as ProbeHandle;
+use timely::dataflow::operators::Probe;
+use timely::progress::frontier::AntichainRef;
+use timely::worker::Worker;
+
+/// What the engine asks of every worker.
+#[derive(Clone)]
+pub enum Command {
+    CreateTable(String),
+    DropTable(String),
+    Apply(Arc<Vec<Transaction>>),
+    AddQuery(QueryId, Arc<Plan>),
+    DropQuery(QueryId),
+}
+
+/// Output updates of each query produced while handling a command.
+pub type Outputs = Vec<(QueryId, Vec<(Row, Offset, Diff)>)>;
+
+struct Table {
+    input: InputSession<Offset, Row, Diff>,
+    dataflows: Vec<usize>,
+}
+
+struct Query {
+    dataflow: usize,
+    probe: ProbeHandle<Offset>,
+    output: Rc<RefCell<Vec<(Row, Offset, Diff)>>>,
+}
+
+/// Per-worker state.
+pub struct WorkerState {
+    tables: HashMap<String, Table>,
+    traces: HashMap<String, BaseTraces>,
+    queries: HashMap<QueryId, Query>,
+    /// Probes the base tables' arrangements.
+    base_probe: ProbeHandle<Offset>,
+    /// Last applied offset: the state every arrangement reflects.
+    now: Offset,
+}
+
+impl WorkerState {
+    pub fn new(now: Offset) -> WorkerState {
+        WorkerState {
+            tables: HashMap::new(),
+            traces: HashMap::new(),
+            queries: HashMap::new(),
+            base_probe: ProbeHandle::new(),
+            now,
+        }
+    }
+
+    /// Carries out one command; returns the query output it produced.
+    pub fn handle(&mut self, worker: &mut Worker, cmd: Command) -> Outputs {
+        match cmd {
+            Command::CreateTable(name) => self.create_table(worker, name),
+            Command::DropTable(name) => {
+                if let Some(t) = self.tables.remove(&name) {
+                    self.traces.remove(&name);
+                    for d in t.dataflows {
+                        worker.drop_dataflow(d);
+                    }
+                }
+            }
+            Command::Apply(txs) => self.apply(worker, &txs),
+            Command::AddQuery(id, plan) => self.add_query(worker, id, &plan),
+            Command::DropQuery(id) => {
+                if let Some(q) = self.queries.remove(&id) {
+                    worker.drop_dataflow(q.dataflow);
+                }
+            }
+        }
+        self.step_until(worker, self.now + 1);
+        self.drain()
+    }
+
+    fn create_table(&mut self, worker: &mut Worker, name: String) {
+        let mut input = InputSession::new();
+        let probe = self.base_probe.clone();
+        let dataflow = worker.next_dataflow_index();
+        let mut rows = worker.dataflow(|scope| {
+            let arranged = input.to_collection(scope).arrange_by_self();
+            arranged.stream.clone().probe_with(&probe);
+            arranged.trace
+        });
+        input.advance_to(self.now + 1);
+        input.flush();
+        rows.set_logical_compaction(AntichainRef::new(&[self.now]));
+        rows.set_physical_compaction(AntichainRef::new(&[self.now]));
+        self.traces.insert(name.clone(), BaseTraces { rows, by_key: HashMap::new() });
+        self.tables.insert(name, Table { input, dataflows: vec![dataflow] });
+    }
+
+    fn apply(&mut self, worker: &mut Worker, txs: &[Transaction]) {
+        let Some(last) = txs.last().map(|t| t.offset) else { return };
+        if worker.index() == 0 {
+            for tx in txs {
+                for change in &tx.changes {
+                    let table = self.tables.get_mut(&change.table).expect("engine checked the table");
+                    for r in &change.deletes {
+                        table.input.update_at(r.clone(), tx.offset, -1);
+                    }
+                    for r in &change.inserts {
+                        table.input.update_at(r.clone(), tx.offset, 1);
+                    }
+                }
+            }
+        }
+        for t in self.tables.values_mut() {
+            t.input.advance_to(last + 1);
+            t.input.flush();
+        }
+        self.now = last;
+        self.step_until(worker, last + 1);
+        let frontier = [last];
+        for traces in self.traces.values_mut() {
+            traces.rows.set_logical_compaction(AntichainRef::new(&frontier));
+            traces.rows.set_physical_compaction(AntichainRef::new(&frontier));
+            for t in traces.by_key.values_mut() {
+                t.set_logical_compaction(AntichainRef::new(&frontier));
+                t.set_physical_compaction(AntichainRef::new(&frontier));
+            }
+        }
+    }
+
+    fn add_query(&mut self, worker: &mut Worker, id: QueryId, plan: &Plan) {
+        // Shared arrangements by join key are their own dataflows, built before the query's.
+        for (table, cols) in shared_arrangements(plan) {
+            let traces = self.traces.get_mut(&table).expect("engine checked the table");
+            if traces.by_key.contains_key(&cols) {
+                continue;
+            }
+            let probe = self.base_probe.clone();
+            let dataflow = worker.next_dataflow_index();
+            let key_cols = cols.clone();
+            let mut trace = worker.dataflow(|scope| {
+                let arranged = traces
+                    .rows
+                    .import(scope)
+                    .as_collection(|r, _| r.clone())
+                    .map(move |r| (column_key(&key_cols, &r), r))
+                    .arrange_by_key();
+                arranged.stream.clone().probe_with(&probe);
+                arranged.trace
+            });
+            trace.set_logical_compaction(AntichainRef::new(&[self.now]));
+            trace.set_physical_compaction(AntichainRef::new(&[self.now]));
+            traces.by_key.insert(cols, trace);
+            self.tables.get_mut(&table).expect("table").dataflows.push(dataflow);
+        }
+        let output = Rc::new(RefCell::new(Vec::new()));
+        let probe = ProbeHandle::new();
+        let dataflow = worker.next_dataflow_index();
+        let index = worker.index();
+        let traces = &mut self.traces;
+        let sink = Rc::clone(&output);
+        worker.dataflow(|scope| {
+            let mut r = Renderer::new(scope, traces, index);
+            r.render(plan)
+                .inspect_batch(move |_, data| sink.borrow_mut().extend_from_slice(data))
+                .probe_with(&probe);
+        });
+        self.queries.insert(id, Query { dataflow, probe, output });
+    }
+
+    fn step_until(&self, worker: &mut Worker, target: Offset) {
+        let behind = |p: &ProbeHandle<Offset>| p.less_than(&target);
+        while behind(&self.base_probe) || self.queries.values().any(|q| behind(&q.probe)) {
+            worker.step();
+        }
+    }
+
+    fn drain(&mut self) -> Outputs {
+        self.queries
+            .iter()
+            .filter_map(|(id, q)| {
+                let mut out = q.output.borrow_mut();
+                (!out.is_empty()).then(|| (*id, std::mem::take(&mut *out)))
+            })
+            .collect()
+    }
+}
