@@ -1,1 +1,59 @@
-fn main(){}
+//! The `sluice` command-line tool.
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use sluice::slt::{run_file, Mode};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "sluice", version, about = "A realtime database that streams exact incremental query results")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run sqllogictest files against the engine.
+    Slt {
+        /// `incremental` maintains every query as a live subscription; `oneshot` evaluates
+        /// each query where it stands.
+        #[arg(long, value_enum, default_value = "incremental")]
+        mode: Mode,
+        /// Number of timely worker threads.
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+        /// The .slt files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Slt { mode, workers, files } => {
+            let (mut passed, mut failed) = (0, 0);
+            for f in &files {
+                let summary = run_file(f, mode, workers)?;
+                for failure in &summary.failures {
+                    println!("{failure}");
+                }
+                passed += summary.passed;
+                failed += summary.failures.len();
+            }
+            println!("{passed} passed, {failed} failed");
+            Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+    }
+}

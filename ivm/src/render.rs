@@ -191,8 +191,11 @@ impl<'s, 'b> Renderer<'s, 'b> {
         if kind == JoinKind::Inner {
             let (larr, lfilter) = self.keyed(left, &lkeys, true);
             let (rarr, rfilter) = self.keyed(right, &rkeys, true);
-            return larr.join_core(rarr, move |_k, l: &Row, r: &Row| {
-                if !passes(&lfilter, l) || !passes(&rfilter, r) {
+            // Shared arrangements hold rows with NULL keys too; those never match.
+            let null_safe: Vec<bool> = keys.iter().map(|k| k.null_safe).collect();
+            return larr.join_core(rarr, move |k: &Row, l: &Row, r: &Row| {
+                let null_key = k.values().iter().zip(&null_safe).any(|(v, safe)| v.is_null() && !safe);
+                if null_key || !passes(&lfilter, l) || !passes(&rfilter, r) {
                     return None;
                 }
                 let row = l.concat(r);

@@ -89,15 +89,15 @@ impl WorkerState {
         let mut input = InputSession::new();
         let probe = self.base_probe.clone();
         let dataflow = worker.next_dataflow_index();
-        let mut rows = worker.dataflow(|scope| {
+        let rows = worker.dataflow(|scope| {
             let arranged = input.to_collection(scope).arrange_by_self();
             arranged.stream.clone().probe_with(&probe);
             arranged.trace
         });
         input.advance_to(self.now + 1);
         input.flush();
-        rows.set_logical_compaction(AntichainRef::new(&[self.now]));
-        rows.set_physical_compaction(AntichainRef::new(&[self.now]));
+        // Compaction starts with the next transaction, once the trace has caught up (a join
+        // importing it requires its physical compaction not to run ahead of its batches).
         self.traces.insert(name.clone(), BaseTraces { rows, by_key: HashMap::new() });
         self.tables.insert(name, Table { input, dataflows: vec![dataflow] });
     }
@@ -144,7 +144,7 @@ impl WorkerState {
             let probe = self.base_probe.clone();
             let dataflow = worker.next_dataflow_index();
             let key_cols = cols.clone();
-            let mut trace = worker.dataflow(|scope| {
+            let trace = worker.dataflow(|scope| {
                 let arranged = traces
                     .rows
                     .import(scope)
@@ -154,8 +154,6 @@ impl WorkerState {
                 arranged.stream.clone().probe_with(&probe);
                 arranged.trace
             });
-            trace.set_logical_compaction(AntichainRef::new(&[self.now]));
-            trace.set_physical_compaction(AntichainRef::new(&[self.now]));
             traces.by_key.insert(cols, trace);
             self.tables.get_mut(&table).expect("table").dataflows.push(dataflow);
         }

@@ -16,6 +16,9 @@ pub enum Dml {
     Query(QueryPlan),
     CreateTable(TableSchema),
     DropTable { name: String, if_exists: bool },
+    /// An index on an existing table (query plans do not use indexes; accepted for
+    /// compatibility with SQL scripts).
+    CreateIndex { table: String },
     /// Rows already coerced to the table's column types.
     Insert { table: String, rows: Vec<Row> },
     /// Rows from a query, laid out as `columns` (positions in the table; others NULL).
@@ -35,6 +38,7 @@ impl Planner<'_> {
                 [n] => Ok(Dml::DropTable { name: object_name(n)?, if_exists: *if_exists }),
                 _ => Err(PlanError::new("DROP TABLE takes one table")),
             },
+            ast::Statement::CreateIndex(ci) => Ok(Dml::CreateIndex { table: self.table(&ci.table_name)?.name.clone() }),
             ast::Statement::Insert(ins) => self.insert(ins),
             ast::Statement::Update(u) => self.update(u),
             ast::Statement::Delete(d) => self.delete(d),

@@ -89,6 +89,7 @@ impl Planner<'_> {
                     let start = b.scope.len();
                     b.push(rplan, rscope);
                     let conds = self.join_condition(&b.scope, start, constraint, outer)?;
+                    Self::mark_using(&mut b.scope, &conds, start, constraint);
                     b.pool.extend(conds);
                 }
                 Some((kind, swap)) => self.outer_join(b, kind, swap, rplan, rscope, constraint, outer)?,

@@ -9,7 +9,7 @@ mod scope;
 mod select;
 mod subquery;
 
-pub use dml::Dml;
+pub use dml::{coerce, Dml};
 pub use expr::parse_number;
 pub use scope::{Scope, ScopeCol};
 

@@ -224,6 +224,7 @@ impl Planner<'_> {
                 }
             }
         }
+        let pinned = !s.from.is_empty() && self.pins_primary_key(&s.from, &from.pool, prefix_width);
         let rel = from.finish();
         let (mut rel, where_scope, repl) = self.attach(rel, &scope, subs.into_inner(), outer)?;
         if !post_where.is_empty() {
@@ -361,7 +362,7 @@ impl Planner<'_> {
         if distinct {
             plan = Plan::Distinct { input: Box::new(plan) };
         }
-        let single_row = single_row || limit.limit.is_some_and(|l| l <= 1);
+        let single_row = single_row || (pinned && !is_agg) || limit.limit.is_some_and(|l| l <= 1);
         if limit.is_some() {
             plan = Plan::TopK {
                 input: Box::new(plan),
@@ -372,6 +373,30 @@ impl Planner<'_> {
             };
         }
         Ok(Planned { plan, scope: Scope::new(cols), prefix: prefix_width, visible_end, order: keys, empty_row, single_row })
+    }
+
+    /// True if FROM is one table whose every primary-key column is equated by a conjunct to
+    /// a constant or an enclosing-query value: at most one row per prefix value.
+    fn pins_primary_key(&self, from: &[ast::TableWithJoins], conjuncts: &[Expr], prefix: usize) -> bool {
+        let [twj] = from else { return false };
+        let ast::TableFactor::Table { name, .. } = &twj.relation else { return false };
+        if !twj.joins.is_empty() {
+            return false;
+        }
+        let Some(table) = crate::catalog::object_name(name).ok().and_then(|n| self.catalog.table(&n)) else {
+            return false;
+        };
+        !table.primary_key.is_empty()
+            && table.primary_key.iter().all(|&pk| {
+                let col = Expr::Column(prefix + pk);
+                conjuncts.iter().any(|c| match c {
+                    Expr::Binary(crate::expr::BinOp::Eq, a, b) => {
+                        let outside = |e: &Expr| e.columns().iter().all(|&x| x < prefix);
+                        (**a == col && outside(b)) || (**b == col && outside(a))
+                    }
+                    _ => false,
+                })
+            })
     }
 
     fn select_item(&self, ctx: &super::expr::ExprCtx, scope: &Scope, item: &ast::SelectItem, out: &mut Vec<(Expr, DataType, String)>) -> Result<()> {
