@@ -5,7 +5,7 @@
 use crate::delta::{consolidate, split, Diff, Offset, QueryDelta, QueryId, Transaction};
 use crate::topk::compare;
 use crate::worker::{Command, Outputs, WorkerState};
-use sluice_planner::{QueryPlan, Row, TableSchema};
+use sluice_planner::{QueryPlan, Row, SortKey, TableSchema};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
@@ -108,8 +108,10 @@ pub struct Engine {
     tables: BTreeMap<String, TableSchema>,
     offset: Offset,
     queries: HashMap<QueryId, QueryState>,
-    by_plan: HashMap<sluice_planner::Plan, QueryId>,
-    subscriptions: HashMap<SubscriptionId, QueryId>,
+    /// Queries by plan and visible width: identical plans share one dataflow.
+    by_plan: HashMap<(sluice_planner::Plan, usize), QueryId>,
+    /// Each subscription's query and its own presentation order.
+    subscriptions: HashMap<SubscriptionId, (QueryId, Vec<SortKey>)>,
     next_query: u64,
     next_subscription: u64,
 }
@@ -196,7 +198,8 @@ impl Engine {
                 return Err(EngineError::UnknownTable(t));
             }
         }
-        let query = match self.by_plan.get(&plan.plan) {
+        let shape = (plan.plan.clone(), plan.columns.len());
+        let query = match self.by_plan.get(&shape) {
             Some(q) => *q,
             None => {
                 let q = QueryId(self.next_query);
@@ -210,7 +213,7 @@ impl Engine {
                 consolidate(&mut updates);
                 let result = updates.into_iter().collect();
                 self.queries.insert(q, QueryState { plan: plan.clone(), result, subscribers: 0 });
-                self.by_plan.insert(plan.plan.clone(), q);
+                self.by_plan.insert(shape, q);
                 q
             }
         };
@@ -218,18 +221,18 @@ impl Engine {
         state.subscribers += 1;
         let id = SubscriptionId(self.next_subscription);
         self.next_subscription += 1;
-        self.subscriptions.insert(id, query);
-        Ok(Subscription { id, query, offset: self.offset, initial: current_rows(state) })
+        self.subscriptions.insert(id, (query, plan.order_by.clone()));
+        Ok(Subscription { id, query, offset: self.offset, initial: current_rows(state, &plan.order_by) })
     }
 
     /// Ends a subscription; the query's dataflow is dropped with its last subscriber.
     pub fn unsubscribe(&mut self, id: SubscriptionId) -> Result<(), EngineError> {
-        let query = self.subscriptions.remove(&id).ok_or(EngineError::UnknownSubscription(id.0))?;
+        let (query, _) = self.subscriptions.remove(&id).ok_or(EngineError::UnknownSubscription(id.0))?;
         let state = self.queries.get_mut(&query).expect("query exists");
         state.subscribers -= 1;
         if state.subscribers == 0 {
             let state = self.queries.remove(&query).expect("query exists");
-            self.by_plan.remove(&state.plan.plan);
+            self.by_plan.remove(&(state.plan.plan, state.plan.columns.len()));
             self.driver.run(Command::DropQuery(query));
         }
         Ok(())
@@ -237,8 +240,8 @@ impl Engine {
 
     /// The current visible rows of a subscription's query, in presentation order.
     pub fn rows(&self, id: SubscriptionId) -> Result<Vec<Row>, EngineError> {
-        let q = self.subscriptions.get(&id).ok_or(EngineError::UnknownSubscription(id.0))?;
-        Ok(current_rows(&self.queries[q]))
+        let (q, order) = self.subscriptions.get(&id).ok_or(EngineError::UnknownSubscription(id.0))?;
+        Ok(current_rows(&self.queries[q], order))
     }
 
     /// Number of distinct query dataflows.
@@ -290,10 +293,10 @@ fn project(row: &Row, visible: usize) -> Row {
     }
 }
 
-fn current_rows(state: &QueryState) -> Vec<Row> {
+/// A query's current visible rows, sorted by `order` (then by the whole row).
+fn current_rows(state: &QueryState, order: &[SortKey]) -> Vec<Row> {
     let mut rows: Vec<Row> = Vec::new();
     let mut entries: Vec<(&Row, &Diff)> = state.result.iter().collect();
-    let order = &state.plan.order_by;
     entries.sort_by(|a, b| compare(order, a.0, b.0));
     let visible = state.plan.columns.len();
     for (r, d) in entries {
