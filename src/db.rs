@@ -98,7 +98,8 @@ impl Database {
                 for r in self.evaluate(&query)? {
                     let mut vals = vec![sluice_planner::Value::Null; schema.columns.len()];
                     for (v, &c) in r.values().iter().zip(&columns) {
-                        vals[c] = sluice_planner::bind::coerce(v.clone(), &schema.columns[c]).map_err(|m| anyhow!(m))?;
+                        vals[c] =
+                            sluice_planner::bind::coerce(v.clone(), &schema.columns[c]).map_err(|m| anyhow!(m))?;
                     }
                     for (c, v) in schema.columns.iter().zip(&vals) {
                         if v.is_null() && !c.nullable {

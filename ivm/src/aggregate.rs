@@ -133,7 +133,13 @@ fn int_or_real(x: i128) -> Value {
 }
 
 /// Renders an aggregate: output rows are group values followed by aggregate values.
-pub fn render_aggregate<'s>(input: Coll<'s>, group_by: &[Expr], aggs: &[AggCall], scope: Scope<'s, Offset>, worker: usize) -> Coll<'s> {
+pub fn render_aggregate<'s>(
+    input: Coll<'s>,
+    group_by: &[Expr],
+    aggs: &[AggCall],
+    scope: Scope<'s, Offset>,
+    worker: usize,
+) -> Coll<'s> {
     let groups = group_by.to_vec();
     let key = move |r: &Row| Row::new(groups.iter().map(|g| g.eval(r.values())).collect());
     let aggs_v = aggs.to_vec();
@@ -171,7 +177,9 @@ fn compute(aggs: &[AggCall], vals: &[(&Row, Diff)]) -> Vec<Value> {
         .map(|a| {
             let mut args: Vec<(Value, Diff)> = vals
                 .iter()
-                .map(|(r, d)| (if a.func == AggFunc::CountStar { Value::Bool(true) } else { a.arg.eval(r.values()) }, *d))
+                .map(|(r, d)| {
+                    (if a.func == AggFunc::CountStar { Value::Bool(true) } else { a.arg.eval(r.values()) }, *d)
+                })
                 .filter(|(v, _)| !v.is_null())
                 .collect();
             if a.distinct {

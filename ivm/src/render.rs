@@ -128,11 +128,8 @@ impl<'s, 'b> Renderer<'s, 'b> {
                 c
             }
             Plan::Constant { rows, .. } => {
-                let data: Vec<(Row, Offset, Diff)> = if self.worker_index == 0 {
-                    rows.iter().map(|r| (r.clone(), 0, 1)).collect()
-                } else {
-                    Vec::new()
-                };
+                let data: Vec<(Row, Offset, Diff)> =
+                    if self.worker_index == 0 { rows.iter().map(|r| (r.clone(), 0, 1)).collect() } else { Vec::new() };
                 data.to_stream(self.scope).as_collection()
             }
             Plan::Project { input, exprs } => {
@@ -182,7 +179,14 @@ impl<'s, 'b> Renderer<'s, 'b> {
         (arrange_keyed(self.render(plan), keys), None)
     }
 
-    fn join(&mut self, left: &Plan, right: &Plan, kind: JoinKind, keys: &[JoinKey], residual: &Option<Expr>) -> Coll<'s> {
+    fn join(
+        &mut self,
+        left: &Plan,
+        right: &Plan,
+        kind: JoinKind,
+        keys: &[JoinKey],
+        residual: &Option<Expr>,
+    ) -> Coll<'s> {
         let lw = left.arity();
         let rw = right.arity();
         let lkeys: Vec<(Expr, bool)> = keys.iter().map(|k| (k.left.clone(), k.null_safe)).collect();

@@ -20,11 +20,27 @@ pub fn compare(order: &[SortKey], a: &Row, b: &Row) -> Ordering {
         let (x, y) = (a.get(k.column), b.get(k.column));
         let o = match (x.is_null(), y.is_null()) {
             (true, true) => Ordering::Equal,
-            (true, false) => if k.nulls_first { Ordering::Less } else { Ordering::Greater },
-            (false, true) => if k.nulls_first { Ordering::Greater } else { Ordering::Less },
+            (true, false) => {
+                if k.nulls_first {
+                    Ordering::Less
+                } else {
+                    Ordering::Greater
+                }
+            }
+            (false, true) => {
+                if k.nulls_first {
+                    Ordering::Greater
+                } else {
+                    Ordering::Less
+                }
+            }
             (false, false) => {
                 let o = sql_cmp(x, y).unwrap_or_else(|| x.cmp(y));
-                if k.desc { o.reverse() } else { o }
+                if k.desc {
+                    o.reverse()
+                } else {
+                    o
+                }
             }
         };
         if o != Ordering::Equal {
@@ -62,7 +78,13 @@ fn take(order: &[SortKey], vals: &[(&Row, Diff)], skip: u64, keep: Option<u64>, 
 }
 
 /// Renders a top-k over `input`.
-pub fn render_topk<'s>(input: Coll<'s>, group: &[usize], order: &[SortKey], limit: Option<u64>, offset: u64) -> Coll<'s> {
+pub fn render_topk<'s>(
+    input: Coll<'s>,
+    group: &[usize],
+    order: &[SortKey],
+    limit: Option<u64>,
+    offset: u64,
+) -> Coll<'s> {
     let group = group.to_vec();
     let order = order.to_vec();
     let mut current = input;

@@ -165,9 +165,7 @@ impl WorkerState {
         let sink = Rc::clone(&output);
         worker.dataflow(|scope| {
             let mut r = Renderer::new(scope, traces, index);
-            r.render(plan)
-                .inspect_batch(move |_, data| sink.borrow_mut().extend_from_slice(data))
-                .probe_with(&probe);
+            r.render(plan).inspect_batch(move |_, data| sink.borrow_mut().extend_from_slice(data)).probe_with(&probe);
         });
         self.queries.insert(id, Query { dataflow, probe, output });
     }

@@ -23,10 +23,7 @@ impl PlanError {
 
     /// An error at the start of `span` (ignored when the span is empty).
     pub fn at(message: impl Into<String>, span: sqlparser::tokenizer::Span) -> PlanError {
-        let position = (span.start.line > 0).then_some(Position {
-            line: span.start.line,
-            column: span.start.column,
-        });
+        let position = (span.start.line > 0).then_some(Position { line: span.start.line, column: span.start.column });
         PlanError { message: message.into(), position }
     }
 

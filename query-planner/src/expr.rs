@@ -81,9 +81,16 @@ pub enum Expr {
     /// `expr IN (list)` with SQL NULL semantics.
     InList(Box<Expr>, Vec<Expr>),
     /// `expr LIKE pattern`, ASCII case-insensitive as in SQLite.
-    Like { expr: Box<Expr>, pattern: Box<Expr>, escape: Option<char> },
+    Like {
+        expr: Box<Expr>,
+        pattern: Box<Expr>,
+        escape: Option<char>,
+    },
     /// Searched CASE: the first true condition's result, else `else_`.
-    Case { branches: Vec<(Expr, Expr)>, else_: Box<Expr> },
+    Case {
+        branches: Vec<(Expr, Expr)>,
+        else_: Box<Expr>,
+    },
     Func(Func, Vec<Expr>),
     Cast(Box<Expr>, DataType),
 }
@@ -99,10 +106,7 @@ impl Expr {
 
     /// Conjunction of `parts` (TRUE when empty).
     pub fn and_all(parts: Vec<Expr>) -> Expr {
-        parts
-            .into_iter()
-            .reduce(|a, b| Expr::binary(BinOp::And, a, b))
-            .unwrap_or(Expr::Literal(Value::Bool(true)))
+        parts.into_iter().reduce(|a, b| Expr::binary(BinOp::And, a, b)).unwrap_or(Expr::Literal(Value::Bool(true)))
     }
 
     /// Splits a conjunction into its conjuncts.
@@ -186,9 +190,7 @@ impl Expr {
             Expr::Cast(e, t) => Expr::Cast(r(e), *t),
             Expr::Binary(op, a, b) => Expr::Binary(*op, r(a), r(b)),
             Expr::InList(e, list) => Expr::InList(r(e), list.iter().map(|x| x.rewrite(f)).collect()),
-            Expr::Like { expr, pattern, escape } => {
-                Expr::Like { expr: r(expr), pattern: r(pattern), escape: *escape }
-            }
+            Expr::Like { expr, pattern, escape } => Expr::Like { expr: r(expr), pattern: r(pattern), escape: *escape },
             Expr::Case { branches, else_ } => Expr::Case {
                 branches: branches.iter().map(|(c, v)| (c.rewrite(f), v.rewrite(f))).collect(),
                 else_: r(else_),
@@ -307,9 +309,7 @@ pub fn sql_cmp(a: &Value, b: &Value) -> Option<Ordering> {
 pub fn canonical_key(v: Value) -> Value {
     match v {
         Value::UInt(u) if u <= i64::MAX as u64 => Value::Int(u as i64),
-        Value::Real(r) if r.fract() == 0.0 && r >= i64::MIN as f64 && r < i64::MAX as f64 => {
-            Value::Int(r as i64)
-        }
+        Value::Real(r) if r.fract() == 0.0 && r >= i64::MIN as f64 && r < i64::MAX as f64 => Value::Int(r as i64),
         Value::Bool(b) => Value::Int(b as i64),
         v => v,
     }
@@ -438,9 +438,7 @@ fn cast(v: &Value, t: DataType) -> Value {
         (Value::UInt(u), DataType::Int) => Value::Int(*u as i64),
         (Value::Bool(b), DataType::Int) => Value::Int(*b as i64),
         (Value::Bool(b), DataType::Real) => Value::Real(*b as i64 as f64),
-        (Value::Int(_) | Value::UInt(_) | Value::Real(_), DataType::Bool) => {
-            Value::Bool(truth(v) == Some(true))
-        }
+        (Value::Int(_) | Value::UInt(_) | Value::Real(_), DataType::Bool) => Value::Bool(truth(v) == Some(true)),
         (Value::Text(s), DataType::Int | DataType::UInt | DataType::Real) => parse_number_prefix(s, t),
         (Value::Text(s), DataType::Bytes) => Value::Bytes(Arc::from(s.as_bytes())),
         (Value::Bytes(b), DataType::Int | DataType::Real | DataType::UInt) => {
@@ -456,7 +454,9 @@ fn parse_number_prefix(s: &str, t: DataType) -> Value {
     let s = s.trim_start();
     let end = s
         .char_indices()
-        .take_while(|(i, c)| c.is_ascii_digit() || ((*c == '-' || *c == '+') && *i == 0) || *c == '.' || *c == 'e' || *c == 'E')
+        .take_while(|(i, c)| {
+            c.is_ascii_digit() || ((*c == '-' || *c == '+') && *i == 0) || *c == '.' || *c == 'e' || *c == 'E'
+        })
         .map(|(i, c)| i + c.len_utf8())
         .last()
         .unwrap_or(0);
@@ -539,7 +539,13 @@ fn func(f: Func, args: &[Expr], row: &[Value]) -> Value {
         Func::Sign => match arg(0) {
             Value::Int(i) => Value::Int(i.signum()),
             Value::UInt(u) => Value::Int((u > 0) as i64),
-            Value::Real(r) => Value::Int(if r > 0.0 { 1 } else if r < 0.0 { -1 } else { 0 }),
+            Value::Real(r) => Value::Int(if r > 0.0 {
+                1
+            } else if r < 0.0 {
+                -1
+            } else {
+                0
+            }),
             _ => Value::Null,
         },
         Func::Length => match arg(0) {
@@ -564,9 +570,9 @@ fn func(f: Func, args: &[Expr], row: &[Value]) -> Value {
             _ => Value::Null,
         },
         Func::Instr => match (arg(0), arg(1)) {
-            (Value::Text(s), Value::Text(needle)) => Value::Int(
-                s.find(&*needle).map_or(0, |byte| s[..byte].chars().count() as i64 + 1),
-            ),
+            (Value::Text(s), Value::Text(needle)) => {
+                Value::Int(s.find(&*needle).map_or(0, |byte| s[..byte].chars().count() as i64 + 1))
+            }
             _ => Value::Null,
         },
         Func::Substr => substr(arg(0), arg(1), args.get(2).map(|e| e.eval(row))),
@@ -624,7 +630,13 @@ fn substr(s: Value, start: Value, len: Option<Value>) -> Value {
             None => return Value::Null,
         },
     };
-    let mut begin = if start > 0 { start - 1 } else if start < 0 { n + start } else { -1 };
+    let mut begin = if start > 0 {
+        start - 1
+    } else if start < 0 {
+        n + start
+    } else {
+        -1
+    };
     let mut end = match len {
         None => n,
         Some(l) if l >= 0 => begin + l,

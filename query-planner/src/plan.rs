@@ -116,10 +116,9 @@ impl Plan {
             return self;
         }
         match self {
-            Plan::Filter { input, predicate: p } => Plan::Filter {
-                input,
-                predicate: Expr::binary(crate::expr::BinOp::And, p, predicate),
-            },
+            Plan::Filter { input, predicate: p } => {
+                Plan::Filter { input, predicate: Expr::binary(crate::expr::BinOp::And, p, predicate) }
+            }
             other => Plan::Filter { input: Box::new(other), predicate },
         }
     }

@@ -34,7 +34,9 @@ pub fn format_rows(rows: &[Row], types: &str, sort: Sort) -> Vec<String> {
     let tys: Vec<char> = types.chars().collect();
     let mut printed: Vec<Vec<String>> = rows
         .iter()
-        .map(|r| r.values().iter().enumerate().map(|(i, v)| format_value(v, tys.get(i).copied().unwrap_or('T'))).collect())
+        .map(|r| {
+            r.values().iter().enumerate().map(|(i, v)| format_value(v, tys.get(i).copied().unwrap_or('T'))).collect()
+        })
         .collect();
     if sort == Sort::Rows {
         printed.sort();

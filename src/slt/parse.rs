@@ -16,7 +16,10 @@ pub enum Sort {
 pub enum Expected {
     /// Result lines (one value per line, or one row per line with space-separated values).
     Lines(Vec<String>),
-    Hash { count: usize, md5: String },
+    Hash {
+        count: usize,
+        md5: String,
+    },
 }
 
 /// A condition on the engine running a record.
@@ -73,17 +76,31 @@ pub fn parse_file(text: &str) -> Result<Vec<Record>> {
         match words[0] {
             "skipif" | "onlyif" => {
                 let Some(engine) = words.get(1) else { bail!("line {start}: {} needs an engine name", words[0]) };
-                let c = if words[0] == "skipif" { Condition::SkipIf(engine.to_string()) } else { Condition::OnlyIf(engine.to_string()) };
+                let c = if words[0] == "skipif" {
+                    Condition::SkipIf(engine.to_string())
+                } else {
+                    Condition::OnlyIf(engine.to_string())
+                };
                 conditions.push(c);
                 continue;
             }
             "hash-threshold" => {
                 let n = words.get(1).and_then(|w| w.parse().ok());
                 let Some(n) = n else { bail!("line {start}: hash-threshold needs a number") };
-                out.push(Record { line: start, conditions: std::mem::take(&mut conditions), sql: String::new(), kind: Kind::HashThreshold(n) });
+                out.push(Record {
+                    line: start,
+                    conditions: std::mem::take(&mut conditions),
+                    sql: String::new(),
+                    kind: Kind::HashThreshold(n),
+                });
             }
             "halt" => {
-                out.push(Record { line: start, conditions: std::mem::take(&mut conditions), sql: String::new(), kind: Kind::Halt });
+                out.push(Record {
+                    line: start,
+                    conditions: std::mem::take(&mut conditions),
+                    sql: String::new(),
+                    kind: Kind::Halt,
+                });
             }
             "statement" => {
                 let ok = match words.get(1) {
@@ -93,14 +110,24 @@ pub fn parse_file(text: &str) -> Result<Vec<Record>> {
                 };
                 let (sql, next) = take_sql(&lines, i);
                 i = next;
-                out.push(Record { line: start, conditions: std::mem::take(&mut conditions), sql, kind: Kind::Statement { ok } });
+                out.push(Record {
+                    line: start,
+                    conditions: std::mem::take(&mut conditions),
+                    sql,
+                    kind: Kind::Statement { ok },
+                });
             }
             "query" => {
                 let Some(types) = words.get(1) else { bail!("line {start}: query needs column types") };
                 if *types == "error" {
                     let (sql, next) = take_sql(&lines, i);
                     i = skip_results(&lines, next);
-                    out.push(Record { line: start, conditions: std::mem::take(&mut conditions), sql, kind: Kind::Statement { ok: false } });
+                    out.push(Record {
+                        line: start,
+                        conditions: std::mem::take(&mut conditions),
+                        sql,
+                        kind: Kind::Statement { ok: false },
+                    });
                     continue;
                 }
                 let sort = match words.get(2) {
@@ -175,7 +202,9 @@ mod tests {
         assert_eq!(r[1].kind, Kind::Statement { ok: true });
         assert_eq!(r[2].sql, "SELECT a\nFROM t");
         assert_eq!(r[2].conditions, vec![Condition::SkipIf("mysql".into())]);
-        assert!(matches!(&r[2].kind, Kind::Query { sort: Sort::Rows, label: Some(l), expected: Expected::Lines(v), .. } if l == "label-1" && v.len() == 2));
+        assert!(
+            matches!(&r[2].kind, Kind::Query { sort: Sort::Rows, label: Some(l), expected: Expected::Lines(v), .. } if l == "label-1" && v.len() == 2)
+        );
         assert!(matches!(&r[3].kind, Kind::Query { expected: Expected::Hash { count: 30, .. }, .. }));
         assert_eq!(r[4].kind, Kind::Halt);
         assert!(r[2].applies_to("sluice"));

@@ -102,7 +102,8 @@ impl Runner<'_> {
             active.push(i);
         }
         if self.mode == Mode::Incremental {
-            self.pending = active.iter().copied().filter(|&i| matches!(self.records[i].kind, Kind::Query { .. })).collect();
+            self.pending =
+                active.iter().copied().filter(|&i| matches!(self.records[i].kind, Kind::Query { .. })).collect();
         }
         for i in active {
             let rec = self.records[i].clone();
@@ -110,13 +111,20 @@ impl Runner<'_> {
                 Kind::HashThreshold(n) => self.hash_threshold = *n,
                 Kind::Halt => {}
                 Kind::Statement { ok } => self.statement(i, &rec, *ok),
-                Kind::Query { types, sort, label, expected } => self.query(i, &rec, types, *sort, label.as_deref(), expected),
+                Kind::Query { types, sort, label, expected } => {
+                    self.query(i, &rec, types, *sort, label.as_deref(), expected)
+                }
             }
         }
     }
 
     fn fail(&mut self, rec: &Record, message: String) {
-        self.summary.failures.push(Failure { file: self.file.to_string(), line: rec.line, sql: rec.sql.clone(), message });
+        self.summary.failures.push(Failure {
+            file: self.file.to_string(),
+            line: rec.line,
+            sql: rec.sql.clone(),
+            message,
+        });
     }
 
     fn statement(&mut self, i: usize, rec: &Record, ok: bool) {
@@ -141,7 +149,8 @@ impl Runner<'_> {
         let upper = sql.trim_start().to_ascii_uppercase();
         let is_ddl = upper.starts_with("CREATE") || upper.starts_with("DROP");
         if self.mode == Mode::Incremental && upper.starts_with("DROP") {
-            let names: Vec<String> = upper.split_whitespace().map(|w| w.trim_end_matches(';').to_ascii_lowercase()).collect();
+            let names: Vec<String> =
+                upper.split_whitespace().map(|w| w.trim_end_matches(';').to_ascii_lowercase()).collect();
             let hit: Vec<usize> = self
                 .live
                 .iter()
@@ -191,7 +200,10 @@ impl Runner<'_> {
                     let e = l.cache.entry(r.clone()).or_insert(0);
                     *e -= 1;
                     if *e < 0 {
-                        problems.push(format!("delta at offset {} deletes a row the subscriber does not hold: {r:?}", d.offset));
+                        problems.push(format!(
+                            "delta at offset {} deletes a row the subscriber does not hold: {r:?}",
+                            d.offset
+                        ));
                     }
                     if *e == 0 {
                         l.cache.remove(r);
@@ -221,7 +233,10 @@ impl Runner<'_> {
                     *fresh.entry(r.clone()).or_insert(0) += 1;
                 }
                 if fresh != l.cache {
-                    let msg = format!("maintained result differs from evaluation: maintained {:?}, evaluated {:?}", l.cache, fresh);
+                    let msg = format!(
+                        "maintained result differs from evaluation: maintained {:?}, evaluated {:?}",
+                        l.cache, fresh
+                    );
                     return self.fail(rec, msg);
                 }
                 current

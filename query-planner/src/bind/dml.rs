@@ -15,17 +15,36 @@ use sqlparser::ast::{self, Spanned};
 pub enum Dml {
     Query(QueryPlan),
     CreateTable(TableSchema),
-    DropTable { name: String, if_exists: bool },
+    DropTable {
+        name: String,
+        if_exists: bool,
+    },
     /// An index on an existing table (query plans do not use indexes; accepted for
     /// compatibility with SQL scripts).
-    CreateIndex { table: String },
+    CreateIndex {
+        table: String,
+    },
     /// Rows already coerced to the table's column types.
-    Insert { table: String, rows: Vec<Row> },
+    Insert {
+        table: String,
+        rows: Vec<Row>,
+    },
     /// Rows from a query, laid out as `columns` (positions in the table; others NULL).
-    InsertSelect { table: String, columns: Vec<usize>, query: QueryPlan },
+    InsertSelect {
+        table: String,
+        columns: Vec<usize>,
+        query: QueryPlan,
+    },
     /// For each row where `filter` holds, set `assignments` (evaluated on the old row).
-    Update { table: String, assignments: Vec<(usize, Expr)>, filter: Expr },
-    Delete { table: String, filter: Expr },
+    Update {
+        table: String,
+        assignments: Vec<(usize, Expr)>,
+        filter: Expr,
+    },
+    Delete {
+        table: String,
+        filter: Expr,
+    },
 }
 
 impl Planner<'_> {
@@ -34,15 +53,19 @@ impl Planner<'_> {
         match stmt {
             ast::Statement::Query(q) => Ok(Dml::Query(self.plan_query(q)?)),
             ast::Statement::CreateTable(ct) => Ok(Dml::CreateTable(schema_from_create(ct)?)),
-            ast::Statement::Drop { object_type: ast::ObjectType::Table, if_exists, names, .. } => match names.as_slice() {
-                [n] => Ok(Dml::DropTable { name: object_name(n)?, if_exists: *if_exists }),
-                _ => Err(PlanError::new("DROP TABLE takes one table")),
-            },
+            ast::Statement::Drop { object_type: ast::ObjectType::Table, if_exists, names, .. } => {
+                match names.as_slice() {
+                    [n] => Ok(Dml::DropTable { name: object_name(n)?, if_exists: *if_exists }),
+                    _ => Err(PlanError::new("DROP TABLE takes one table")),
+                }
+            }
             ast::Statement::CreateIndex(ci) => Ok(Dml::CreateIndex { table: self.table(&ci.table_name)?.name.clone() }),
             ast::Statement::Insert(ins) => self.insert(ins),
             ast::Statement::Update(u) => self.update(u),
             ast::Statement::Delete(d) => self.delete(d),
-            other => Err(PlanError::at(format!("unsupported statement: {}", first_words(&other.to_string())), other.span())),
+            other => {
+                Err(PlanError::at(format!("unsupported statement: {}", first_words(&other.to_string())), other.span()))
+            }
         }
     }
 
@@ -67,7 +90,9 @@ impl Planner<'_> {
                 .iter()
                 .map(|c| {
                     let n = object_name(c)?;
-                    table.column_index(&n).ok_or_else(|| PlanError::at(format!("unknown column {n} in table {}", table.name), c.span()))
+                    table
+                        .column_index(&n)
+                        .ok_or_else(|| PlanError::at(format!("unknown column {n} in table {}", table.name), c.span()))
                 })
                 .collect::<Result<_>>()?
         };
@@ -129,9 +154,9 @@ impl Planner<'_> {
                 ast::AssignmentTarget::ColumnName(n) => n.0.last().map(|p| p.to_string()).unwrap_or_default(),
                 other => return Err(PlanError::new(format!("unsupported assignment target {other}"))),
             };
-            let c = table
-                .column_index(&cname)
-                .ok_or_else(|| PlanError::at(format!("unknown column {cname} in table {}", table.name), a.value.span()))?;
+            let c = table.column_index(&cname).ok_or_else(|| {
+                PlanError::at(format!("unknown column {cname} in table {}", table.name), a.value.span())
+            })?;
             let (x, t) = ctx.bind(&a.value)?;
             assignable(t, &table.columns[c]).map_err(|m| PlanError::at(m, a.value.span()))?;
             assignments.push((c, Expr::Cast(Box::new(x), table.columns[c].ty)));

@@ -81,7 +81,10 @@ impl ExprCtx<'_> {
                         check_numeric(t, "unary -", e)?;
                         if let Expr::Literal(v) = &x {
                             let neg = Expr::Neg(Box::new(Expr::Literal(v.clone()))).eval(&[]);
-                            return Ok((Expr::Literal(neg.clone()), if t == DataType::UInt { neg.data_type() } else { t }));
+                            return Ok((
+                                Expr::Literal(neg.clone()),
+                                if t == DataType::UInt { neg.data_type() } else { t },
+                            ));
                         }
                         Ok((Expr::Neg(Box::new(x)), if t == DataType::UInt { DataType::Int } else { t }))
                     }
@@ -99,10 +102,13 @@ impl ExprCtx<'_> {
                 let (b, t) = self.bind(x)?;
                 check_bool(t, "IS TRUE / IS FALSE", e)?;
                 let want = matches!(e, A::IsTrue(_) | A::IsNotTrue(_));
-                let is = Expr::Func(Func::Coalesce, vec![
-                    Expr::binary(BinOp::Eq, b, Expr::Literal(Value::Bool(want))),
-                    Expr::Literal(Value::Bool(false)),
-                ]);
+                let is = Expr::Func(
+                    Func::Coalesce,
+                    vec![
+                        Expr::binary(BinOp::Eq, b, Expr::Literal(Value::Bool(want))),
+                        Expr::Literal(Value::Bool(false)),
+                    ],
+                );
                 let negate = matches!(e, A::IsNotTrue(_) | A::IsNotFalse(_));
                 Ok((if negate { Expr::Not(Box::new(is)) } else { is }, DataType::Bool))
             }
@@ -110,8 +116,10 @@ impl ExprCtx<'_> {
                 let (x, tx) = self.bind(a)?;
                 let (y, ty) = self.bind(b)?;
                 comparable(tx, ty, e)?;
-                let both_null = Expr::binary(BinOp::And, Expr::IsNull(Box::new(x.clone())), Expr::IsNull(Box::new(y.clone())));
-                let equal = Expr::Func(Func::Coalesce, vec![Expr::binary(BinOp::Eq, x, y), Expr::Literal(Value::Bool(false))]);
+                let both_null =
+                    Expr::binary(BinOp::And, Expr::IsNull(Box::new(x.clone())), Expr::IsNull(Box::new(y.clone())));
+                let equal =
+                    Expr::Func(Func::Coalesce, vec![Expr::binary(BinOp::Eq, x, y), Expr::Literal(Value::Bool(false))]);
                 let same = Expr::binary(BinOp::Or, both_null, equal);
                 let out = if matches!(e, A::IsDistinctFrom(..)) { Expr::Not(Box::new(same)) } else { same };
                 Ok((out, DataType::Bool))
@@ -157,7 +165,9 @@ impl ExprCtx<'_> {
             A::Like { negated, any: false, expr, pattern, escape_char } => {
                 self.like(*negated, expr, pattern, escape_char.as_deref(), e)
             }
-            A::Case { operand, conditions, else_result, .. } => self.case(operand.as_deref(), conditions, else_result.as_deref()),
+            A::Case { operand, conditions, else_result, .. } => {
+                self.case(operand.as_deref(), conditions, else_result.as_deref())
+            }
             A::Cast { expr, data_type, .. } => {
                 let (x, _) = self.bind(expr)?;
                 let t = crate::catalog::sql_type(data_type).map_err(|err| err.or_at(e.span()))?;
@@ -218,7 +228,13 @@ impl ExprCtx<'_> {
         Ok(Expr::Column(SUBQUERY_BASE + subs.len() - 1))
     }
 
-    fn binary(&self, left: &ast::Expr, op: &ast::BinaryOperator, right: &ast::Expr, e: &ast::Expr) -> Result<(Expr, DataType)> {
+    fn binary(
+        &self,
+        left: &ast::Expr,
+        op: &ast::BinaryOperator,
+        right: &ast::Expr,
+        e: &ast::Expr,
+    ) -> Result<(Expr, DataType)> {
         use ast::BinaryOperator as O;
         let (a, ta) = self.bind(left)?;
         let (b, tb) = self.bind(right)?;
@@ -266,7 +282,14 @@ impl ExprCtx<'_> {
         Ok((x, ty))
     }
 
-    fn like(&self, negated: bool, expr: &ast::Expr, pattern: &ast::Expr, escape: Option<&ast::Expr>, e: &ast::Expr) -> Result<(Expr, DataType)> {
+    fn like(
+        &self,
+        negated: bool,
+        expr: &ast::Expr,
+        pattern: &ast::Expr,
+        escape: Option<&ast::Expr>,
+        e: &ast::Expr,
+    ) -> Result<(Expr, DataType)> {
         let (x, tx) = self.bind(expr)?;
         let (p, tp) = self.bind(pattern)?;
         for t in [tx, tp] {
@@ -286,7 +309,12 @@ impl ExprCtx<'_> {
         Ok((if negated { Expr::Not(Box::new(l)) } else { l }, DataType::Bool))
     }
 
-    fn case(&self, operand: Option<&ast::Expr>, conditions: &[ast::CaseWhen], else_result: Option<&ast::Expr>) -> Result<(Expr, DataType)> {
+    fn case(
+        &self,
+        operand: Option<&ast::Expr>,
+        conditions: &[ast::CaseWhen],
+        else_result: Option<&ast::Expr>,
+    ) -> Result<(Expr, DataType)> {
         let operand = operand.map(|o| self.bind(o)).transpose()?;
         let mut branches = Vec::new();
         let mut ty = DataType::Null;
@@ -417,9 +445,19 @@ impl ExprCtx<'_> {
         Ok((Expr::Func(func, exprs), ty))
     }
 
-    fn aggregate(&self, func: AggFunc, args: &[ast::Expr], distinct: bool, name: &str, e: &ast::Expr) -> Result<(Expr, DataType)> {
+    fn aggregate(
+        &self,
+        func: AggFunc,
+        args: &[ast::Expr],
+        distinct: bool,
+        name: &str,
+        e: &ast::Expr,
+    ) -> Result<(Expr, DataType)> {
         let Some(aggs) = self.aggs else {
-            return Err(PlanError::at(format!("aggregate function {name} is not allowed in {}", self.clause), e.span()));
+            return Err(PlanError::at(
+                format!("aggregate function {name} is not allowed in {}", self.clause),
+                e.span(),
+            ));
         };
         let (arg, arg_ty) = match (func, args) {
             (AggFunc::CountStar, []) => (Expr::Literal(Value::Null), DataType::Null),
@@ -434,7 +472,11 @@ impl ExprCtx<'_> {
             AggFunc::CountStar | AggFunc::Count => DataType::Int,
             AggFunc::Sum => {
                 check_numeric(arg_ty, name, e)?;
-                if arg_ty == DataType::Real { DataType::Real } else { DataType::Int }
+                if arg_ty == DataType::Real {
+                    DataType::Real
+                } else {
+                    DataType::Int
+                }
             }
             AggFunc::Avg => {
                 check_numeric(arg_ty, name, e)?;
@@ -505,8 +547,12 @@ fn check_numeric(t: DataType, what: &str, e: &ast::Expr) -> Result<()> {
 }
 
 fn comparable(a: DataType, b: DataType, e: &ast::Expr) -> Result<()> {
-    let ok = a == b || a == DataType::Null || b == DataType::Null || (a.is_numeric() && b.is_numeric())
-        || (a == DataType::Bool && b.is_numeric()) || (b == DataType::Bool && a.is_numeric());
+    let ok = a == b
+        || a == DataType::Null
+        || b == DataType::Null
+        || (a.is_numeric() && b.is_numeric())
+        || (a == DataType::Bool && b.is_numeric())
+        || (b == DataType::Bool && a.is_numeric());
     if ok {
         Ok(())
     } else {

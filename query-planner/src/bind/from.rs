@@ -24,7 +24,8 @@ pub(crate) struct FromBuilder {
 impl FromBuilder {
     /// Starts a FROM clause, optionally with the decorrelation prefix relation as first unit.
     pub fn new(prefix: Option<(Plan, Scope)>) -> FromBuilder {
-        let mut b = FromBuilder { units: Vec::new(), has_prefix: prefix.is_some(), scope: Scope::default(), pool: Vec::new() };
+        let mut b =
+            FromBuilder { units: Vec::new(), has_prefix: prefix.is_some(), scope: Scope::default(), pool: Vec::new() };
         if let Some((plan, scope)) = prefix {
             b.push(plan, scope);
         }
@@ -37,7 +38,11 @@ impl FromBuilder {
     }
 
     fn prefix_width(&self) -> usize {
-        if self.has_prefix { self.units[0].width } else { 0 }
+        if self.has_prefix {
+            self.units[0].width
+        } else {
+            0
+        }
     }
 
     /// Joins every non-prefix unit into one, applying the pool conjuncts that only they touch.
@@ -60,7 +65,12 @@ impl FromBuilder {
 
 impl Planner<'_> {
     /// Plans a whole FROM clause into a builder (WHERE conjuncts may still be added).
-    pub(crate) fn from_clause(&self, from: &[ast::TableWithJoins], outer: Option<&Outer>, prefix: Option<(Plan, Scope)>) -> Result<FromBuilder> {
+    pub(crate) fn plan_from(
+        &self,
+        from: &[ast::TableWithJoins],
+        outer: Option<&Outer>,
+        prefix: Option<(Plan, Scope)>,
+    ) -> Result<FromBuilder> {
         let mut b = FromBuilder::new(prefix);
         for twj in from {
             self.table_with_joins(&mut b, twj, outer)?;
@@ -100,7 +110,13 @@ impl Planner<'_> {
 
     /// The conjuncts of a join constraint over `scope`, whose columns from `start` on are the
     /// right side. USING columns of the right side are marked as duplicates.
-    fn join_condition(&self, scope: &Scope, start: usize, c: &ast::JoinConstraint, outer: Option<&Outer>) -> Result<Vec<Expr>> {
+    fn join_condition(
+        &self,
+        scope: &Scope,
+        start: usize,
+        c: &ast::JoinConstraint,
+        outer: Option<&Outer>,
+    ) -> Result<Vec<Expr>> {
         match c {
             ast::JoinConstraint::None => Ok(vec![]),
             ast::JoinConstraint::On(e) => {
@@ -128,7 +144,9 @@ impl Planner<'_> {
         for n in names {
             let find = |range: std::ops::Range<usize>| -> Result<usize> {
                 let hits: Vec<usize> = range
-                    .filter(|&i| !scope.cols[i].outer && !scope.cols[i].using_dup && scope.cols[i].name.eq_ignore_ascii_case(n))
+                    .filter(|&i| {
+                        !scope.cols[i].outer && !scope.cols[i].using_dup && scope.cols[i].name.eq_ignore_ascii_case(n)
+                    })
                     .collect();
                 match hits.as_slice() {
                     [one] => Ok(*one),
@@ -159,7 +177,16 @@ impl Planner<'_> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn outer_join(&self, b: &mut FromBuilder, kind: JoinKind, swap: bool, rplan: Plan, rscope: Scope, c: &ast::JoinConstraint, outer: Option<&Outer>) -> Result<()> {
+    fn outer_join(
+        &self,
+        b: &mut FromBuilder,
+        kind: JoinKind,
+        swap: bool,
+        rplan: Plan,
+        rscope: Scope,
+        c: &ast::JoinConstraint,
+        outer: Option<&Outer>,
+    ) -> Result<()> {
         let (lplan, loff) = b.collapse();
         let start = b.scope.len();
         let mut scope = b.scope.concat(&rscope);
@@ -235,7 +262,10 @@ impl Planner<'_> {
             ast::TableFactor::Derived { lateral: false, subquery, alias, .. } => {
                 let planned = self.query(subquery, None, None).map_err(|e| {
                     if e.message.starts_with("unknown column") && outer.is_some() {
-                        PlanError { message: format!("{} (derived tables cannot reference enclosing queries)", e.message), ..e }
+                        PlanError {
+                            message: format!("{} (derived tables cannot reference enclosing queries)", e.message),
+                            ..e
+                        }
                     } else {
                         e
                     }
@@ -282,7 +312,10 @@ impl Planner<'_> {
 /// Applies `AS alias(c1, c2, …)` column renames.
 fn rename(cols: &mut [ScopeCol], alias: &ast::TableAlias) -> Result<()> {
     if alias.columns.len() > cols.len() {
-        return Err(PlanError::at(format!("alias {} names more columns than the table has", alias.name.value), alias.name.span));
+        return Err(PlanError::at(
+            format!("alias {} names more columns than the table has", alias.name.value),
+            alias.name.span,
+        ));
     }
     for (c, a) in cols.iter_mut().zip(&alias.columns) {
         c.name = a.name.value.clone();

@@ -90,22 +90,21 @@ pub fn join_units(units: Vec<Unit>, conjuncts: Vec<Expr>) -> Plan {
         let mut new_layout = layout.clone();
         new_layout.extend(u.offset..u.offset + u.width);
         let residual = Expr::and_all(residual.into_iter().map(|c| c.map_columns(&|g| pos(g, &new_layout))).collect());
-        current = Plan::Join {
-            left: Box::new(current),
-            right: Box::new(right),
-            kind: JoinKind::Inner,
-            keys,
-            residual: None,
-        }
-        .filter(residual);
+        current =
+            Plan::Join { left: Box::new(current), right: Box::new(right), kind: JoinKind::Inner, keys, residual: None }
+                .filter(residual);
         layout = new_layout;
     }
     let leftover = Expr::and_all(
-        pending.into_iter().map(|(c, _)| c.map_columns(&|g| layout.iter().position(|&x| x == g).expect("in layout"))).collect(),
+        pending
+            .into_iter()
+            .map(|(c, _)| c.map_columns(&|g| layout.iter().position(|&x| x == g).expect("in layout")))
+            .collect(),
     );
     current = current.filter(leftover);
     // Restore the global column order.
-    let order: Vec<usize> = (0..layout.len()).map(|i| layout.iter().position(|&x| x == base + i).expect("in layout")).collect();
+    let order: Vec<usize> =
+        (0..layout.len()).map(|i| layout.iter().position(|&x| x == base + i).expect("in layout")).collect();
     current.select_columns(&order)
 }
 

@@ -58,7 +58,10 @@ pub fn parse(sql: &str) -> Result<Vec<ast::Statement>> {
             Some(i) => msg[..i].to_string(),
             None => msg,
         };
-        PlanError { message: format!("syntax error: {}", message.trim_start_matches("sql parser error: ")), position: pos }
+        PlanError {
+            message: format!("syntax error: {}", message.trim_start_matches("sql parser error: ")),
+            position: pos,
+        }
     })
 }
 
@@ -80,10 +83,7 @@ impl<'a> Planner<'a> {
     /// Plans a parsed query.
     pub fn plan_query(&self, q: &ast::Query) -> Result<QueryPlan> {
         let planned = self.query(q, None, None)?;
-        let columns = planned.scope.cols[..planned.visible_end]
-            .iter()
-            .map(|c| (c.name.clone(), c.ty))
-            .collect();
+        let columns = planned.scope.cols[..planned.visible_end].iter().map(|c| (c.name.clone(), c.ty)).collect();
         Ok(QueryPlan { plan: planned.plan, columns, order_by: planned.order })
     }
 }

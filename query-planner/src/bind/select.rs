@@ -125,17 +125,33 @@ impl Planner<'_> {
                 let plan = match op {
                     ast::SetOperator::Union => {
                         let u = Plan::Union { inputs: vec![l.plan, r.plan] };
-                        if all { u } else { Plan::Distinct { input: Box::new(u) } }
+                        if all {
+                            u
+                        } else {
+                            Plan::Distinct { input: Box::new(u) }
+                        }
                     }
                     ast::SetOperator::Intersect | ast::SetOperator::Except | ast::SetOperator::Minus => Plan::SetOp {
-                        op: if matches!(op, ast::SetOperator::Intersect) { SetOpKind::Intersect } else { SetOpKind::Except },
+                        op: if matches!(op, ast::SetOperator::Intersect) {
+                            SetOpKind::Intersect
+                        } else {
+                            SetOpKind::Except
+                        },
                         all,
                         left: Box::new(l.plan),
                         right: Box::new(r.plan),
                     },
                 };
                 let n = cols.len();
-                Ok(Planned { plan, scope: Scope::new(cols), prefix: 0, visible_end: n, order: vec![], empty_row: None, single_row: false })
+                Ok(Planned {
+                    plan,
+                    scope: Scope::new(cols),
+                    prefix: 0,
+                    visible_end: n,
+                    order: vec![],
+                    empty_row: None,
+                    single_row: false,
+                })
             }
             other => Err(PlanError::at(format!("unsupported query body {other}"), other.span())),
         }
@@ -165,7 +181,8 @@ impl Planner<'_> {
             }
             rows.push(Row::new(vals));
         }
-        let cols: Vec<ScopeCol> = types.iter().enumerate().map(|(i, t)| ScopeCol::new(None, format!("column{}", i + 1), *t)).collect();
+        let cols: Vec<ScopeCol> =
+            types.iter().enumerate().map(|(i, t)| ScopeCol::new(None, format!("column{}", i + 1), *t)).collect();
         let n = cols.len();
         Ok(Planned {
             plan: Plan::Constant { rows, arity: n },
@@ -183,11 +200,18 @@ impl Planner<'_> {
         let mut keys = Vec::new();
         for ob in order_by {
             let col = match &ob.expr {
-                ast::Expr::Value(v) => ordinal(&v.value, p.visible_end).map_err(|m| PlanError::at(m, ob.expr.span()))?,
+                ast::Expr::Value(v) => {
+                    ordinal(&v.value, p.visible_end).map_err(|m| PlanError::at(m, ob.expr.span()))?
+                }
                 ast::Expr::Identifier(id) => p.scope.cols[..p.visible_end]
                     .iter()
                     .position(|c| c.name.eq_ignore_ascii_case(&id.value))
-                    .ok_or_else(|| PlanError::at(format!("ORDER BY term {} does not match a result column", id.value), ob.expr.span()))?,
+                    .ok_or_else(|| {
+                        PlanError::at(
+                            format!("ORDER BY term {} does not match a result column", id.value),
+                            ob.expr.span(),
+                        )
+                    })?,
                 other => {
                     return Err(PlanError::at("ORDER BY of a set operation must name a result column", other.span()));
                 }
@@ -195,19 +219,35 @@ impl Planner<'_> {
             keys.push(sort_key(col, &ob.options));
         }
         if limit.is_some() {
-            p.plan = Plan::TopK { input: Box::new(p.plan.clone()), group: vec![], order: keys.clone(), limit: limit.limit, offset: limit.offset };
+            p.plan = Plan::TopK {
+                input: Box::new(p.plan.clone()),
+                group: vec![],
+                order: keys.clone(),
+                limit: limit.limit,
+                offset: limit.offset,
+            };
         }
         p.order = keys;
         Ok(())
     }
 
-    fn select(&self, s: &ast::Select, order_by: &[ast::OrderByExpr], limit: Limit, outer: Option<&Outer>, prefix: Option<Prefix>) -> Result<Planned> {
-        if s.having.is_some() && matches!(&s.group_by, ast::GroupByExpr::Expressions(g, _) if g.is_empty()) && prefix.is_some() {
+    fn select(
+        &self,
+        s: &ast::Select,
+        order_by: &[ast::OrderByExpr],
+        limit: Limit,
+        outer: Option<&Outer>,
+        prefix: Option<Prefix>,
+    ) -> Result<Planned> {
+        if s.having.is_some()
+            && matches!(&s.group_by, ast::GroupByExpr::Expressions(g, _) if g.is_empty())
+            && prefix.is_some()
+        {
             return Err(PlanError::at("HAVING without GROUP BY in a correlated subquery is not supported", s.span()));
         }
         reject_unsupported(s)?;
         let prefix_width = prefix.as_ref().map_or(0, |p| p.1.len());
-        let mut from = self.from_clause(&s.from, outer, prefix)?;
+        let mut from = self.plan_from(&s.from, outer, prefix)?;
         let scope = from.scope.clone();
 
         // WHERE: plain conjuncts join the FROM pool (for pushdown and join keys); those with
@@ -242,9 +282,7 @@ impl Planner<'_> {
         let group_exprs: Vec<Expr> = match &s.group_by {
             ast::GroupByExpr::Expressions(g, mods) if mods.is_empty() => {
                 let gctx = self.expr_ctx(&where_scope, outer, None, None, "GROUP BY");
-                g.iter()
-                    .map(|e| self.group_expr(&gctx, e, &items))
-                    .collect::<Result<_>>()?
+                g.iter().map(|e| self.group_expr(&gctx, e, &items)).collect::<Result<_>>()?
             }
             _ => return Err(PlanError::at("unsupported GROUP BY form", s.span())),
         };
@@ -312,7 +350,7 @@ impl Planner<'_> {
 
         // Attach SELECT and HAVING subqueries to the (aggregated) relation.
         let n_select = select_subs.len();
-        select_subs.extend(having_subs.drain(..));
+        select_subs.append(&mut having_subs);
         let (mut rel, _, repl) = self.attach(rel, &rel_scope, select_subs, outer)?;
         let shift = |e: &Expr, base: usize| {
             e.rewrite(&|x| match x {
@@ -347,7 +385,9 @@ impl Planner<'_> {
                 OrderTerm::Expr(e) => match out[prefix_width..visible_end].iter().position(|x| *x == e) {
                     Some(i) => prefix_width + i,
                     None if distinct => {
-                        return Err(PlanError::new("with SELECT DISTINCT, ORDER BY terms must appear in the select list"));
+                        return Err(PlanError::new(
+                            "with SELECT DISTINCT, ORDER BY terms must appear in the select list",
+                        ));
                     }
                     None => {
                         out.push(e);
@@ -372,7 +412,15 @@ impl Planner<'_> {
                 offset: limit.offset,
             };
         }
-        Ok(Planned { plan, scope: Scope::new(cols), prefix: prefix_width, visible_end, order: keys, empty_row, single_row })
+        Ok(Planned {
+            plan,
+            scope: Scope::new(cols),
+            prefix: prefix_width,
+            visible_end,
+            order: keys,
+            empty_row,
+            single_row,
+        })
     }
 
     /// True if FROM is one table whose every primary-key column is equated by a conjunct to
@@ -399,7 +447,13 @@ impl Planner<'_> {
             })
     }
 
-    fn select_item(&self, ctx: &super::expr::ExprCtx, scope: &Scope, item: &ast::SelectItem, out: &mut Vec<(Expr, DataType, String)>) -> Result<()> {
+    fn select_item(
+        &self,
+        ctx: &super::expr::ExprCtx,
+        scope: &Scope,
+        item: &ast::SelectItem,
+        out: &mut Vec<(Expr, DataType, String)>,
+    ) -> Result<()> {
         match item {
             ast::SelectItem::UnnamedExpr(e) => {
                 let (x, t) = ctx.bind(e)?;
@@ -443,7 +497,12 @@ impl Planner<'_> {
     }
 
     /// A GROUP BY term: an ordinal, an output alias, or an expression over the input.
-    fn group_expr(&self, ctx: &super::expr::ExprCtx, e: &ast::Expr, items: &[(Expr, DataType, String)]) -> Result<Expr> {
+    fn group_expr(
+        &self,
+        ctx: &super::expr::ExprCtx,
+        e: &ast::Expr,
+        items: &[(Expr, DataType, String)],
+    ) -> Result<Expr> {
         if let ast::Expr::Value(v) = e {
             if let ast::Value::Number(..) = v.value {
                 let i = ordinal(&v.value, items.len()).map_err(|m| PlanError::at(m, e.span()))?;
@@ -465,7 +524,12 @@ impl Planner<'_> {
         }
     }
 
-    fn order_term(&self, ctx: &super::expr::ExprCtx, e: &ast::Expr, items: &[(Expr, DataType, String)]) -> Result<OrderTerm> {
+    fn order_term(
+        &self,
+        ctx: &super::expr::ExprCtx,
+        e: &ast::Expr,
+        items: &[(Expr, DataType, String)],
+    ) -> Result<OrderTerm> {
         if let ast::Expr::Value(v) = e {
             if let ast::Value::Number(..) = v.value {
                 return ordinal(&v.value, items.len()).map(OrderTerm::Output).map_err(|m| PlanError::at(m, e.span()));

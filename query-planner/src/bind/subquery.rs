@@ -19,7 +19,12 @@ use sqlparser::ast::{self, Spanned};
 
 impl Planner<'_> {
     /// The type of a scalar subquery's single column.
-    pub(crate) fn scalar_subquery_type(&self, q: &ast::Query, scope: &Scope, outer: Option<&Outer>) -> Result<DataType> {
+    pub(crate) fn scalar_subquery_type(
+        &self,
+        q: &ast::Query,
+        scope: &Scope,
+        outer: Option<&Outer>,
+    ) -> Result<DataType> {
         let probe = Outer::new(scope, outer);
         let p = self.query(q, Some(&probe), None)?;
         single_column(&p, q)?;
@@ -28,7 +33,13 @@ impl Planner<'_> {
 
     /// Joins each pending subquery's result to `rel`, returning the widened relation and scope
     /// and, per subquery, the expression (over the widened relation) that replaces it.
-    pub(crate) fn attach(&self, mut rel: Plan, scope: &Scope, pending: Vec<PendingSubquery>, outer: Option<&Outer>) -> Result<(Plan, Scope, Vec<Expr>)> {
+    pub(crate) fn attach(
+        &self,
+        mut rel: Plan,
+        scope: &Scope,
+        pending: Vec<PendingSubquery>,
+        outer: Option<&Outer>,
+    ) -> Result<(Plan, Scope, Vec<Expr>)> {
         let mut scope = scope.clone();
         let mut repl = Vec::new();
         for p in pending {
@@ -40,9 +51,7 @@ impl Planner<'_> {
             } else {
                 let prefix_plan = Plan::Distinct { input: Box::new(rel.clone().select_columns(&used)) };
                 let prefix_scope = Scope::new(
-                    used.iter()
-                        .map(|&i| ScopeCol { outer: true, using_dup: false, ..scope.cols[i].clone() })
-                        .collect(),
+                    used.iter().map(|&i| ScopeCol { outer: true, using_dup: false, ..scope.cols[i].clone() }).collect(),
                 );
                 let chain = Outer::new(&scope, outer);
                 self.query(&p.query, Some(&chain), Some((prefix_plan, prefix_scope)))?
@@ -102,12 +111,17 @@ fn single_column(p: &Planned, q: &ast::Query) -> Result<()> {
 
 /// `COALESCE(e, 0) > 0`.
 fn positive(e: Expr) -> Expr {
-    Expr::binary(BinOp::Gt, Expr::Func(Func::Coalesce, vec![e, Expr::Literal(Value::Int(0))]), Expr::Literal(Value::Int(0)))
+    Expr::binary(
+        BinOp::Gt,
+        Expr::Func(Func::Coalesce, vec![e, Expr::Literal(Value::Int(0))]),
+        Expr::Literal(Value::Int(0)),
+    )
 }
 
 /// Per prefix value: COUNT(*) followed by `extra` aggregates.
 fn count_per_prefix(plan: Plan, d: usize, extra: Vec<AggCall>) -> Plan {
-    let mut aggs = vec![AggCall { func: AggFunc::CountStar, arg: Expr::Literal(Value::Null), distinct: false, ty: DataType::Int }];
+    let mut aggs =
+        vec![AggCall { func: AggFunc::CountStar, arg: Expr::Literal(Value::Null), distinct: false, ty: DataType::Int }];
     aggs.extend(extra);
     Plan::Aggregate { input: Box::new(plan), group_by: (0..d).map(Expr::Column).collect(), aggs }
 }
@@ -151,9 +165,8 @@ fn attach_in(rel: Plan, sub: Planned, used: &[usize], keys: Vec<JoinKey>, x: Exp
     let mut probe_cols: Vec<Expr> = used.iter().map(|&i| Expr::Column(i)).collect();
     probe_cols.push(x.clone());
     let probes = Plan::Distinct { input: Box::new(rel.clone().project(probe_cols)) };
-    let mut match_keys: Vec<JoinKey> = (0..d)
-        .map(|j| JoinKey { left: Expr::Column(j), right: Expr::Column(j), null_safe: true })
-        .collect();
+    let mut match_keys: Vec<JoinKey> =
+        (0..d).map(|j| JoinKey { left: Expr::Column(j), right: Expr::Column(j), null_safe: true }).collect();
     match_keys.push(JoinKey { left: Expr::Column(d), right: y.clone(), null_safe: false });
     let matched = Plan::Join {
         left: Box::new(probes),

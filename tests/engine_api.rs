@@ -1,0 +1,75 @@
+//! The engine's API contracts: offsets, silence, shared dataflows, bad input.
+
+use sluice_ivm::{Engine, EngineConfig, EngineError, TableChange, Transaction};
+use sluice_planner::{Catalog, Planner, Row, Value};
+
+fn setup() -> (Catalog, Engine) {
+    let mut catalog = Catalog::new();
+    let stmt = &sluice_planner::parse("CREATE TABLE t (id INTEGER PRIMARY KEY, g INTEGER, v INTEGER)").unwrap()[0];
+    let sluice_planner::Dml::CreateTable(schema) = Planner::new(&catalog).plan_statement(stmt).unwrap() else {
+        panic!()
+    };
+    catalog.add_table(schema.clone()).unwrap();
+    let mut engine = Engine::new(EngineConfig::default());
+    engine.create_table(&schema).unwrap();
+    (catalog, engine)
+}
+
+fn row(v: &[i64]) -> Row {
+    Row::new(v.iter().map(|&x| Value::Int(x)).collect())
+}
+
+fn insert(offset: u64, rows: Vec<Row>) -> Transaction {
+    Transaction { offset, changes: vec![TableChange { table: "t".into(), inserts: rows, deletes: vec![] }] }
+}
+
+#[test]
+fn each_transaction_of_a_batch_is_its_own_offset_and_silent_ones_send_nothing() {
+    let (catalog, mut engine) = setup();
+    let plan = Planner::new(&catalog).plan_sql("SELECT g, SUM(v) FROM t WHERE v > 0 GROUP BY g").unwrap();
+    let sub = engine.subscribe(&plan).unwrap();
+    assert!(sub.initial.is_empty());
+    let deltas = engine
+        .apply(vec![
+            insert(1, vec![row(&[1, 1, 10])]),
+            insert(2, vec![row(&[2, 1, -5])]), // filtered out: silent
+            insert(3, vec![row(&[3, 1, 5])]),
+        ])
+        .unwrap();
+    let offsets: Vec<u64> = deltas.iter().map(|d| d.offset).collect();
+    assert_eq!(offsets, vec![1, 3]);
+    assert_eq!(deltas[0].inserts, vec![row(&[1, 10])]);
+    assert_eq!(deltas[1].deletes, vec![row(&[1, 10])]);
+    assert_eq!(deltas[1].inserts, vec![row(&[1, 15])]);
+    assert_eq!(engine.rows(sub.id).unwrap(), vec![row(&[1, 15])]);
+}
+
+#[test]
+fn identical_queries_share_one_dataflow_and_late_subscribers_get_current_rows() {
+    let (catalog, mut engine) = setup();
+    let p = Planner::new(&catalog);
+    let a = engine.subscribe(&p.plan_sql("SELECT id FROM t WHERE v > 1").unwrap()).unwrap();
+    engine.apply(vec![insert(1, vec![row(&[1, 1, 2]), row(&[2, 1, 0])])]).unwrap();
+    let b = engine.subscribe(&p.plan_sql("select ID from T where V > 1").unwrap()).unwrap();
+    assert_eq!(a.query, b.query);
+    assert_eq!(engine.query_count(), 1);
+    assert_eq!(b.initial, vec![row(&[1])]);
+    assert_eq!(b.offset, 1);
+    engine.unsubscribe(a.id).unwrap();
+    assert_eq!(engine.query_count(), 1);
+    engine.unsubscribe(b.id).unwrap();
+    assert_eq!(engine.query_count(), 0);
+    assert_eq!(engine.unsubscribe(b.id), Err(EngineError::UnknownSubscription(b.id.0)));
+}
+
+#[test]
+fn bad_input_is_refused_without_changing_state() {
+    let (_, mut engine) = setup();
+    engine.apply(vec![insert(5, vec![row(&[1, 1, 1])])]).unwrap();
+    assert_eq!(engine.apply(vec![insert(5, vec![])]), Err(EngineError::OffsetNotIncreasing { got: 5, current: 5 }));
+    let short = insert(6, vec![row(&[1])]);
+    assert!(matches!(engine.apply(vec![short]), Err(EngineError::RowArity { .. })));
+    let unknown = Transaction { offset: 6, changes: vec![TableChange { table: "nope".into(), ..Default::default() }] };
+    assert_eq!(engine.apply(vec![unknown]), Err(EngineError::UnknownTable("nope".into())));
+    assert_eq!(engine.offset(), 5);
+}
