@@ -1,18 +1,21 @@
 //! GROUP BY and aggregates as differential dataflow.
 //!
 //! COUNT / SUM / AVG (without DISTINCT) are accumulable: each row contributes an `Accum`
-//! difference and `count_total` maintains the per-group total in O(1) per change. Other
-//! aggregates (MIN, MAX, DISTINCT forms) use a per-group reduce. A global aggregate (no GROUP
+//! difference and `count_total` maintains the per-group total in O(1) per change. MIN / MAX
+//! are reduced hierarchically over hash buckets, O(log n) per change; DISTINCT forms work on
+//! the distinct (group, value) pairs. No aggregate rescans its group. A global aggregate (no GROUP
 //! BY) always has exactly one row, also over empty input.
 
 use crate::delta::{Diff, Offset};
 use crate::render::Coll;
 use differential_dataflow::difference::{IsZero, Multiply, Semigroup};
 use differential_dataflow::operators::count::CountTotal;
-use differential_dataflow::AsCollection;
+use crate::topk::LEVELS;
+use differential_dataflow::{AsCollection, VecCollection};
+use std::hash::{Hash, Hasher};
 use serde::{Deserialize, Serialize};
 use sluice_planner::expr::sql_cmp;
-use sluice_planner::{AggCall, AggFunc, Expr, Row, Value};
+use sluice_planner::{AggCall, AggFunc, DataType, Expr, Row, Value};
 use std::cmp::Ordering;
 use timely::dataflow::operators::vec::ToStream;
 use timely::dataflow::Scope;
@@ -133,90 +136,143 @@ fn int_or_real(x: i128) -> Value {
 }
 
 /// Renders an aggregate: output rows are group values followed by aggregate values.
-pub fn render_aggregate<'s>(
-    input: Coll<'s>,
-    group_by: &[Expr],
-    aggs: &[AggCall],
-    scope: Scope<'s, Offset>,
-    worker: usize,
-) -> Coll<'s> {
+pub fn render_aggregate<'s>(input: Coll<'s>, group_by: &[Expr], aggs: &[AggCall], scope: Scope<'s, Offset>, worker: usize) -> Coll<'s> {
     let groups = group_by.to_vec();
     let key = move |r: &Row| Row::new(groups.iter().map(|g| g.eval(r.values())).collect());
-    let aggs_v = aggs.to_vec();
+    let keyed = input.map(move |r| (key(&r), r));
     let result = if aggs.iter().all(|a| a.func.is_accumulable() && !a.distinct) {
-        let aggs_in = aggs_v.clone();
-        input
-            .explode(move |r| {
-                let k = key(&r);
-                Some((k, Accum::of_row(&aggs_in, &r)))
-            })
-            .count_total()
-            .map(move |(k, acc)| k.concat(&Row::new(acc.finish(&aggs_v))))
+        let aggs_v = aggs.to_vec();
+        accumulate(keyed, aggs).map(move |(k, acc)| k.concat(&Row::new(acc.finish(&aggs_v))))
     } else {
-        input
-            .map(move |r| (key(&r), r))
-            .reduce(move |k, vals: &[(&Row, Diff)], out: &mut Vec<(Row, Diff)>| {
-                out.push((k.concat(&Row::new(compute(&aggs_v, vals))), 1));
-            })
-            .map(|(_, row)| row)
+        combined(keyed, aggs)
     };
     if !group_by.is_empty() {
         return result;
     }
     // Exactly one row without GROUP BY: the default row stands in while no group exists.
-    let default = Row::new(compute(aggs, &[]));
+    let default = Row::new(aggs.iter().map(empty_value).collect());
     let data: Vec<(Row, Offset, Diff)> = if worker == 0 { vec![(default.clone(), 0, 1)] } else { vec![] };
     let constant = data.to_stream(scope).as_collection();
     let present = result.clone().map(move |_| default.clone()).negate();
     result.concat(constant).concat(present)
 }
 
-/// Computes aggregates over a group's rows with multiplicities (also for an empty group).
-fn compute(aggs: &[AggCall], vals: &[(&Row, Diff)]) -> Vec<Value> {
-    aggs.iter()
-        .map(|a| {
-            let mut args: Vec<(Value, Diff)> = vals
-                .iter()
-                .map(|(r, d)| {
-                    (if a.func == AggFunc::CountStar { Value::Bool(true) } else { a.arg.eval(r.values()) }, *d)
+type Keyed<'s> = VecCollection<'s, Offset, (Row, Row), Diff>;
+
+/// Per-group totals of accumulable aggregates, O(1) per change.
+fn accumulate<'s>(keyed: Keyed<'s>, aggs: &[AggCall]) -> VecCollection<'s, Offset, (Row, Accum), Diff> {
+    let aggs = aggs.to_vec();
+    keyed.explode(move |(k, r)| Some((k, Accum::of_row(&aggs, &r)))).count_total()
+}
+
+/// Aggregates that are not all plain accumulable ones, each maintained without scanning its
+/// group: accumulable ones (plus COUNT(*) for the group's presence) by `accumulate`; DISTINCT
+/// ones over the distinct (group, value) pairs; MIN / MAX by a hierarchy of bucketed
+/// reductions, O(log n) per change. A final reduce per group assembles the row from one value
+/// per aggregate.
+fn combined<'s>(keyed: Keyed<'s>, aggs: &[AggCall]) -> Coll<'s> {
+    let n = aggs.len();
+    let mut parts: Vec<VecCollection<'s, Offset, (Row, (usize, Value)), Diff>> = Vec::new();
+    // Index `n` stands for the presence of the group.
+    let mut acc_idx: Vec<usize> = vec![n];
+    let mut sub = vec![AggCall { func: AggFunc::CountStar, arg: Expr::Literal(Value::Null), distinct: false, ty: DataType::Int }];
+    for (i, a) in aggs.iter().enumerate() {
+        if a.func.is_accumulable() && !a.distinct {
+            acc_idx.push(i);
+            sub.push(a.clone());
+        }
+    }
+    parts.push(accumulate(keyed.clone(), &sub).flat_map(move |(k, acc)| {
+        let vals = acc.finish(&sub);
+        acc_idx.iter().zip(vals).map(|(&i, v)| (k.clone(), (i, v))).collect::<Vec<_>>()
+    }));
+    for (i, a) in aggs.iter().enumerate().filter(|(_, a)| a.func.is_accumulable() && a.distinct) {
+        let arg = a.arg.clone();
+        let one = AggCall { distinct: false, ..a.clone() };
+        let distinct_values = keyed
+            .clone()
+            .flat_map(move |(k, r)| {
+                let v = arg.eval(r.values());
+                (!v.is_null()).then(|| (k, Row::new(vec![v])))
+            })
+            .distinct();
+        let calls = vec![AggCall { arg: Expr::Column(0), ..one }];
+        parts.push(accumulate(distinct_values, &calls).map(move |(k, acc)| (k, (i, acc.finish(&calls).remove(0)))));
+    }
+    for (i, a) in aggs.iter().enumerate().filter(|(_, a)| !a.func.is_accumulable()) {
+        let arg = a.arg.clone();
+        let min = a.func == AggFunc::Min;
+        let mut level = keyed.clone().map(move |(k, r)| {
+            let v = arg.eval(r.values());
+            (k, (bucket_of(&r), v))
+        });
+        for bits in LEVELS {
+            let mask = (1u64 << bits) - 1;
+            level = level
+                .map(move |(k, (h, v))| {
+                    let mut kv = k.values().to_vec();
+                    kv.push(Value::UInt(h & mask));
+                    (Row::new(kv), (h, v))
                 })
-                .filter(|(v, _)| !v.is_null())
-                .collect();
-            if a.distinct {
-                args.sort();
-                args.dedup_by(|x, y| x.0 == y.0);
-                for x in &mut args {
-                    x.1 = 1;
-                }
+                .reduce(move |_, vals: &[(&(u64, Value), Diff)], out: &mut Vec<((u64, Value), Diff)>| {
+                    // Any member's hash names the bucket at every coarser level.
+                    out.push(((vals[0].0 .0, extreme(vals.iter().map(|(x, _)| &x.1), min)), 1));
+                })
+                .map(move |(k, (h, v))| {
+                    let mut kv = k.values().to_vec();
+                    kv.pop();
+                    (Row::new(kv), (h, v))
+                });
+        }
+        parts.push(
+            level
+                .map(|(k, (_, v))| (k, v))
+                .reduce(move |_, vals: &[(&Value, Diff)], out: &mut Vec<(Value, Diff)>| {
+                    out.push((extreme(vals.iter().map(|(v, _)| *v), min), 1));
+                })
+                .map(move |(k, v)| (k, (i, v))),
+        );
+    }
+    let mut all = parts.pop().expect("at least the presence part");
+    for p in parts {
+        all = all.concat(p);
+    }
+    all.reduce(move |_, vals: &[(&(usize, Value), Diff)], out: &mut Vec<(Row, Diff)>| {
+        let mut row = vec![Value::Null; n];
+        for (x, _) in vals.iter().filter(|(x, _)| x.0 < n) {
+            row[x.0] = x.1.clone();
+        }
+        out.push((Row::new(row), 1));
+    })
+    .map(|(k, aggs)| k.concat(&aggs))
+}
+
+/// The bucket hash of a row (stable across workers and runs).
+fn bucket_of(r: &Row) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    r.hash(&mut h);
+    h.finish()
+}
+
+/// The smallest (or largest) non-NULL value, NULL if none.
+fn extreme<'a>(vals: impl Iterator<Item = &'a Value>, min: bool) -> Value {
+    let mut best: Option<&Value> = None;
+    for v in vals.filter(|v| !v.is_null()) {
+        best = Some(match best {
+            None => v,
+            Some(b) => {
+                let o = sql_cmp(v, b).unwrap_or_else(|| v.cmp(b));
+                if (min && o == Ordering::Less) || (!min && o == Ordering::Greater) { v } else { b }
             }
-            match a.func {
-                AggFunc::CountStar | AggFunc::Count => Value::Int(args.iter().map(|(_, d)| *d as i64).sum()),
-                AggFunc::Sum | AggFunc::Avg => {
-                    if args.is_empty() {
-                        return Value::Null;
-                    }
-                    let n: i64 = args.iter().map(|(_, d)| *d as i64).sum();
-                    let any_real = args.iter().any(|(v, _)| matches!(v, Value::Real(_)));
-                    if any_real || a.func == AggFunc::Avg {
-                        let s: f64 = args.iter().map(|(v, d)| v.as_f64().unwrap_or(0.0) * *d as f64).sum();
-                        Value::Real(if a.func == AggFunc::Avg { s / n as f64 } else { s })
-                    } else {
-                        int_or_real(args.iter().map(|(v, d)| v.as_i128().unwrap_or(0) * *d as i128).sum())
-                    }
-                }
-                AggFunc::Min | AggFunc::Max => {
-                    let pick = |best: Value, v: Value| {
-                        let o = sql_cmp(&v, &best).unwrap_or_else(|| v.cmp(&best));
-                        let better = if a.func == AggFunc::Min { o == Ordering::Less } else { o == Ordering::Greater };
-                        if better {
-                            v
-                        } else {
-                            best
-                        }
-                    };
-                    args.into_iter().map(|(v, _)| v).reduce(pick).unwrap_or(Value::Null)
-                }
-            }
-        })
-        .collect()
+        });
+    }
+    best.cloned().unwrap_or(Value::Null)
+}
+
+/// An aggregate's value over no rows: 0 for COUNT, NULL otherwise.
+fn empty_value(a: &AggCall) -> Value {
+    match a.func {
+        AggFunc::Count | AggFunc::CountStar => Value::Int(0),
+        _ => Value::Null,
+    }
 }

@@ -12,7 +12,7 @@ use std::cmp::Ordering;
 use std::hash::{Hash, Hasher};
 
 /// Bucket bits at each level; the last level (0 bits) is the whole group.
-const LEVELS: [u32; 4] = [16, 12, 8, 4];
+pub const LEVELS: [u32; 4] = [16, 12, 8, 4];
 
 /// Compares two rows by the sort keys, then by the whole row (a total, deterministic order).
 pub fn compare(order: &[SortKey], a: &Row, b: &Row) -> Ordering {

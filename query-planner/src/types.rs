@@ -65,6 +65,7 @@ pub enum Value {
 }
 
 impl Value {
+    #[inline]
     fn rank(&self) -> u8 {
         match self {
             Value::Null => 0,
@@ -77,6 +78,7 @@ impl Value {
         }
     }
 
+    #[inline]
     pub fn is_null(&self) -> bool {
         matches!(self, Value::Null)
     }
@@ -130,6 +132,7 @@ impl Value {
 }
 
 impl PartialEq for Value {
+    #[inline]
     fn eq(&self, other: &Self) -> bool {
         self.cmp(other) == Ordering::Equal
     }
@@ -137,17 +140,19 @@ impl PartialEq for Value {
 impl Eq for Value {}
 
 impl PartialOrd for Value {
+    #[inline]
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
 
 impl Ord for Value {
+    #[inline]
     fn cmp(&self, other: &Self) -> Ordering {
         match (self, other) {
+            (Value::Int(a), Value::Int(b)) => a.cmp(b),
             (Value::Null, Value::Null) => Ordering::Equal,
             (Value::Bool(a), Value::Bool(b)) => a.cmp(b),
-            (Value::Int(a), Value::Int(b)) => a.cmp(b),
             (Value::UInt(a), Value::UInt(b)) => a.cmp(b),
             (Value::Real(a), Value::Real(b)) => canonical(*a).total_cmp(&canonical(*b)),
             (Value::Text(a), Value::Text(b)) => a.cmp(b),
@@ -158,6 +163,7 @@ impl Ord for Value {
 }
 
 /// Folds -0.0 into 0.0 so equal numbers compare and hash equal.
+#[inline]
 fn canonical(f: f64) -> f64 {
     if f == 0.0 {
         0.0
@@ -167,6 +173,7 @@ fn canonical(f: f64) -> f64 {
 }
 
 impl Hash for Value {
+    #[inline]
     fn hash<H: Hasher>(&self, state: &mut H) {
         match self {
             Value::Null => state.write_u8(0),
@@ -213,6 +220,7 @@ impl Row {
         Row(Arc::from(Vec::new()))
     }
 
+    #[inline]
     pub fn len(&self) -> usize {
         self.0.len()
     }
@@ -221,10 +229,12 @@ impl Row {
         self.0.is_empty()
     }
 
+    #[inline]
     pub fn values(&self) -> &[Value] {
         &self.0
     }
 
+    #[inline]
     pub fn get(&self, i: usize) -> &Value {
         &self.0[i]
     }
