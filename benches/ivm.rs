@@ -31,7 +31,8 @@ const QUERIES: [(&str, &str); 6] = [
     ("top10", "SELECT id, v FROM a ORDER BY v DESC, id LIMIT 10"),
 ];
 
-const PIPELINE: &str = "SELECT b.c_id % 100, SUM(a.v) FROM a JOIN b ON a.b_id = b.id WHERE a.v < 500 GROUP BY b.c_id % 100";
+const PIPELINE: &str =
+    "SELECT b.c_id % 100, SUM(a.v) FROM a JOIN b ON a.b_id = b.id WHERE a.v < 500 GROUP BY b.c_id % 100";
 
 fn rows() -> u64 {
     std::env::var("SLUICE_BENCH_ROWS").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000_000)
@@ -49,7 +50,9 @@ struct Data {
 impl Data {
     fn new(n: u64) -> Data {
         let mut rng = StdRng::seed_from_u64(7);
-        let a = (0..n).map(|id| (id, rng.random_range(0..GROUPS), rng.random_range(0..VALUES), rng.random_range(0..n))).collect();
+        let a = (0..n)
+            .map(|id| (id, rng.random_range(0..GROUPS), rng.random_range(0..VALUES), rng.random_range(0..n)))
+            .collect();
         Data { n, a, rng }
     }
     fn b(&self, id: u64) -> (u64, u64, i64) {
@@ -105,7 +108,8 @@ impl Sluice {
         for start in (0..data.n).step_by(chunk as usize) {
             let ids = start..(start + chunk).min(data.n);
             let a = ids.clone().map(|i| row_a(&data.a[i as usize])).collect();
-            let b = ids.clone().map(|i| data.b(i)).map(|(x, y, z)| Row::new(vec![int(x), int(y), Value::Int(z)])).collect();
+            let b =
+                ids.clone().map(|i| data.b(i)).map(|(x, y, z)| Row::new(vec![int(x), int(y), Value::Int(z)])).collect();
             let c = ids.map(|i| data.c(i)).map(|(x, y)| Row::new(vec![int(x), Value::Int(y)])).collect();
             s.offset += 1;
             let changes = vec![
@@ -161,7 +165,10 @@ impl Handwritten {
                 }
                 "join2" => {
                     let b = b.map(|r| (r.0, r.2)).arrange_by_key();
-                    a.map(|r| (r.3, (r.0, r.2))).arrange_by_key().join_core(b, |_, &(id, v), &w| Some((id, v, w))).probe_with(&p);
+                    a.map(|r| (r.3, (r.0, r.2)))
+                        .arrange_by_key()
+                        .join_core(b, |_, &(id, v), &w| Some((id, v, w)))
+                        .probe_with(&p);
                 }
                 "join3" => {
                     let b = b.map(|r| (r.0, r.1)).arrange_by_key();

@@ -8,15 +8,15 @@
 
 use crate::delta::{Diff, Offset};
 use crate::render::Coll;
+use crate::topk::LEVELS;
 use differential_dataflow::difference::{IsZero, Multiply, Semigroup};
 use differential_dataflow::operators::count::CountTotal;
-use crate::topk::LEVELS;
 use differential_dataflow::{AsCollection, VecCollection};
-use std::hash::{Hash, Hasher};
 use serde::{Deserialize, Serialize};
 use sluice_planner::expr::sql_cmp;
 use sluice_planner::{AggCall, AggFunc, DataType, Expr, Row, Value};
 use std::cmp::Ordering;
+use std::hash::{Hash, Hasher};
 use timely::dataflow::operators::vec::ToStream;
 use timely::dataflow::Scope;
 
@@ -136,7 +136,13 @@ fn int_or_real(x: i128) -> Value {
 }
 
 /// Renders an aggregate: output rows are group values followed by aggregate values.
-pub fn render_aggregate<'s>(input: Coll<'s>, group_by: &[Expr], aggs: &[AggCall], scope: Scope<'s, Offset>, worker: usize) -> Coll<'s> {
+pub fn render_aggregate<'s>(
+    input: Coll<'s>,
+    group_by: &[Expr],
+    aggs: &[AggCall],
+    scope: Scope<'s, Offset>,
+    worker: usize,
+) -> Coll<'s> {
     let groups = group_by.to_vec();
     let key = move |r: &Row| Row::new(groups.iter().map(|g| g.eval(r.values())).collect());
     let keyed = input.map(move |r| (key(&r), r));
@@ -158,6 +164,8 @@ pub fn render_aggregate<'s>(input: Coll<'s>, group_by: &[Expr], aggs: &[AggCall]
 }
 
 type Keyed<'s> = VecCollection<'s, Offset, (Row, Row), Diff>;
+/// One aggregate's value per group: (group key, (aggregate index, value)).
+type AggValues<'s> = VecCollection<'s, Offset, (Row, (usize, Value)), Diff>;
 
 /// Per-group totals of accumulable aggregates, O(1) per change.
 fn accumulate<'s>(keyed: Keyed<'s>, aggs: &[AggCall]) -> VecCollection<'s, Offset, (Row, Accum), Diff> {
@@ -172,10 +180,11 @@ fn accumulate<'s>(keyed: Keyed<'s>, aggs: &[AggCall]) -> VecCollection<'s, Offse
 /// per aggregate.
 fn combined<'s>(keyed: Keyed<'s>, aggs: &[AggCall]) -> Coll<'s> {
     let n = aggs.len();
-    let mut parts: Vec<VecCollection<'s, Offset, (Row, (usize, Value)), Diff>> = Vec::new();
+    let mut parts: Vec<AggValues<'s>> = Vec::new();
     // Index `n` stands for the presence of the group.
     let mut acc_idx: Vec<usize> = vec![n];
-    let mut sub = vec![AggCall { func: AggFunc::CountStar, arg: Expr::Literal(Value::Null), distinct: false, ty: DataType::Int }];
+    let mut sub =
+        vec![AggCall { func: AggFunc::CountStar, arg: Expr::Literal(Value::Null), distinct: false, ty: DataType::Int }];
     for (i, a) in aggs.iter().enumerate() {
         if a.func.is_accumulable() && !a.distinct {
             acc_idx.push(i);
@@ -262,7 +271,11 @@ fn extreme<'a>(vals: impl Iterator<Item = &'a Value>, min: bool) -> Value {
             None => v,
             Some(b) => {
                 let o = sql_cmp(v, b).unwrap_or_else(|| v.cmp(b));
-                if (min && o == Ordering::Less) || (!min && o == Ordering::Greater) { v } else { b }
+                if (min && o == Ordering::Less) || (!min && o == Ordering::Greater) {
+                    v
+                } else {
+                    b
+                }
             }
         });
     }
