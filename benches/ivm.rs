@@ -194,7 +194,7 @@ impl Handwritten {
                             .map(move |x| (x.1 & ((1u64 << bits) - 1), x))
                             .reduce(|_, vals, out: &mut Vec<((std::cmp::Reverse<i64>, u64), isize)>| {
                                 for (v, _) in vals.iter().take(10) {
-                                    out.push(((*v).clone(), 1));
+                                    out.push((**v, 1));
                                 }
                             })
                             .map(|(_, x)| x);
