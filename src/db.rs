@@ -115,12 +115,12 @@ impl Database {
                 let mut inserts = Vec::new();
                 let mut deletes = Vec::new();
                 for (row, &n) in &self.data[&table].rows {
-                    if truth(&filter.eval(row.values())) != Some(true) {
+                    if truth(&filter.eval(&row.values())) != Some(true) {
                         continue;
                     }
                     let mut vals = row.values().to_vec();
                     for (c, e) in &assignments {
-                        vals[*c] = e.eval(row.values());
+                        vals[*c] = e.eval(&row.values());
                         if vals[*c].is_null() && !schema.columns[*c].nullable {
                             bail!("NULL value in NOT NULL column {}.{}", table, schema.columns[*c].name);
                         }
@@ -135,7 +135,7 @@ impl Database {
             Dml::Delete { table, filter } => {
                 let mut deletes = Vec::new();
                 for (row, &n) in &self.data[&table].rows {
-                    if truth(&filter.eval(row.values())) == Some(true) {
+                    if truth(&filter.eval(&row.values())) == Some(true) {
                         deletes.extend(std::iter::repeat_n(row.clone(), n));
                     }
                 }

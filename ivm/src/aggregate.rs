@@ -100,11 +100,12 @@ impl Multiply<Diff> for Accum {
 
 impl Accum {
     fn of_row(aggs: &[AggCall], row: &Row) -> Accum {
+        let vals = row.values();
         let cols = aggs
             .iter()
             .map(|a| match a.func {
                 AggFunc::CountStar => Column::default(),
-                _ => match a.arg.eval(row.values()) {
+                _ => match a.arg.eval(&vals) {
                     Value::Null => Column::default(),
                     Value::Real(r) => Column { nonnull: 1, real_sum: r, reals: 1, ..Column::default() },
                     v => Column { nonnull: 1, int_sum: v.as_i128().unwrap_or(0), ..Column::default() },
@@ -144,7 +145,10 @@ pub fn render_aggregate<'s>(
     worker: usize,
 ) -> Coll<'s> {
     let groups = group_by.to_vec();
-    let key = move |r: &Row| Row::new(groups.iter().map(|g| g.eval(r.values())).collect());
+    let key = move |r: &Row| {
+        let vals = r.values();
+        groups.iter().map(|g| g.eval(&vals)).collect::<Row>()
+    };
     let keyed = input.map(move |r| (key(&r), r));
     let result = if aggs.iter().all(|a| a.func.is_accumulable() && !a.distinct) {
         let aggs_v = aggs.to_vec();
@@ -201,7 +205,7 @@ fn combined<'s>(keyed: Keyed<'s>, aggs: &[AggCall]) -> Coll<'s> {
         let distinct_values = keyed
             .clone()
             .flat_map(move |(k, r)| {
-                let v = arg.eval(r.values());
+                let v = arg.eval(&r.values());
                 (!v.is_null()).then(|| (k, Row::new(vec![v])))
             })
             .distinct();
@@ -212,7 +216,7 @@ fn combined<'s>(keyed: Keyed<'s>, aggs: &[AggCall]) -> Coll<'s> {
         let arg = a.arg.clone();
         let min = a.func == AggFunc::Min;
         let mut level = keyed.clone().map(move |(k, r)| {
-            let v = arg.eval(r.values());
+            let v = arg.eval(&r.values());
             (k, (bucket_of(&r), v))
         });
         for bits in LEVELS {

@@ -289,7 +289,7 @@ fn project(row: &Row, visible: usize) -> Row {
     if row.len() == visible {
         row.clone()
     } else {
-        Row::new(row.values()[..visible].to_vec())
+        row.prefix(visible)
     }
 }
 

@@ -34,8 +34,9 @@ pub struct BaseTraces {
 /// Evaluates join keys; `None` when a non-NULL-safe key is NULL (such rows never match).
 pub fn eval_key(keys: &[(Expr, bool)], row: &Row) -> Option<Row> {
     let mut out = Vec::with_capacity(keys.len());
+    let vals = row.values();
     for (e, null_safe) in keys {
-        let v = canonical_key(e.eval(row.values()));
+        let v = canonical_key(e.eval(&vals));
         if v.is_null() && !null_safe {
             return None;
         }
@@ -46,7 +47,8 @@ pub fn eval_key(keys: &[(Expr, bool)], row: &Row) -> Option<Row> {
 
 /// Key of a shared base-table arrangement on plain columns.
 pub fn column_key(cols: &[usize], row: &Row) -> Row {
-    Row::new(cols.iter().map(|&c| canonical_key(row.get(c).clone())).collect())
+    let vals = row.values();
+    cols.iter().map(|&c| canonical_key(vals[c].clone())).collect()
 }
 
 /// If a join input is a base table (optionally filtered) joined on plain columns, returns the
@@ -98,7 +100,7 @@ pub struct Renderer<'s, 'b> {
 }
 
 fn passes(pred: &Option<Expr>, row: &Row) -> bool {
-    pred.as_ref().is_none_or(|p| truth(&p.eval(row.values())) == Some(true))
+    pred.as_ref().is_none_or(|p| truth(&p.eval(&row.values())) == Some(true))
 }
 
 /// `n` NULLs.
@@ -134,11 +136,14 @@ impl<'s, 'b> Renderer<'s, 'b> {
             }
             Plan::Project { input, exprs } => {
                 let exprs = exprs.clone();
-                self.render(input).map(move |r| Row::new(exprs.iter().map(|e| e.eval(r.values())).collect()))
+                self.render(input).map(move |r| {
+                    let vals = r.values();
+                    exprs.iter().map(|e| e.eval(&vals)).collect()
+                })
             }
             Plan::Filter { input, predicate } => {
                 let p = predicate.clone();
-                self.render(input).filter(move |r| truth(&p.eval(r.values())) == Some(true))
+                self.render(input).filter(move |r| truth(&p.eval(&r.values())) == Some(true))
             }
             Plan::Join { left, right, kind, keys, residual } => self.join(left, right, *kind, keys, residual),
             Plan::Aggregate { input, group_by, aggs } => {

@@ -16,8 +16,12 @@ pub const LEVELS: [u32; 4] = [16, 12, 8, 4];
 
 /// Compares two rows by the sort keys, then by the whole row (a total, deterministic order).
 pub fn compare(order: &[SortKey], a: &Row, b: &Row) -> Ordering {
+    if order.is_empty() {
+        return a.cmp(b);
+    }
+    let (av, bv) = (a.values(), b.values());
     for k in order {
-        let (x, y) = (a.get(k.column), b.get(k.column));
+        let (x, y) = (&av[k.column], &bv[k.column]);
         let o = match (x.is_null(), y.is_null()) {
             (true, true) => Ordering::Equal,
             (true, false) => {

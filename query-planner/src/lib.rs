@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod error;
 pub mod expr;
 pub mod plan;
+pub mod row;
 pub mod types;
 
 pub use bind::{parse, Dml, Planner};
@@ -13,4 +14,5 @@ pub use catalog::{Catalog, Column, TableSchema};
 pub use error::{PlanError, Result};
 pub use expr::{BinOp, Expr, Func};
 pub use plan::{AggCall, AggFunc, JoinKey, JoinKind, Plan, QueryPlan, SetOpKind, SortKey};
-pub use types::{DataType, Row, Value};
+pub use row::Row;
+pub use types::{DataType, Value};

@@ -4,7 +4,8 @@
 //! comparable so that identical queries (after planning) can share one dataflow.
 
 use crate::expr::Expr;
-use crate::types::{DataType, Row};
+use crate::row::Row;
+use crate::types::DataType;
 use serde::{Deserialize, Serialize};
 
 /// An aggregate function.

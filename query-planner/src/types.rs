@@ -2,7 +2,7 @@
 //!
 //! `Value` is a dynamically tagged SQL value with a total order (NULL first, then by type,
 //! floats by `total_cmp`) so it can be sorted, hashed and used as a dataflow key. SQL comparison
-//! semantics (numeric promotion, three-valued logic) live in `expr`, not here.
+//! semantics (numeric promotion, three-valued logic) live in `expr`, not here; rows in `row`.
 
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
@@ -204,69 +204,6 @@ impl fmt::Display for Value {
                 f.write_str("'")
             }
         }
-    }
-}
-
-/// A row: an immutable, cheaply cloned sequence of values.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Row(Arc<[Value]>);
-
-impl Row {
-    pub fn new(values: Vec<Value>) -> Row {
-        Row(values.into())
-    }
-
-    pub fn empty() -> Row {
-        Row(Arc::from(Vec::new()))
-    }
-
-    #[inline]
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    #[inline]
-    pub fn values(&self) -> &[Value] {
-        &self.0
-    }
-
-    #[inline]
-    pub fn get(&self, i: usize) -> &Value {
-        &self.0[i]
-    }
-
-    /// This row followed by `other`'s values.
-    pub fn concat(&self, other: &Row) -> Row {
-        let mut v = Vec::with_capacity(self.len() + other.len());
-        v.extend_from_slice(&self.0);
-        v.extend_from_slice(&other.0);
-        Row::new(v)
-    }
-
-    /// The values at `cols`, in that order.
-    pub fn project(&self, cols: &[usize]) -> Row {
-        Row::new(cols.iter().map(|&c| self.0[c].clone()).collect())
-    }
-
-    /// Approximate payload size in bytes (values only), for memory accounting.
-    pub fn byte_size(&self) -> usize {
-        self.0.iter().map(Value::byte_size).sum()
-    }
-}
-
-impl fmt::Debug for Row {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.0.iter()).finish()
-    }
-}
-
-impl From<Vec<Value>> for Row {
-    fn from(v: Vec<Value>) -> Row {
-        Row::new(v)
     }
 }
 

@@ -7,7 +7,8 @@ use crate::catalog::{object_name, schema_from_create, Column, TableSchema};
 use crate::error::{PlanError, Result};
 use crate::expr::Expr;
 use crate::plan::QueryPlan;
-use crate::types::{DataType, Row, Value};
+use crate::row::Row;
+use crate::types::{DataType, Value};
 use sqlparser::ast::{self, Spanned};
 
 /// A planned statement.

@@ -44,7 +44,7 @@ pub fn join_units(units: Vec<Unit>, conjuncts: Vec<Expr>) -> Plan {
         plans.push(Some(u.plan.clone().filter(Expr::and_all(preds))));
     }
     if units.is_empty() {
-        return Plan::Constant { rows: vec![crate::types::Row::empty()], arity: 0 }
+        return Plan::Constant { rows: vec![crate::row::Row::empty()], arity: 0 }
             .filter(Expr::and_all(pending.into_iter().map(|(c, _)| c).collect()));
     }
     // Greedy left-deep join order, starting from the first unit.

@@ -7,7 +7,8 @@ use super::{Planned, Planner};
 use crate::error::{PlanError, Result};
 use crate::expr::Expr;
 use crate::plan::{AggCall, AggFunc, Plan, SetOpKind, SortKey};
-use crate::types::{DataType, Row, Value};
+use crate::row::Row;
+use crate::types::{DataType, Value};
 use sqlparser::ast::{self, Spanned};
 use std::cell::RefCell;
 
