@@ -7,6 +7,7 @@
 use crate::delta::Diff;
 use crate::render::Coll;
 use sluice_planner::expr::sql_cmp;
+use sluice_planner::row::Values;
 use sluice_planner::{Row, SortKey, Value};
 use std::cmp::Ordering;
 use std::hash::{Hash, Hasher};
@@ -19,7 +20,11 @@ pub fn compare(order: &[SortKey], a: &Row, b: &Row) -> Ordering {
     if order.is_empty() {
         return a.cmp(b);
     }
-    let (av, bv) = (a.values(), b.values());
+    compare_values(order, &a.values(), &b.values()).then_with(|| a.cmp(b))
+}
+
+/// Compares decoded rows by the sort keys only.
+fn compare_values(order: &[SortKey], av: &[Value], bv: &[Value]) -> Ordering {
     for k in order {
         let (x, y) = (&av[k.column], &bv[k.column]);
         let o = match (x.is_null(), y.is_null()) {
@@ -51,7 +56,7 @@ pub fn compare(order: &[SortKey], a: &Row, b: &Row) -> Ordering {
             return o;
         }
     }
-    a.cmp(b)
+    Ordering::Equal
 }
 
 fn row_hash(r: &Row) -> u64 {
@@ -62,11 +67,12 @@ fn row_hash(r: &Row) -> u64 {
 
 /// Keeps rows `skip..skip+keep` (by multiplicity) of a sorted group.
 fn take(order: &[SortKey], vals: &[(&Row, Diff)], skip: u64, keep: Option<u64>, out: &mut Vec<(Row, Diff)>) {
-    let mut sorted: Vec<(&Row, Diff)> = vals.to_vec();
-    sorted.sort_by(|a, b| compare(order, a.0, b.0));
+    // Decode each row once, then sort by the keys and the row bytes.
+    let mut sorted: Vec<(Values, &Row, Diff)> = vals.iter().map(|(r, d)| (r.values(), *r, *d)).collect();
+    sorted.sort_by(|a, b| compare_values(order, &a.0, &b.0).then_with(|| a.1.cmp(b.1)));
     let mut pos: u64 = 0;
     let end = keep.map(|k| skip.saturating_add(k));
-    for (row, d) in sorted {
+    for (_, row, d) in sorted {
         let d = d.max(0) as u64;
         let (lo, hi) = (pos, pos + d);
         pos = hi;
