@@ -347,5 +347,40 @@ fn throughput(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, per_transaction, throughput);
+/// Cost per change against group size: one group of all rows vs 1000 groups, for
+/// accumulable (SUM, AVG) and hierarchical (MAX) aggregates. A rescan of the group would
+/// make the single group ~1000x slower.
+fn group_scaling(c: &mut Criterion) {
+    let n = rows();
+    let mut data = Data::new(n);
+    let mut s = Sluice::load(&data);
+    let mut group = c.benchmark_group(format!("group_size/{n}"));
+    group.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3));
+    for (name, sql) in [
+        ("sum_1_group", "SELECT SUM(v), AVG(v) FROM a"),
+        ("sum_1000_groups", "SELECT g, SUM(v), AVG(v) FROM a GROUP BY g"),
+        ("max_1_group", "SELECT MAX(v) FROM a"),
+        ("max_1000_groups", "SELECT g, MAX(v) FROM a GROUP BY g"),
+    ] {
+        let plan = s.plan(sql);
+        let sub = s.engine.subscribe(&plan).unwrap();
+        group.bench_function(name, |bch| {
+            bch.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let u = data.updates(1);
+                    let tx = s.tx(&u);
+                    let t = Instant::now();
+                    s.engine.apply(vec![tx]).unwrap();
+                    total += t.elapsed();
+                }
+                total
+            })
+        });
+        s.engine.unsubscribe(sub.id).unwrap();
+    }
+    group.finish();
+}
+
+criterion_group!(benches, per_transaction, throughput, group_scaling);
 criterion_main!(benches);

@@ -73,3 +73,42 @@ fn bad_input_is_refused_without_changing_state() {
     assert_eq!(engine.apply(vec![unknown]), Err(EngineError::UnknownTable("nope".into())));
     assert_eq!(engine.offset(), 5);
 }
+
+#[test]
+fn arrangements_are_compacted_as_offsets_advance() {
+    for workers in [1, 2] {
+        let (catalog, _) = setup();
+        let schema = catalog.table("t").unwrap().clone();
+        let mut engine = Engine::new(EngineConfig { workers });
+        engine.create_table(&schema).unwrap();
+        // A join adds a shared by-key arrangement; it must be compacted too.
+        let plan = Planner::new(&catalog).plan_sql("SELECT x.id FROM t x JOIN t y ON x.g = y.id").unwrap();
+        engine.subscribe(&plan).unwrap();
+        let n = 500;
+        let mut offset = 1;
+        engine.apply(vec![insert(offset, (0..n).map(|i| row(&[i, i, 0])).collect())]).unwrap();
+        // Update every row 200 times, one transaction per round; sample the record count.
+        let live = 2 * n as usize; // by row and by key
+        let mut samples = Vec::new();
+        for round in 0..200 {
+            offset += 1;
+            let change = TableChange {
+                table: "t".into(),
+                deletes: (0..n).map(|i| row(&[i, i, round])).collect(),
+                inserts: (0..n).map(|i| row(&[i, i, round + 1])).collect(),
+            };
+            engine.apply(vec![Transaction { offset, changes: vec![change] }]).unwrap();
+            if round % 50 == 49 {
+                samples.push(engine.base_arrangement_records());
+            }
+        }
+        // The history is 2 * 401 * n records; what is kept stays a small multiple of the live
+        // rows (batches not yet merged), and does not grow with the number of rounds.
+        let records = *samples.iter().max().unwrap();
+        eprintln!("{workers} workers: records {samples:?} for {live} live");
+        assert!(records <= 12 * live, "{workers} workers: {samples:?} records for {live} live rows");
+        assert!(samples[3] <= 2 * samples[0], "{workers} workers: grows with history: {samples:?}");
+        let records = engine.base_arrangement_records();
+        assert!(records >= live);
+    }
+}

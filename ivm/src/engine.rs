@@ -4,7 +4,7 @@
 
 use crate::delta::{consolidate, split, Diff, Offset, QueryDelta, QueryId, Transaction};
 use crate::topk::compare;
-use crate::worker::{Command, Outputs, WorkerState};
+use crate::worker::{Command, Reply, WorkerState};
 use sluice_planner::{QueryPlan, Row, SortKey, TableSchema};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::mpsc::{channel, Receiver, Sender};
@@ -67,11 +67,12 @@ struct QueryState {
 
 enum Driver {
     Local(Box<(Worker, WorkerState)>),
-    Threads { senders: Vec<Sender<Command>>, replies: Receiver<Outputs>, handle: Option<JoinHandle<()>> },
+    Threads { senders: Vec<Sender<Command>>, replies: Receiver<Reply>, handle: Option<JoinHandle<()>> },
 }
 
 impl Driver {
-    fn run(&mut self, cmd: Command) -> Outputs {
+    /// Runs a command on every worker; merges their replies.
+    fn run(&mut self, cmd: Command) -> Reply {
         match self {
             Driver::Local(b) => {
                 let (worker, state) = &mut **b;
@@ -81,9 +82,11 @@ impl Driver {
                 for s in senders.iter() {
                     s.send(cmd.clone()).expect("engine worker alive");
                 }
-                let mut all = Vec::new();
+                let mut all = Reply::default();
                 for _ in 0..senders.len() {
-                    all.extend(replies.recv().expect("engine worker alive"));
+                    let r = replies.recv().expect("engine worker alive");
+                    all.outputs.extend(r.outputs);
+                    all.base_records += r.base_records;
                 }
                 all
             }
@@ -187,8 +190,8 @@ impl Engine {
             return Ok(Vec::new());
         }
         self.offset = current;
-        let outputs = self.driver.run(Command::Apply(Arc::new(txs)));
-        Ok(self.absorb(outputs))
+        let reply = self.driver.run(Command::Apply(Arc::new(txs)));
+        Ok(self.absorb(reply.outputs))
     }
 
     /// Subscribes to a planned query; identical plans share one dataflow.
@@ -204,9 +207,9 @@ impl Engine {
             None => {
                 let q = QueryId(self.next_query);
                 self.next_query += 1;
-                let outputs = self.driver.run(Command::AddQuery(q, Arc::new(plan.plan.clone())));
+                let reply = self.driver.run(Command::AddQuery(q, Arc::new(plan.plan.clone())));
                 let mut updates: Vec<(Row, Diff)> = Vec::new();
-                for (id, out) in outputs {
+                for (id, out) in reply.outputs {
                     debug_assert_eq!(id, q, "only the new query has output");
                     updates.extend(out.into_iter().map(|(r, _, d)| (r, d)));
                 }
@@ -244,13 +247,19 @@ impl Engine {
         Ok(current_rows(&self.queries[q], order))
     }
 
+    /// Update records held by all base-table arrangements (by row and by key). With
+    /// compaction this follows the current state, not the history of changes.
+    pub fn base_arrangement_records(&mut self) -> usize {
+        self.driver.run(Command::Stats).base_records
+    }
+
     /// Number of distinct query dataflows.
     pub fn query_count(&self) -> usize {
         self.queries.len()
     }
 
     /// Turns raw worker outputs into per-query, per-offset visible deltas.
-    fn absorb(&mut self, outputs: Outputs) -> Vec<QueryDelta> {
+    fn absorb(&mut self, outputs: crate::worker::Outputs) -> Vec<QueryDelta> {
         let mut by_query: BTreeMap<QueryId, BTreeMap<Offset, Vec<(Row, Diff)>>> = BTreeMap::new();
         for (q, updates) in outputs {
             let per_time = by_query.entry(q).or_default();
@@ -309,7 +318,7 @@ fn current_rows(state: &QueryState, order: &[SortKey]) -> Vec<Row> {
 
 /// Starts `n` timely worker threads, each running every command it receives.
 fn spawn_workers(n: usize) -> Driver {
-    let (reply_tx, replies) = channel::<Outputs>();
+    let (reply_tx, replies) = channel::<Reply>();
     let mut senders = Vec::new();
     let mut receivers = Vec::new();
     for _ in 0..n {

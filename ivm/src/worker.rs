@@ -4,6 +4,7 @@
 use crate::delta::{Diff, Offset, QueryId, Transaction};
 use crate::render::{column_key, shared_arrangements, BaseTraces, Renderer};
 use differential_dataflow::input::InputSession;
+use differential_dataflow::trace::implementations::spine_fueled::SpineBatch;
 use differential_dataflow::trace::TraceReader;
 use sluice_planner::{Plan, Row};
 use std::cell::RefCell;
@@ -23,6 +24,17 @@ pub enum Command {
     Apply(Arc<Vec<Transaction>>),
     AddQuery(QueryId, Arc<Plan>),
     DropQuery(QueryId),
+    /// Count the update records held by base-table arrangements.
+    Stats,
+}
+
+/// A worker's answer to a command.
+#[derive(Default)]
+pub struct Reply {
+    /// Output updates of each query produced while handling the command.
+    pub outputs: Outputs,
+    /// For `Stats`: update records in this worker's base-table arrangements.
+    pub base_records: usize,
 }
 
 /// Output updates of each query produced while handling a command.
@@ -62,8 +74,10 @@ impl WorkerState {
     }
 
     /// Carries out one command; returns the query output it produced.
-    pub fn handle(&mut self, worker: &mut Worker, cmd: Command) -> Outputs {
+    pub fn handle(&mut self, worker: &mut Worker, cmd: Command) -> Reply {
+        let mut base_records = 0;
         match cmd {
+            Command::Stats => base_records = self.base_records(),
             Command::CreateTable(name) => self.create_table(worker, name),
             Command::DropTable(name) => {
                 if let Some(t) = self.tables.remove(&name) {
@@ -82,7 +96,18 @@ impl WorkerState {
             }
         }
         self.step_until(worker, self.now + 1);
-        self.drain()
+        Reply { outputs: self.drain(), base_records }
+    }
+
+    fn base_records(&self) -> usize {
+        let mut n = 0;
+        for t in self.traces.values() {
+            t.rows.map_spans(|s| n += s.inner.as_ref().map_or(0, |b| b.len()));
+            for k in t.by_key.values() {
+                k.map_spans(|s| n += s.inner.as_ref().map_or(0, |b| b.len()));
+            }
+        }
+        n
     }
 
     fn create_table(&mut self, worker: &mut Worker, name: String) {
