@@ -85,13 +85,11 @@ fn arrangements_are_compacted_as_offsets_advance() {
         let plan = Planner::new(&catalog).plan_sql("SELECT x.id FROM t x JOIN t y ON x.g = y.id").unwrap();
         engine.subscribe(&plan).unwrap();
         let n = 500;
-        let mut offset = 1;
-        engine.apply(vec![insert(offset, (0..n).map(|i| row(&[i, i, 0])).collect())]).unwrap();
+        engine.apply(vec![insert(1, (0..n).map(|i| row(&[i, i, 0])).collect())]).unwrap();
         // Update every row 200 times, one transaction per round; sample the record count.
         let live = 2 * n as usize; // by row and by key
         let mut samples = Vec::new();
-        for round in 0..200 {
-            offset += 1;
+        for (offset, round) in (2..).zip(0..200) {
             let change = TableChange {
                 table: "t".into(),
                 deletes: (0..n).map(|i| row(&[i, i, round])).collect(),
