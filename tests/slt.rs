@@ -59,7 +59,7 @@ fn cli_reports_failures_with_file_line_and_exit_status() {
         let out = Command::new(env!("CARGO_BIN_EXE_sluice")).args(["slt", "--mode", mode]).arg(&file).output().unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(!out.status.success(), "a failing file must exit non-zero");
-        assert!(stdout.contains("bad.slt:14:"), "failure names file:line: {stdout}");
+        assert!(stdout.contains("bad.slt:13:"), "failure names file:line: {stdout}");
         assert!(stdout.contains("expected [5 | 7] got [2 3]"), "failure shows expected and got: {stdout}");
         assert!(stdout.trim_end().ends_with("3 passed, 1 failed"), "{stdout}");
     }
