@@ -62,9 +62,11 @@ impl Ord for Accum {
 }
 
 impl IsZero for Accum {
-    // Float residue left after all values are retracted does not keep a group alive.
+    // Every field counts: an update can change only a real total. (Float residue left when a
+    // group's last row goes is handled where totals are read: a group with no rows is absent.)
     fn is_zero(&self) -> bool {
-        self.rows == 0 && self.cols.iter().all(|c| c.nonnull == 0 && c.int_sum == 0 && c.reals == 0)
+        self.rows == 0
+            && self.cols.iter().all(|c| c.nonnull == 0 && c.int_sum == 0 && c.reals == 0 && c.real_sum == 0.0)
     }
 }
 
@@ -174,7 +176,7 @@ type AggValues<'s> = VecCollection<'s, Offset, (Row, (usize, Value)), Diff>;
 /// Per-group totals of accumulable aggregates, O(1) per change.
 fn accumulate<'s>(keyed: Keyed<'s>, aggs: &[AggCall]) -> VecCollection<'s, Offset, (Row, Accum), Diff> {
     let aggs = aggs.to_vec();
-    keyed.explode(move |(k, r)| Some((k, Accum::of_row(&aggs, &r)))).count_total()
+    keyed.explode(move |(k, r)| Some((k, Accum::of_row(&aggs, &r)))).count_total().filter(|(_, acc)| acc.rows != 0)
 }
 
 /// Aggregates that are not all plain accumulable ones, each maintained without scanning its
@@ -246,12 +248,13 @@ fn combined<'s>(keyed: Keyed<'s>, aggs: &[AggCall]) -> Coll<'s> {
                 .map(move |(k, v)| (k, (i, v))),
         );
     }
+    let aggs = aggs.to_vec();
     let mut all = parts.pop().expect("at least the presence part");
     for p in parts {
         all = all.concat(p);
     }
     all.reduce(move |_, vals: &[(&(usize, Value), Diff)], out: &mut Vec<(Row, Diff)>| {
-        let mut row = vec![Value::Null; n];
+        let mut row: Vec<Value> = aggs.iter().map(empty_value).collect();
         for (x, _) in vals.iter().filter(|(x, _)| x.0 < n) {
             row[x.0] = x.1.clone();
         }

@@ -209,9 +209,9 @@ impl Expr {
         match self {
             Expr::Column(c) => row[*c].clone(),
             Expr::Literal(v) => v.clone(),
-            Expr::Not(e) => match e.eval(row) {
-                Value::Bool(b) => Value::Bool(!b),
-                _ => Value::Null,
+            Expr::Not(e) => match truth(&e.eval(row)) {
+                Some(b) => Value::Bool(!b),
+                None => Value::Null,
             },
             Expr::Neg(e) => match e.eval(row) {
                 Value::Int(i) => i.checked_neg().map_or(Value::Real(-(i as f64)), Value::Int),
@@ -295,6 +295,9 @@ pub fn truth(v: &Value) -> Option<bool> {
 pub fn sql_cmp(a: &Value, b: &Value) -> Option<Ordering> {
     match (a, b) {
         (Value::Null, _) | (_, Value::Null) => None,
+        // Booleans compare with numbers as 0 and 1.
+        (Value::Bool(x), Value::Int(_) | Value::UInt(_) | Value::Real(_)) => sql_cmp(&Value::Int(*x as i64), b),
+        (Value::Int(_) | Value::UInt(_) | Value::Real(_), Value::Bool(y)) => sql_cmp(a, &Value::Int(*y as i64)),
         (Value::Int(x), Value::UInt(y)) => Some((*x as i128).cmp(&(*y as i128))),
         (Value::UInt(x), Value::Int(y)) => Some((*x as i128).cmp(&(*y as i128))),
         (Value::Real(_), Value::Int(_) | Value::UInt(_)) | (Value::Int(_) | Value::UInt(_), Value::Real(_)) => {
@@ -415,14 +418,39 @@ pub fn text_of(v: &Value) -> String {
     }
 }
 
-/// Formats a float as SQLite does: integral values keep a `.0`, others up to 15 significant digits.
+/// Formats a float as SQLite prints it (`%!.15g`): 15 significant digits, at least one
+/// decimal, exponent form below 1e-4 and from 1e15 up (`1.0e+20`, `1.0e-05`).
 pub fn format_real(r: f64) -> String {
-    if r.fract() == 0.0 && r.abs() < 1e15 {
-        format!("{r:.1}")
+    if r == 0.0 {
+        return "0.0".to_string();
+    }
+    if !r.is_finite() {
+        return if r.is_nan() {
+            "NaN".into()
+        } else if r > 0.0 {
+            "Inf".into()
+        } else {
+            "-Inf".into()
+        };
+    }
+    let sci = format!("{r:.14e}");
+    let (mantissa, exp) = sci.split_once('e').expect("exponent form");
+    let exp: i32 = exp.parse().expect("exponent");
+    let trim = |s: &str| -> String {
+        let s = if s.contains('.') { s.trim_end_matches('0') } else { s };
+        if let Some(stripped) = s.strip_suffix('.') {
+            format!("{stripped}.0")
+        } else if s.contains('.') {
+            s.to_string()
+        } else {
+            format!("{s}.0")
+        }
+    };
+    if !(-4..15).contains(&exp) {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{}e{sign}{:02}", trim(mantissa), exp.abs())
     } else {
-        let s = format!("{:.*e}", 14, r);
-        let v: f64 = s.parse().unwrap_or(r);
-        format!("{v}")
+        trim(&format!("{:.*}", (14 - exp) as usize, r))
     }
 }
 
@@ -706,9 +734,23 @@ mod tests {
     }
 
     #[test]
-    fn real_formatting() {
+    fn real_formatting_matches_sqlite() {
         assert_eq!(format_real(3.0), "3.0");
         assert_eq!(format_real(0.1 + 0.2), "0.3");
         assert_eq!(format_real(2.5), "2.5");
+        assert_eq!(format_real(-0.0), "0.0");
+        assert_eq!(format_real(1e20), "1.0e+20");
+        assert_eq!(format_real(1e-5), "1.0e-05");
+        assert_eq!(format_real(123456789012345.6), "123456789012346.0");
+        assert_eq!(format_real(-1.25e-7), "-1.25e-07");
+        assert_eq!(format_real(0.0001), "0.0001");
+    }
+
+    #[test]
+    fn numbers_as_conditions() {
+        let not = |v| Expr::Not(Box::new(lit(v))).eval(&[]);
+        assert_eq!(not(Value::Int(0)), Value::Bool(true));
+        assert_eq!(not(Value::Int(3)), Value::Bool(false));
+        assert_eq!(sql_cmp(&Value::Bool(true), &Value::Int(1)), Some(Ordering::Equal));
     }
 }

@@ -105,7 +105,11 @@ impl ExprCtx<'_> {
                 let is = Expr::Func(
                     Func::Coalesce,
                     vec![
-                        Expr::binary(BinOp::Eq, b, Expr::Literal(Value::Bool(want))),
+                        Expr::binary(
+                            BinOp::Eq,
+                            Expr::Cast(Box::new(b), DataType::Bool),
+                            Expr::Literal(Value::Bool(want)),
+                        ),
                         Expr::Literal(Value::Bool(false)),
                     ],
                 );

@@ -76,16 +76,25 @@ impl Planner<'_> {
                 }
                 SubqueryKind::Scalar => {
                     single_column(&sub, &p.query)?;
-                    let w = rel.arity();
-                    let (rel, value) = attach_scalar(rel, sub, keys, &p.query)?;
-                    debug_assert!(rel.arity() > w);
+                    let (rel, value, _) = attach_scalar(rel, sub, keys, &p.query)?;
                     (rel, value)
                 }
                 SubqueryKind::In(x) => {
                     single_column(&sub, &p.query)?;
                     if sub.single_row {
-                        let (rel, value) = attach_scalar(rel, sub, keys, &p.query)?;
-                        (rel, Expr::binary(BinOp::Eq, x, value))
+                        // At most one row: `x IN (s)` is `x = s`, but FALSE when s has no row.
+                        let always_a_row = sub.empty_row.is_some();
+                        let (rel, value, present) = attach_scalar(rel, sub, keys, &p.query)?;
+                        let eq = Expr::binary(BinOp::Eq, x, value);
+                        let expr = if always_a_row {
+                            eq
+                        } else {
+                            Expr::Case {
+                                branches: vec![(Expr::IsNull(Box::new(present)), Expr::Literal(Value::Bool(false)))],
+                                else_: Box::new(eq),
+                            }
+                        };
+                        (rel, expr)
                     } else {
                         attach_in(rel, sub, &used, keys, x)
                     }
@@ -130,8 +139,9 @@ fn left_join(left: Plan, right: Plan, keys: Vec<JoinKey>) -> Plan {
     Plan::Join { left: Box::new(left), right: Box::new(right), kind: JoinKind::Left, keys, residual: None }
 }
 
-/// Left-joins a single-row-per-prefix subquery and returns the value expression.
-fn attach_scalar(rel: Plan, sub: Planned, keys: Vec<JoinKey>, q: &ast::Query) -> Result<(Plan, Expr)> {
+/// Left-joins a single-row-per-prefix subquery; returns the value expression and a marker
+/// expression that is NULL where the subquery has no row.
+fn attach_scalar(rel: Plan, sub: Planned, keys: Vec<JoinKey>, q: &ast::Query) -> Result<(Plan, Expr, Expr)> {
     if !sub.single_row {
         return Err(PlanError::at(
             "a scalar subquery must return at most one row: use an aggregate, or ORDER BY … LIMIT 1",
@@ -145,14 +155,15 @@ fn attach_scalar(rel: Plan, sub: Planned, keys: Vec<JoinKey>, q: &ast::Query) ->
     cols.push(Expr::Literal(Value::Bool(true)));
     let rel = left_join(rel, sub.plan.project(cols), keys);
     let value = Expr::Column(w + d);
+    let present = Expr::Column(w + d + 1);
     let expr = match sub.empty_row {
         Some(row) => Expr::Case {
-            branches: vec![(Expr::IsNull(Box::new(Expr::Column(w + d + 1))), Expr::Literal(row[0].clone()))],
+            branches: vec![(Expr::IsNull(Box::new(present.clone())), Expr::Literal(row[0].clone()))],
             else_: Box::new(value),
         },
         None => value,
     };
-    Ok((rel, expr))
+    Ok((rel, expr, present))
 }
 
 /// `x IN (sub)` with SQL's NULL semantics:
