@@ -342,12 +342,11 @@ fn binary(op: BinOp, a: &Value, b: &Value) -> Value {
             real_arith(op, x, y)
         }
         (Value::UInt(x), Value::UInt(y)) => uint_arith(op, *x, *y),
+        (Value::Int(x), Value::Int(y)) => int_arith(op, *x, *y),
         _ => {
+            // UNSIGNED with INTEGER: exact in i128; UNSIGNED when not negative.
             let (Some(x), Some(y)) = (a.as_i128(), b.as_i128()) else { return Value::Null };
-            match (i64::try_from(x), i64::try_from(y)) {
-                (Ok(x), Ok(y)) => int_arith(op, x, y),
-                _ => real_arith(op, x as f64, y as f64),
-            }
+            wide_arith(op, x, y)
         }
     }
 }
@@ -365,6 +364,23 @@ fn int_arith(op: BinOp, x: i64, y: i64) -> Value {
     };
     // On overflow SQLite continues in floating point; so do we.
     r.map_or_else(|| real_arith(op, x as f64, y as f64), Value::Int)
+}
+
+fn wide_arith(op: BinOp, x: i128, y: i128) -> Value {
+    let r = match op {
+        BinOp::Add => x.checked_add(y),
+        BinOp::Sub => x.checked_sub(y),
+        BinOp::Mul => x.checked_mul(y),
+        BinOp::Div | BinOp::Mod if y == 0 => return Value::Null,
+        BinOp::Div => x.checked_div(y),
+        BinOp::Mod => x.checked_rem(y),
+        _ => return Value::Null,
+    };
+    match r {
+        Some(v) if v >= 0 && v <= u64::MAX as i128 => Value::UInt(v as u64),
+        Some(v) if v >= i64::MIN as i128 => Value::Int(v as i64),
+        _ => real_arith(op, x as f64, y as f64),
+    }
 }
 
 fn uint_arith(op: BinOp, x: u64, y: u64) -> Value {

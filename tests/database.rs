@@ -1,0 +1,62 @@
+//! The in-memory database as a user drives it: types the SQL corpus cannot cover (SQLite has
+//! no unsigned type), constraint errors that leave nothing behind, and errors with positions.
+
+use sluice::db::{Database, Outcome};
+use sluice_planner::{Row, Value};
+
+fn rows(db: &mut Database, sql: &str) -> Vec<Row> {
+    match db.execute(sql).unwrap_or_else(|e| panic!("{sql}: {e}")) {
+        Outcome::Rows { rows, .. } => rows,
+        other => panic!("{sql}: not a query: {other:?}"),
+    }
+}
+
+#[test]
+fn unsigned_columns_keep_their_full_range() {
+    let mut db = Database::new(1);
+    db.execute("CREATE TABLE u (id INTEGER PRIMARY KEY, x UNSIGNED NOT NULL)").unwrap();
+    db.execute("INSERT INTO u VALUES (1, 18446744073709551615), (2, 7)").unwrap();
+    let sub = db.subscribe(&db.plan("SELECT x, x / 2 FROM u WHERE x > 9223372036854775807").unwrap()).unwrap();
+    assert_eq!(sub.initial, vec![Row::new(vec![Value::UInt(u64::MAX), Value::UInt(u64::MAX / 2)])]);
+    assert_eq!(rows(&mut db, "SELECT SUM(x) FROM u WHERE id = 2"), vec![Row::new(vec![Value::Int(7)])]);
+    assert!(db
+        .execute("INSERT INTO u VALUES (3, -1)")
+        .unwrap_err()
+        .to_string()
+        .contains("cannot store INTEGER value -1"));
+}
+
+#[test]
+fn constraint_violations_change_nothing() {
+    let mut db = Database::new(1);
+    db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)").unwrap();
+    db.execute("INSERT INTO t VALUES (1, 'a'), (2, 'b')").unwrap();
+    let before = db.offset();
+    let err = db.execute("INSERT INTO t VALUES (3, 'c'), (1, 'dup')").unwrap_err().to_string();
+    assert!(err.contains("duplicate primary key"), "{err}");
+    let err = db.execute("UPDATE t SET id = 1").unwrap_err().to_string();
+    assert!(err.contains("duplicate primary key"), "{err}");
+    let err = db.execute("UPDATE t SET v = NULL WHERE id = 2").unwrap_err().to_string();
+    assert!(err.contains("NOT NULL"), "{err}");
+    assert_eq!(db.offset(), before, "no transaction was committed");
+    assert_eq!(rows(&mut db, "SELECT id, v FROM t ORDER BY id").len(), 2);
+    // Swapping keys within one statement is fine: the check is on the resulting state.
+    db.execute("UPDATE t SET id = 3 - id").unwrap();
+    assert_eq!(
+        rows(&mut db, "SELECT id, v FROM t ORDER BY id"),
+        vec![Row::new(vec![Value::Int(1), Value::text("b")]), Row::new(vec![Value::Int(2), Value::text("a")])]
+    );
+}
+
+#[test]
+fn errors_carry_positions_and_the_database_keeps_serving() {
+    let mut db = Database::new(1);
+    db.execute("CREATE TABLE t (a INTEGER)").unwrap();
+    let err = db.execute("SELECT a FROM t WHERE\n  b = 1").unwrap_err().to_string();
+    assert_eq!(err, "unknown column b at line 2, column 3");
+    let err = db.execute("SELECT FROM WHERE").unwrap_err().to_string();
+    assert!(err.starts_with("syntax error"), "{err}");
+    assert!(db.execute("DROP TABLE nope").is_err());
+    db.execute("INSERT INTO t VALUES (1)").unwrap();
+    assert_eq!(rows(&mut db, "SELECT a FROM t"), vec![Row::new(vec![Value::Int(1)])]);
+}
