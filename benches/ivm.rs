@@ -259,32 +259,32 @@ fn per_transaction(c: &mut Criterion) {
         for size in [1usize, 1000] {
             group.bench_function(BenchmarkId::new("sluice", size), |bch| {
                 bch.iter_custom(|iters| {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        let u = data.updates(size);
-                        let tx = s.tx(&u);
-                        let t = Instant::now();
-                        s.engine.apply(vec![tx]).unwrap();
-                        total += t.elapsed();
-                    }
-                    total
+                    (0..iters)
+                        .map(|_| {
+                            let u = data.updates(size);
+                            let tx = s.tx(&u);
+                            let t = Instant::now();
+                            s.engine.apply(vec![tx]).unwrap();
+                            t.elapsed()
+                        })
+                        .sum()
                 })
             });
         }
         s.engine.unsubscribe(sub.id).unwrap();
         group.bench_function(BenchmarkId::new("recompute", 1), |bch| {
             bch.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let u = data.updates(1);
-                    let tx = s.tx(&u);
-                    let t = Instant::now();
-                    s.engine.apply(vec![tx]).unwrap();
-                    let sub = s.engine.subscribe(&plan).unwrap();
-                    s.engine.unsubscribe(sub.id).unwrap();
-                    total += t.elapsed();
-                }
-                total
+                (0..iters)
+                    .map(|_| {
+                        let u = data.updates(1);
+                        let tx = s.tx(&u);
+                        let t = Instant::now();
+                        s.engine.apply(vec![tx]).unwrap();
+                        let sub = s.engine.subscribe(&plan).unwrap();
+                        s.engine.unsubscribe(sub.id).unwrap();
+                        t.elapsed()
+                    })
+                    .sum()
             })
         });
         drop(s);
@@ -292,14 +292,14 @@ fn per_transaction(c: &mut Criterion) {
         for size in [1usize, 1000] {
             group.bench_function(BenchmarkId::new("handwritten", size), |bch| {
                 bch.iter_custom(|iters| {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        let u = data.updates(size);
-                        let t = Instant::now();
-                        h.apply(&u);
-                        total += t.elapsed();
-                    }
-                    total
+                    (0..iters)
+                        .map(|_| {
+                            let u = data.updates(size);
+                            let t = Instant::now();
+                            h.apply(&u);
+                            t.elapsed()
+                        })
+                        .sum()
                 })
             });
         }
@@ -320,28 +320,28 @@ fn throughput(c: &mut Criterion) {
     group.throughput(criterion::Throughput::Elements(100 * 2000));
     group.bench_function("sluice", |bch| {
         bch.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let txs: Vec<Transaction> = (0..100).map(|_| data.updates(1000)).map(|u| s.tx(&u)).collect();
-                let t = Instant::now();
-                s.engine.apply(txs).unwrap();
-                total += t.elapsed();
-            }
-            total
+            (0..iters)
+                .map(|_| {
+                    let txs: Vec<Transaction> = (0..100).map(|_| data.updates(1000)).map(|u| s.tx(&u)).collect();
+                    let t = Instant::now();
+                    s.engine.apply(txs).unwrap();
+                    t.elapsed()
+                })
+                .sum()
         })
     });
     drop(s);
     let mut h = Handwritten::new("pipeline", &data);
     group.bench_function("handwritten", |bch| {
         bch.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let u = data.updates(100_000);
-                let t = Instant::now();
-                h.apply(&u);
-                total += t.elapsed();
-            }
-            total
+            (0..iters)
+                .map(|_| {
+                    let u = data.updates(100_000);
+                    let t = Instant::now();
+                    h.apply(&u);
+                    t.elapsed()
+                })
+                .sum()
         })
     });
     group.finish();
@@ -366,15 +366,15 @@ fn group_scaling(c: &mut Criterion) {
         let sub = s.engine.subscribe(&plan).unwrap();
         group.bench_function(name, |bch| {
             bch.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let u = data.updates(1);
-                    let tx = s.tx(&u);
-                    let t = Instant::now();
-                    s.engine.apply(vec![tx]).unwrap();
-                    total += t.elapsed();
-                }
-                total
+                (0..iters)
+                    .map(|_| {
+                        let u = data.updates(1);
+                        let tx = s.tx(&u);
+                        let t = Instant::now();
+                        s.engine.apply(vec![tx]).unwrap();
+                        t.elapsed()
+                    })
+                    .sum()
             })
         });
         s.engine.unsubscribe(sub.id).unwrap();

@@ -504,11 +504,8 @@ impl Planner<'_> {
         e: &ast::Expr,
         items: &[(Expr, DataType, String)],
     ) -> Result<Expr> {
-        if let ast::Expr::Value(v) = e {
-            if let ast::Value::Number(..) = v.value {
-                let i = ordinal(&v.value, items.len()).map_err(|m| PlanError::at(m, e.span()))?;
-                return Ok(items[i].0.clone());
-            }
+        if let Some(i) = ordinal_term(e, items.len()) {
+            return Ok(items[i?].0.clone());
         }
         match ctx.bind(e) {
             Ok((x, _)) => Ok(x),
@@ -531,10 +528,8 @@ impl Planner<'_> {
         e: &ast::Expr,
         items: &[(Expr, DataType, String)],
     ) -> Result<OrderTerm> {
-        if let ast::Expr::Value(v) = e {
-            if let ast::Value::Number(..) = v.value {
-                return ordinal(&v.value, items.len()).map(OrderTerm::Output).map_err(|m| PlanError::at(m, e.span()));
-            }
+        if let Some(i) = ordinal_term(e, items.len()) {
+            return i.map(OrderTerm::Output);
         }
         if let ast::Expr::Identifier(id) = e {
             if let Some(i) = items.iter().position(|(_, _, n)| n.eq_ignore_ascii_case(&id.value)) {
@@ -583,6 +578,12 @@ fn ordinal(v: &ast::Value, n: usize) -> std::result::Result<usize, String> {
         },
         other => Err(format!("cannot order or group by constant {other}")),
     }
+}
+
+/// If `e` is an integer literal, the 0-based result column it names (GROUP BY 1, ORDER BY 2).
+fn ordinal_term(e: &ast::Expr, n: usize) -> Option<Result<usize>> {
+    let ast::Expr::Value(v) = e else { return None };
+    matches!(v.value, ast::Value::Number(..)).then(|| ordinal(&v.value, n).map_err(|m| PlanError::at(m, e.span())))
 }
 
 fn sort_key(column: usize, o: &ast::OrderByOptions) -> SortKey {
