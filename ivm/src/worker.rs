@@ -43,12 +43,19 @@ pub type Outputs = Vec<(QueryId, Vec<(Row, Offset, Diff)>)>;
 struct Table {
     input: InputSession<Offset, Row, Diff>,
     dataflows: Vec<usize>,
+    /// Probes the table's arrangements (by row and by key).
+    probe: ProbeHandle<Offset>,
+    /// Live queries reading the table. A table no query reads and no transaction changes is
+    /// left alone (its input not advanced), so idle tables cost nothing per transaction; it
+    /// catches up when a query starts reading it.
+    readers: usize,
 }
 
 struct Query {
     dataflow: usize,
     probe: ProbeHandle<Offset>,
     output: Rc<RefCell<Vec<(Row, Offset, Diff)>>>,
+    tables: Vec<String>,
 }
 
 /// Per-worker state.
@@ -56,21 +63,13 @@ pub struct WorkerState {
     tables: HashMap<String, Table>,
     traces: HashMap<String, BaseTraces>,
     queries: HashMap<QueryId, Query>,
-    /// Probes the base tables' arrangements.
-    base_probe: ProbeHandle<Offset>,
     /// Last applied offset: the state every arrangement reflects.
     now: Offset,
 }
 
 impl WorkerState {
     pub fn new(now: Offset) -> WorkerState {
-        WorkerState {
-            tables: HashMap::new(),
-            traces: HashMap::new(),
-            queries: HashMap::new(),
-            base_probe: ProbeHandle::new(),
-            now,
-        }
+        WorkerState { tables: HashMap::new(), traces: HashMap::new(), queries: HashMap::new(), now }
     }
 
     /// Carries out one command; returns the query output it produced.
@@ -92,10 +91,15 @@ impl WorkerState {
             Command::DropQuery(id) => {
                 if let Some(q) = self.queries.remove(&id) {
                     worker.drop_dataflow(q.dataflow);
+                    for t in &q.tables {
+                        if let Some(t) = self.tables.get_mut(t) {
+                            t.readers -= 1;
+                        }
+                    }
                 }
             }
         }
-        self.step_until(worker, self.now + 1);
+        self.step_until(worker, self.now + 1, &[]);
         Reply { outputs: self.drain(), base_records }
     }
 
@@ -112,7 +116,7 @@ impl WorkerState {
 
     fn create_table(&mut self, worker: &mut Worker, name: String) {
         let mut input = InputSession::new();
-        let probe = self.base_probe.clone();
+        let probe = ProbeHandle::new();
         let dataflow = worker.next_dataflow_index();
         let rows = worker.dataflow(|scope| {
             let arranged = input.to_collection(scope).arrange_by_self();
@@ -124,7 +128,8 @@ impl WorkerState {
         // Compaction starts with the next transaction, once the trace has caught up (a join
         // importing it requires its physical compaction not to run ahead of its batches).
         self.traces.insert(name.clone(), BaseTraces { rows, by_key: HashMap::new() });
-        self.tables.insert(name, Table { input, dataflows: vec![dataflow] });
+        self.tables.insert(name.clone(), Table { input, dataflows: vec![dataflow], probe, readers: 0 });
+        self.step_until(worker, self.now + 1, &[name]);
     }
 
     fn apply(&mut self, worker: &mut Worker, txs: &[Transaction]) {
@@ -142,14 +147,24 @@ impl WorkerState {
                 }
             }
         }
-        for t in self.tables.values_mut() {
+        // Advance the tables that changed or that some query reads.
+        let mut advanced: Vec<String> =
+            self.tables.iter().filter(|(_, t)| t.readers > 0).map(|(name, _)| name.clone()).collect();
+        for tx in txs {
+            advanced.extend(tx.changes.iter().map(|c| c.table.clone()));
+        }
+        advanced.sort_unstable();
+        advanced.dedup();
+        for name in &advanced {
+            let t = self.tables.get_mut(name).expect("engine checked the table");
             t.input.advance_to(last + 1);
             t.input.flush();
         }
         self.now = last;
-        self.step_until(worker, last + 1);
+        self.step_until(worker, last + 1, &advanced);
         let frontier = [last];
-        for traces in self.traces.values_mut() {
+        for name in &advanced {
+            let traces = self.traces.get_mut(name).expect("traces of a table");
             traces.rows.set_logical_compaction(AntichainRef::new(&frontier));
             traces.rows.set_physical_compaction(AntichainRef::new(&frontier));
             for t in traces.by_key.values_mut() {
@@ -160,13 +175,22 @@ impl WorkerState {
     }
 
     fn add_query(&mut self, worker: &mut Worker, id: QueryId, plan: &Plan) {
+        // Idle tables catch up to the current offset first.
+        let tables = plan.tables();
+        for name in &tables {
+            let t = self.tables.get_mut(name).expect("engine checked the table");
+            t.input.advance_to(self.now + 1);
+            t.input.flush();
+            t.readers += 1;
+        }
+        self.step_until(worker, self.now + 1, &tables);
         // Shared arrangements by join key are their own dataflows, built before the query's.
         for (table, cols) in shared_arrangements(plan) {
             let traces = self.traces.get_mut(&table).expect("engine checked the table");
             if traces.by_key.contains_key(&cols) {
                 continue;
             }
-            let probe = self.base_probe.clone();
+            let probe = self.tables[&table].probe.clone();
             let dataflow = worker.next_dataflow_index();
             let key_cols = cols.clone();
             let trace = worker.dataflow(|scope| {
@@ -192,12 +216,15 @@ impl WorkerState {
             let mut r = Renderer::new(scope, traces, index);
             r.render(plan).inspect_batch(move |_, data| sink.borrow_mut().extend_from_slice(data)).probe_with(&probe);
         });
-        self.queries.insert(id, Query { dataflow, probe, output });
+        self.queries.insert(id, Query { dataflow, probe, output, tables });
     }
 
-    fn step_until(&self, worker: &mut Worker, target: Offset) {
+    /// Steps until every query, and the arrangements of `tables`, are complete up to `target`.
+    fn step_until(&self, worker: &mut Worker, target: Offset, tables: &[String]) {
         let behind = |p: &ProbeHandle<Offset>| p.less_than(&target);
-        while behind(&self.base_probe) || self.queries.values().any(|q| behind(&q.probe)) {
+        let table_probes: Vec<&ProbeHandle<Offset>> =
+            tables.iter().filter_map(|t| self.tables.get(t)).map(|t| &t.probe).collect();
+        while table_probes.iter().any(|p| behind(p)) || self.queries.values().any(|q| behind(&q.probe)) {
             worker.step();
         }
     }
