@@ -11,4 +11,3 @@ mod worker;
 
 pub use delta::{consolidate, Diff, Offset, QueryDelta, QueryId, TableChange, Transaction};
 pub use engine::{Engine, EngineConfig, EngineError, Subscription, SubscriptionId};
-pub use topk::compare as compare_rows;

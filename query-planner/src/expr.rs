@@ -33,17 +33,6 @@ impl BinOp {
     pub fn is_arithmetic(self) -> bool {
         matches!(self, BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Mod)
     }
-
-    /// The comparison with its operands swapped (`a < b` is `b > a`).
-    pub fn flip(self) -> BinOp {
-        match self {
-            BinOp::Lt => BinOp::Gt,
-            BinOp::LtEq => BinOp::GtEq,
-            BinOp::Gt => BinOp::Lt,
-            BinOp::GtEq => BinOp::LtEq,
-            other => other,
-        }
-    }
 }
 
 /// A scalar function.

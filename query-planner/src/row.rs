@@ -157,11 +157,6 @@ impl Row {
         out
     }
 
-    /// Encoded size in bytes, for memory accounting.
-    pub fn byte_size(&self) -> usize {
-        self.as_bytes().len()
-    }
-
     /// Checks that bytes are a well-formed encoding (for rows arriving from elsewhere).
     fn validate(bytes: &[u8]) -> bool {
         let mut pos = 0;

@@ -118,17 +118,6 @@ impl Value {
             _ => None,
         }
     }
-
-    /// Approximate heap plus inline size, for memory accounting.
-    pub fn byte_size(&self) -> usize {
-        match self {
-            Value::Text(s) => s.len(),
-            Value::Bytes(b) => b.len(),
-            Value::Null => 0,
-            Value::Bool(_) => 1,
-            _ => 8,
-        }
-    }
 }
 
 impl PartialEq for Value {

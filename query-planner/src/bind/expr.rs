@@ -524,7 +524,7 @@ pub fn literal(v: &ast::Value) -> std::result::Result<(Expr, DataType), String> 
 }
 
 /// Parses a numeric literal: integers as INTEGER (or UNSIGNED past i64), others as REAL.
-pub fn parse_number(s: &str) -> std::result::Result<Value, String> {
+fn parse_number(s: &str) -> std::result::Result<Value, String> {
     if let Ok(i) = s.parse::<i64>() {
         return Ok(Value::Int(i));
     }

@@ -10,7 +10,6 @@ mod select;
 mod subquery;
 
 pub use dml::{coerce, Dml};
-pub use expr::parse_number;
 pub use scope::{Scope, ScopeCol};
 
 use crate::catalog::Catalog;
