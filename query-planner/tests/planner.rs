@@ -136,6 +136,10 @@ fn errors_name_the_construct_and_position() {
     assert!(err("SELECT id FROM a UNION SELECT id, x FROM a").message.contains("operands have 1 and 2 columns"));
     assert!(err("SELECT SUM(name) FROM a").message.contains("needs a numeric operand"));
     assert!(err("SELECT id FROM a LIMIT -1").message.contains("LIMIT"));
+    let e = err("SELECT x % 2, (SELECT COUNT(*) FROM b WHERE b.a_id = a.x % 2) FROM a GROUP BY x % 2");
+    assert!(e.message.contains("may refer only to GROUP BY columns"), "{e}");
+    // A plain grouped column is fine.
+    plan("SELECT x, (SELECT COUNT(*) FROM b WHERE b.a_id = a.x) FROM a GROUP BY x");
 }
 
 #[test]

@@ -44,7 +44,15 @@ impl Planner<'_> {
         let mut repl = Vec::new();
         for p in pending {
             let probe = Outer::new(&scope, outer);
-            self.query(&p.query, Some(&probe), None)?;
+            let aggregated = scope.cols.iter().any(|c| c.name == "?agg" || c.name == "?group");
+            self.query(&p.query, Some(&probe), None).map_err(|e| {
+                if aggregated && e.message.starts_with("unknown") {
+                    let hint = "in a grouped query a subquery may refer only to GROUP BY columns, not expressions";
+                    PlanError { message: format!("{} ({hint})", e.message), ..e }
+                } else {
+                    e
+                }
+            })?;
             let used: Vec<usize> = probe.used.into_inner().into_iter().collect();
             let sub = if used.is_empty() {
                 self.query(&p.query, outer, None)?
