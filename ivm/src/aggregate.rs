@@ -15,6 +15,7 @@ use differential_dataflow::{AsCollection, VecCollection};
 use serde::{Deserialize, Serialize};
 use sluice_planner::expr::sql_cmp;
 use sluice_planner::{AggCall, AggFunc, DataType, Expr, Row, Value};
+use smallvec::SmallVec;
 use std::cmp::Ordering;
 use std::hash::{Hash, Hasher};
 use timely::dataflow::operators::vec::ToStream;
@@ -33,7 +34,8 @@ struct Column {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Accum {
     rows: i64,
-    cols: Vec<Column>,
+    /// Inline for up to two aggregates: one is made per input row.
+    cols: SmallVec<[Column; 2]>,
 }
 
 impl Eq for Accum {}

@@ -47,8 +47,13 @@ pub fn eval_key(keys: &[(Expr, bool)], row: &Row) -> Option<Row> {
 
 /// Key of a shared base-table arrangement on plain columns.
 pub fn column_key(cols: &[usize], row: &Row) -> Row {
-    let vals = row.values();
-    cols.iter().map(|&c| canonical_key(vals[c].clone())).collect()
+    // Project the encoded bytes; re-encode only values whose canonical form differs.
+    let key = row.project(cols);
+    if key.iter().all(|v| matches!(v, Value::Null | Value::Int(_) | Value::Text(_) | Value::Bytes(_))) {
+        key
+    } else {
+        key.iter().map(canonical_key).collect()
+    }
 }
 
 /// If a join input is a base table (optionally filtered) joined on plain columns, returns the
