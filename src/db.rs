@@ -192,11 +192,9 @@ impl Database {
         Ok(Outcome::Changed { rows: changed, deltas })
     }
 
-    /// Evaluates a query on the current state (a short-lived subscription).
+    /// Evaluates a query from scratch on the current state (never sharing a live dataflow).
     pub fn evaluate(&mut self, plan: &QueryPlan) -> Result<Vec<Row>> {
-        let sub = self.engine.subscribe(plan)?;
-        self.engine.unsubscribe(sub.id)?;
-        Ok(sub.initial)
+        Ok(self.engine.evaluate(plan)?)
     }
 
     /// Subscribes to a planned query.

@@ -55,6 +55,9 @@ fn identical_queries_share_one_dataflow_and_late_subscribers_get_current_rows() 
     assert_eq!(engine.query_count(), 1);
     assert_eq!(b.initial, vec![row(&[1])]);
     assert_eq!(b.offset, 1);
+    // A from-scratch evaluation builds its own dataflow and leaves the shared one alone.
+    assert_eq!(engine.evaluate(&p.plan_sql("SELECT id FROM t WHERE v > 1").unwrap()).unwrap(), vec![row(&[1])]);
+    assert_eq!(engine.query_count(), 1);
     engine.unsubscribe(a.id).unwrap();
     assert_eq!(engine.query_count(), 1);
     engine.unsubscribe(b.id).unwrap();

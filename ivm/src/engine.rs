@@ -196,25 +196,12 @@ impl Engine {
 
     /// Subscribes to a planned query; identical plans share one dataflow.
     pub fn subscribe(&mut self, plan: &QueryPlan) -> Result<Subscription, EngineError> {
-        for t in plan.plan.tables() {
-            if !self.tables.contains_key(&t) {
-                return Err(EngineError::UnknownTable(t));
-            }
-        }
+        self.check_tables(plan)?;
         let shape = (plan.plan.clone(), plan.columns.len());
         let query = match self.by_plan.get(&shape) {
             Some(q) => *q,
             None => {
-                let q = QueryId(self.next_query);
-                self.next_query += 1;
-                let reply = self.driver.run(Command::AddQuery(q, Arc::new(plan.plan.clone())));
-                let mut updates: Vec<(Row, Diff)> = Vec::new();
-                for (id, out) in reply.outputs {
-                    debug_assert_eq!(id, q, "only the new query has output");
-                    updates.extend(out.into_iter().map(|(r, _, d)| (r, d)));
-                }
-                consolidate(&mut updates);
-                let result = updates.into_iter().collect();
+                let (q, result) = self.build(plan);
                 self.queries.insert(q, QueryState { plan: plan.clone(), result, subscribers: 0 });
                 self.by_plan.insert(shape, q);
                 q
@@ -226,6 +213,36 @@ impl Engine {
         self.next_subscription += 1;
         self.subscriptions.insert(id, (query, plan.order_by.clone()));
         Ok(Subscription { id, query, offset: self.offset, initial: current_rows(state, &plan.order_by) })
+    }
+
+    /// Evaluates a query from scratch on the current state: a dataflow of its own, never
+    /// shared with a live subscription, dropped once its rows are read.
+    pub fn evaluate(&mut self, plan: &QueryPlan) -> Result<Vec<Row>, EngineError> {
+        self.check_tables(plan)?;
+        let (q, result) = self.build(plan);
+        self.driver.run(Command::DropQuery(q));
+        Ok(current_rows(&QueryState { plan: plan.clone(), result, subscribers: 0 }, &plan.order_by))
+    }
+
+    fn check_tables(&self, plan: &QueryPlan) -> Result<(), EngineError> {
+        match plan.plan.tables().into_iter().find(|t| !self.tables.contains_key(t)) {
+            Some(t) => Err(EngineError::UnknownTable(t)),
+            None => Ok(()),
+        }
+    }
+
+    /// Builds a query's dataflow; returns its id and its rows as of the current offset.
+    fn build(&mut self, plan: &QueryPlan) -> (QueryId, HashMap<Row, Diff>) {
+        let q = QueryId(self.next_query);
+        self.next_query += 1;
+        let reply = self.driver.run(Command::AddQuery(q, Arc::new(plan.plan.clone())));
+        let mut updates: Vec<(Row, Diff)> = Vec::new();
+        for (id, out) in reply.outputs {
+            debug_assert_eq!(id, q, "only the new query has output");
+            updates.extend(out.into_iter().map(|(r, _, d)| (r, d)));
+        }
+        consolidate(&mut updates);
+        (q, updates.into_iter().collect())
     }
 
     /// Ends a subscription; the query's dataflow is dropped with its last subscriber.
