@@ -132,6 +132,15 @@ impl Sluice {
         Transaction { offset: self.offset, changes: vec![change] }
     }
 
+    /// Time to apply one transaction of `size` random updates (making it is not timed).
+    fn timed_update(&mut self, data: &mut Data, size: usize) -> Duration {
+        let updates = data.updates(size);
+        let tx = self.tx(&updates);
+        let t = Instant::now();
+        self.engine.apply(vec![tx]).unwrap();
+        t.elapsed()
+    }
+
     fn plan(&self, sql: &str) -> sluice_planner::QueryPlan {
         Planner::new(&self.catalog).plan_sql(sql).unwrap()
     }
@@ -235,6 +244,14 @@ impl Handwritten {
         self.worker.step_while(|| probe.less_than(&t));
     }
 
+    /// Time to apply `size` random updates (making them is not timed).
+    fn timed_update(&mut self, data: &mut Data, size: usize) -> Duration {
+        let updates = data.updates(size);
+        let t = Instant::now();
+        self.apply(&updates);
+        t.elapsed()
+    }
+
     fn apply(&mut self, updates: &[(A, A)]) {
         for (o, n) in updates {
             self.a.remove(*o);
@@ -258,17 +275,7 @@ fn per_transaction(c: &mut Criterion) {
         let sub = s.engine.subscribe(&plan).unwrap();
         for size in [1usize, 1000] {
             group.bench_function(BenchmarkId::new("sluice", size), |bch| {
-                bch.iter_custom(|iters| {
-                    (0..iters)
-                        .map(|_| {
-                            let u = data.updates(size);
-                            let tx = s.tx(&u);
-                            let t = Instant::now();
-                            s.engine.apply(vec![tx]).unwrap();
-                            t.elapsed()
-                        })
-                        .sum()
-                })
+                bch.iter_custom(|iters| (0..iters).map(|_| s.timed_update(&mut data, size)).sum())
             });
         }
         s.engine.unsubscribe(sub.id).unwrap();
@@ -291,16 +298,7 @@ fn per_transaction(c: &mut Criterion) {
         let mut h = Handwritten::new(name, &data);
         for size in [1usize, 1000] {
             group.bench_function(BenchmarkId::new("handwritten", size), |bch| {
-                bch.iter_custom(|iters| {
-                    (0..iters)
-                        .map(|_| {
-                            let u = data.updates(size);
-                            let t = Instant::now();
-                            h.apply(&u);
-                            t.elapsed()
-                        })
-                        .sum()
-                })
+                bch.iter_custom(|iters| (0..iters).map(|_| h.timed_update(&mut data, size)).sum())
             });
         }
         group.finish();
@@ -333,16 +331,7 @@ fn throughput(c: &mut Criterion) {
     drop(s);
     let mut h = Handwritten::new("pipeline", &data);
     group.bench_function("handwritten", |bch| {
-        bch.iter_custom(|iters| {
-            (0..iters)
-                .map(|_| {
-                    let u = data.updates(100_000);
-                    let t = Instant::now();
-                    h.apply(&u);
-                    t.elapsed()
-                })
-                .sum()
-        })
+        bch.iter_custom(|iters| (0..iters).map(|_| h.timed_update(&mut data, 100_000)).sum())
     });
     group.finish();
 }
@@ -365,17 +354,7 @@ fn group_scaling(c: &mut Criterion) {
         let plan = s.plan(sql);
         let sub = s.engine.subscribe(&plan).unwrap();
         group.bench_function(name, |bch| {
-            bch.iter_custom(|iters| {
-                (0..iters)
-                    .map(|_| {
-                        let u = data.updates(1);
-                        let tx = s.tx(&u);
-                        let t = Instant::now();
-                        s.engine.apply(vec![tx]).unwrap();
-                        t.elapsed()
-                    })
-                    .sum()
-            })
+            bch.iter_custom(|iters| (0..iters).map(|_| s.timed_update(&mut data, 1)).sum())
         });
         s.engine.unsubscribe(sub.id).unwrap();
     }
