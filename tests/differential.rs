@@ -1233,22 +1233,27 @@ impl Gen {
         sql
     }
 
+    /// Select items over `scope` with the same types as `cols`, for another set-operation
+    /// operand: mostly a column of the type, else an expression of it.
+    fn matching_items(&mut self, cols: &[SCol], scope: &[SCol]) -> Vec<String> {
+        cols.iter()
+            .map(|c| {
+                let same = Self::cols_of(scope, c.ty);
+                if !same.is_empty() && self.p(0.85) {
+                    self.pick(&same).sql
+                } else {
+                    self.expr(c.ty, scope, 1)
+                }
+            })
+            .collect()
+    }
+
     fn set_op(&mut self) -> String {
         let (from1, scope1, conds1) = self.from(2);
         let k = self.n(1, 3);
         let cols1: Vec<SCol> = (0..k).map(|_| self.pick(&scope1)).collect();
         let (from2, scope2, conds2) = self.from(2);
-        let cols2: Vec<String> = cols1
-            .iter()
-            .map(|c| {
-                let same = Self::cols_of(&scope2, c.ty);
-                if !same.is_empty() && self.p(0.85) {
-                    self.pick(&same).sql
-                } else {
-                    self.expr(c.ty, &scope2, 1)
-                }
-            })
-            .collect();
+        let cols2 = self.matching_items(&cols1, &scope2);
         let operand = |g: &mut Gen, items: &[String], from: &str, scope: &[SCol], conds: Vec<String>| {
             let s = format!("SELECT {}{} FROM {from}", if g.p(0.15) { "DISTINCT " } else { "" }, items.join(", "));
             let pred = if g.p(0.6) {
@@ -1268,17 +1273,7 @@ impl Gen {
             // A third operand with the same operator (SQLite and the standard differ on the
             // precedence of mixed operators).
             let (from3, scope3, conds3) = self.from(1);
-            let cols3: Vec<String> = cols1
-                .iter()
-                .map(|c| {
-                    let same = Self::cols_of(&scope3, c.ty);
-                    if !same.is_empty() && self.p(0.85) {
-                        self.pick(&same).sql
-                    } else {
-                        self.expr(c.ty, &scope3, 1)
-                    }
-                })
-                .collect();
+            let cols3 = self.matching_items(&cols1, &scope3);
             let c = operand(self, &cols3, &from3, &scope3, conds3);
             sql = format!("{sql} {op} {c}");
         }
