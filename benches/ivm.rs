@@ -3,7 +3,8 @@
 //! scratch after each transaction, and the same query hand-written in differential dataflow
 //! with typed tuples — plus join + filter + GROUP BY throughput and base-arrangement memory.
 //!
-//! `cargo bench --bench ivm` (set SLUICE_BENCH_ROWS to change the table size, default 1M).
+//! `cargo bench --bench ivm` (set SLUICE_BENCH_ROWS to change the table size, default 1M, and
+//! SLUICE_BENCH_ONLY=top10,join3,pipeline,group_size to run only those parts).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use differential_dataflow::input::InputSession;
@@ -264,9 +265,14 @@ impl Handwritten {
     }
 }
 
+/// Whether `SLUICE_BENCH_ONLY` (a comma-separated list of query names) selects `name`.
+fn selected(name: &str) -> bool {
+    std::env::var("SLUICE_BENCH_ONLY").map_or(true, |only| only.split(',').any(|o| o.trim() == name))
+}
+
 fn per_transaction(c: &mut Criterion) {
     let n = rows();
-    for (name, sql) in QUERIES {
+    for (name, sql) in QUERIES.into_iter().filter(|(name, _)| selected(name)) {
         let mut data = Data::new(n);
         let mut s = Sluice::load(&data);
         let plan = s.plan(sql);
@@ -308,6 +314,9 @@ fn per_transaction(c: &mut Criterion) {
 /// Input row changes per second through join + filter + GROUP BY: batches of 100
 /// transactions of 1000 updates (2000 row changes) each, applied in one call.
 fn throughput(c: &mut Criterion) {
+    if !selected("pipeline") {
+        return;
+    }
     let n = rows();
     let mut data = Data::new(n);
     let mut s = Sluice::load(&data);
@@ -340,6 +349,9 @@ fn throughput(c: &mut Criterion) {
 /// accumulable (SUM, AVG) and hierarchical (MAX) aggregates. A rescan of the group would
 /// make the single group ~1000x slower.
 fn group_scaling(c: &mut Criterion) {
+    if !selected("group_size") {
+        return;
+    }
     let n = rows();
     let mut data = Data::new(n);
     let mut s = Sluice::load(&data);

@@ -1896,7 +1896,7 @@ fn subscriptions_match_sqlite() {
 fn replay() {
     let path = std::env::var("SLUICE_DIFF_REPLAY").expect("set SLUICE_DIFF_REPLAY to a script file");
     let text = std::fs::read_to_string(&path).expect("script file is readable");
-    let mut db = Database::new(1);
+    let mut db = Database::new(workers());
     let conn = Connection::open_in_memory().expect("sqlite opens");
     let mut ctx = Ctx { seed: 0, script: Vec::new(), tx: String::new() };
     let mut st = Stats::default();

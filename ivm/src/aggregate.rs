@@ -8,7 +8,6 @@
 
 use crate::delta::{Diff, Offset};
 use crate::render::Coll;
-use crate::topk::LEVELS;
 use differential_dataflow::difference::{IsZero, Multiply, Semigroup};
 use differential_dataflow::operators::count::CountTotal;
 use differential_dataflow::{AsCollection, VecCollection};
@@ -20,6 +19,9 @@ use std::cmp::Ordering;
 use std::hash::{Hash, Hasher};
 use timely::dataflow::operators::vec::ToStream;
 use timely::dataflow::Scope;
+
+/// Bucket bits at each level of a MIN / MAX hierarchy; the last level is the whole group.
+const LEVELS: [u32; 4] = [16, 12, 8, 4];
 
 /// Running totals of one accumulable aggregate argument.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -158,7 +158,7 @@ impl<'s, 'b> Renderer<'s, 'b> {
             Plan::Distinct { input } => self.render(input).distinct(),
             Plan::TopK { input, group, order, limit, offset } => {
                 let c = self.render(input);
-                render_topk(c, group, order, *limit, *offset)
+                render_topk(c, group, order, *limit, *offset, self.scope.peers())
             }
             Plan::Union { inputs } => {
                 let mut parts = inputs.iter().map(|p| self.render(p));

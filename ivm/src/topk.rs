@@ -1,121 +1,252 @@
 //! ORDER BY … LIMIT / OFFSET as a maintained top-k, per group of rows equal on `group`.
 //!
-//! Hierarchical: rows are first reduced to the top `offset + limit` within small buckets
-//! (chosen by a hash of the row), then buckets are merged sixteen at a time, so one change
-//! re-examines O(16·k) rows per level over O(log n) levels — never the whole group.
+//! A stateful operator keeps each group's rows in a B-tree ordered by the sort values and
+//! then the row bytes (a total, deterministic order). Updates wait until the input frontier
+//! has passed their offset and are then applied offset by offset; for each group an offset
+//! touched, the visible window (`offset .. offset + limit`, by multiplicity) is compared
+//! before and after and only the difference is emitted. A change that lands behind a full
+//! window is recognised from the window's last key and costs one B-tree update: O(log n),
+//! plus O(offset + limit) to read the window — never a rescan of the group.
 
-use crate::delta::Diff;
+use crate::delta::{Diff, Offset};
 use crate::render::Coll;
+use differential_dataflow::consolidation::consolidate;
+use differential_dataflow::AsCollection;
 use sluice_planner::expr::sql_cmp;
-use sluice_planner::row::Values;
 use sluice_planner::{Row, SortKey, Value};
+use smallvec::SmallVec;
 use std::cmp::Ordering;
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::{Exchange, ParallelizationContract};
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::Capability;
 
-/// Bucket bits at each level; the last level (0 bits) is the whole group.
-pub const LEVELS: [u32; 4] = [16, 12, 8, 4];
+type Update = (Row, Offset, Diff);
 
-/// Compares two rows by the sort keys, then by the whole row (a total, deterministic order).
-pub fn compare(order: &[SortKey], a: &Row, b: &Row) -> Ordering {
-    if order.is_empty() {
-        return a.cmp(b);
-    }
-    compare_values(order, &a.values(), &b.values()).then_with(|| a.cmp(b))
+/// One sort value with its direction, ordered as ORDER BY orders it.
+#[derive(Clone, Debug)]
+struct SortVal {
+    value: Value,
+    desc: bool,
+    nulls_first: bool,
 }
 
-/// Compares decoded rows by the sort keys only.
-fn compare_values(order: &[SortKey], av: &[Value], bv: &[Value]) -> Ordering {
-    for k in order {
-        let (x, y) = (&av[k.column], &bv[k.column]);
-        let o = match (x.is_null(), y.is_null()) {
+impl Ord for SortVal {
+    fn cmp(&self, other: &Self) -> Ordering {
+        let (x, y) = (&self.value, &other.value);
+        match (x.is_null(), y.is_null()) {
             (true, true) => Ordering::Equal,
-            (true, false) => {
-                if k.nulls_first {
-                    Ordering::Less
-                } else {
-                    Ordering::Greater
-                }
-            }
-            (false, true) => {
-                if k.nulls_first {
-                    Ordering::Greater
-                } else {
-                    Ordering::Less
-                }
-            }
+            (true, false) if self.nulls_first => Ordering::Less,
+            (true, false) => Ordering::Greater,
+            (false, true) if self.nulls_first => Ordering::Greater,
+            (false, true) => Ordering::Less,
             (false, false) => {
                 let o = sql_cmp(x, y).unwrap_or_else(|| x.cmp(y));
-                if k.desc {
+                if self.desc {
                     o.reverse()
                 } else {
                     o
                 }
             }
-        };
-        if o != Ordering::Equal {
-            return o;
         }
     }
-    Ordering::Equal
+}
+impl PartialOrd for SortVal {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl PartialEq for SortVal {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for SortVal {}
+
+/// A row with its sort values: ordered by them, then by the row bytes.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Ranked {
+    keys: SmallVec<[SortVal; 2]>,
+    row: Row,
 }
 
-fn row_hash(r: &Row) -> u64 {
+impl Ranked {
+    fn new(order: &[SortKey], row: Row) -> Ranked {
+        let vals = row.values();
+        let keys = order
+            .iter()
+            .map(|k| SortVal { value: vals[k.column].clone(), desc: k.desc, nulls_first: k.nulls_first })
+            .collect();
+        Ranked { keys, row }
+    }
+}
+
+/// Compares two rows by the sort keys, then by the whole row (the order top-k maintains).
+pub fn compare(order: &[SortKey], a: &Row, b: &Row) -> Ordering {
+    if order.is_empty() {
+        return a.cmp(b);
+    }
+    Ranked::new(order, a.clone()).cmp(&Ranked::new(order, b.clone()))
+}
+
+/// The rows of one group with their multiplicities, in order.
+type Group = BTreeMap<Ranked, Diff>;
+
+/// Rows at positions `skip .. skip + keep` (by multiplicity) of a group.
+fn window(group: &Group, skip: u64, keep: u64) -> Vec<(&Ranked, Diff)> {
+    let end = skip.saturating_add(keep);
+    let mut out = Vec::new();
+    let mut pos: u64 = 0;
+    for (r, d) in group {
+        if pos >= end {
+            break;
+        }
+        let (lo, hi) = (pos, pos.saturating_add((*d).max(0) as u64));
+        pos = hi;
+        let (from, to) = (lo.max(skip), hi.min(end));
+        if to > from {
+            out.push((r, (to - from) as Diff));
+        }
+    }
+    out
+}
+
+/// Applies one offset's changes to a group and appends the change of its window to `out`.
+fn apply(group: &mut Group, changes: Vec<(Ranked, Diff)>, skip: u64, keep: u64, out: &mut Vec<(Row, Diff)>) {
+    let before = window(group, skip, keep);
+    let full = before.iter().map(|(_, d)| *d as u64).sum::<u64>() == keep;
+    // A full window that ends before every changed row stays as it is.
+    let last = before.last().map(|(r, _)| *r);
+    if full && last.is_some_and(|last| changes.iter().all(|(r, _)| r > last)) {
+        for (r, d) in changes {
+            add(group, r, d);
+        }
+        return;
+    }
+    let mut delta: Vec<(Row, Diff)> = before.into_iter().map(|(r, d)| (r.row.clone(), -d)).collect();
+    for (r, d) in changes {
+        add(group, r, d);
+    }
+    delta.extend(window(group, skip, keep).into_iter().map(|(r, d)| (r.row.clone(), d)));
+    consolidate(&mut delta);
+    out.append(&mut delta);
+}
+
+/// Adds `d` to a row's multiplicity, removing it at zero.
+fn add(group: &mut Group, r: Ranked, d: Diff) {
+    match group.entry(r) {
+        Entry::Occupied(mut e) => {
+            *e.get_mut() += d;
+            if *e.get() == 0 {
+                e.remove();
+            }
+        }
+        Entry::Vacant(e) => {
+            e.insert(d);
+        }
+    }
+}
+
+fn row_hash(row: &Row) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    r.hash(&mut h);
+    row.hash(&mut h);
     h.finish()
 }
 
-/// Keeps rows `skip..skip+keep` (by multiplicity) of a sorted group.
-fn take(order: &[SortKey], vals: &[(&Row, Diff)], skip: u64, keep: Option<u64>, out: &mut Vec<(Row, Diff)>) {
-    // Decode each row once, then sort by the keys and the row bytes.
-    let mut sorted: Vec<(Values, &Row, Diff)> = vals.iter().map(|(r, d)| (r.values(), *r, *d)).collect();
-    sorted.sort_by(|a, b| compare_values(order, &a.0, &b.0).then_with(|| a.1.cmp(b.1)));
-    let mut pos: u64 = 0;
-    let end = keep.map(|k| skip.saturating_add(k));
-    for (_, row, d) in sorted {
-        let d = d.max(0) as u64;
-        let (lo, hi) = (pos, pos + d);
-        pos = hi;
-        let from = lo.max(skip);
-        let to = end.map_or(hi, |e| hi.min(e));
-        if to > from {
-            out.push((row.clone(), (to - from) as Diff));
-        }
-        if end.is_some_and(|e| pos >= e) {
-            break;
-        }
-    }
+/// One top-k stage: keeps, per group, rows `skip .. skip + keep` of its input.
+fn stage<'s, P>(input: Coll<'s>, pact: P, group: &[usize], order: &[SortKey], skip: u64, keep: u64) -> Coll<'s>
+where
+    P: ParallelizationContract<Offset, Vec<Update>>,
+{
+    let (group, order) = (group.to_vec(), order.to_vec());
+    input
+        .inner
+        .unary_frontier::<CapacityContainerBuilder<Vec<Update>>, _, _, _>(pact, "TopK", move |_cap, _info| {
+            let mut groups: HashMap<Row, Group> = HashMap::new();
+            let mut pending: Vec<Update> = Vec::new();
+            // The least time of pending updates (total order: one capability suffices).
+            let mut cap: Option<Capability<Offset>> = None;
+            let mut out: Vec<(Row, Diff)> = Vec::new();
+            move |(input, frontier), output| {
+                input.for_each(|c, data| {
+                    if let Some(c) = c.retain_least(0) {
+                        if cap.as_ref().is_none_or(|held| c.time() < held.time()) {
+                            cap = Some(c);
+                        }
+                    }
+                    pending.append(data);
+                });
+                let Some(held) = cap.as_ref() else { return };
+                if frontier.less_equal(held.time()) {
+                    return;
+                }
+                // Updates at times the frontier has passed are complete: apply them in order.
+                pending.sort_by_key(|u| u.1);
+                let ready = pending.partition_point(|u| !frontier.less_equal(&u.1));
+                let mut rest = pending.split_off(ready);
+                std::mem::swap(&mut rest, &mut pending);
+                let mut updates = rest.into_iter().peekable();
+                while let Some(&(_, time, _)) = updates.peek() {
+                    let mut by_group: HashMap<Row, Vec<(Ranked, Diff)>> = HashMap::new();
+                    while let Some((row, _, d)) = updates.next_if(|u| u.1 == time) {
+                        by_group.entry(row.project(&group)).or_default().push((Ranked::new(&order, row), d));
+                    }
+                    for (key, mut changes) in by_group {
+                        consolidate(&mut changes);
+                        if changes.is_empty() {
+                            continue;
+                        }
+                        let g = groups.entry(key.clone()).or_default();
+                        apply(g, changes, skip, keep, &mut out);
+                        if g.is_empty() {
+                            groups.remove(&key);
+                        }
+                    }
+                    if !out.is_empty() {
+                        let c = held.delayed(&time);
+                        let mut session = output.session(&c);
+                        for (r, d) in out.drain(..) {
+                            session.give((r, time, d));
+                        }
+                    }
+                }
+                cap = pending.iter().map(|u| u.1).min().map(|t| held.delayed(&t));
+            }
+        })
+        .as_collection()
 }
 
-/// Renders a top-k over `input`.
+/// Renders a top-k over `input`: rows `offset .. offset + limit` of each group.
 pub fn render_topk<'s>(
     input: Coll<'s>,
     group: &[usize],
     order: &[SortKey],
     limit: Option<u64>,
     offset: u64,
+    peers: usize,
 ) -> Coll<'s> {
-    let group = group.to_vec();
-    let order = order.to_vec();
-    let mut current = input;
-    if let Some(limit) = limit {
-        // Pre-reduce within hash buckets: each keeps its own top `offset + limit`.
-        let keep = offset.saturating_add(limit);
-        for bits in LEVELS {
-            let (g, o) = (group.clone(), order.clone());
-            current = current
-                .map(move |r| {
-                    let mut k = r.project(&g).values().to_vec();
-                    k.push(Value::UInt(row_hash(&r) & ((1u64 << bits) - 1)));
-                    (Row::new(k), r)
-                })
-                .reduce(move |_k, vals: &[(&Row, Diff)], out: &mut Vec<(Row, Diff)>| take(&o, vals, 0, Some(keep), out))
-                .map(|(_, r)| r);
+    let Some(limit) = limit else {
+        // OFFSET alone: every row but the first `offset` of each group.
+        if offset == 0 {
+            return input;
         }
+        let first = render_topk(input.clone(), group, order, Some(offset), 0, peers);
+        return input.concat(first.negate());
+    };
+    let keep = offset.saturating_add(limit);
+    let mut input = input;
+    if peers > 1 {
+        // Each worker first keeps the top `offset + limit` rows per group among the rows it
+        // owns, so the exchange by group moves only candidates. Rows are owned by their hash:
+        // a worker's share of an unconsolidated stream may hold a row's retraction without
+        // its insertion, never a share partitioned by the row itself.
+        let exchange = Exchange::new(|u: &Update| row_hash(&u.0));
+        input = stage(input, exchange, group, order, 0, keep);
     }
-    let (g, o) = (group, order);
-    current
-        .map(move |r| (r.project(&g), r))
-        .reduce(move |_k, vals: &[(&Row, Diff)], out: &mut Vec<(Row, Diff)>| take(&o, vals, offset, limit, out))
-        .map(|(_, r)| r)
+    let g = group.to_vec();
+    let exchange = Exchange::new(move |u: &Update| row_hash(&u.0.project(&g)));
+    stage(input, exchange, group, order, offset, limit)
 }

@@ -289,10 +289,19 @@ pub fn sql_cmp(a: &Value, b: &Value) -> Option<Ordering> {
         (Value::Int(_) | Value::UInt(_) | Value::Real(_), Value::Bool(y)) => sql_cmp(a, &Value::Int(*y as i64)),
         (Value::Int(x), Value::UInt(y)) => Some((*x as i128).cmp(&(*y as i128))),
         (Value::UInt(x), Value::Int(y)) => Some((*x as i128).cmp(&(*y as i128))),
-        (Value::Real(_), Value::Int(_) | Value::UInt(_)) | (Value::Int(_) | Value::UInt(_), Value::Real(_)) => {
-            a.as_f64()?.partial_cmp(&b.as_f64()?)
-        }
+        (Value::Int(_) | Value::UInt(_), Value::Real(r)) => cmp_int_real(a.as_i128()?, *r),
+        (Value::Real(r), Value::Int(_) | Value::UInt(_)) => cmp_int_real(b.as_i128()?, *r).map(Ordering::reverse),
         _ => Some(a.cmp(b)),
+    }
+}
+
+/// Compares an integer with a real exactly (as SQLite does), also beyond 2^53 where the
+/// integer has no exact `f64`; `None` for NaN.
+fn cmp_int_real(i: i128, r: f64) -> Option<Ordering> {
+    match (i as f64).partial_cmp(&r)? {
+        // Equal as floats: `r` is integral and at most 2^64 in magnitude, so exact as i128.
+        Ordering::Equal => Some(i.cmp(&(r as i128))),
+        o => Some(o),
     }
 }
 
@@ -704,6 +713,20 @@ mod tests {
         assert_eq!(ev(Expr::binary(BinOp::Div, lit(Value::Int(7)), lit(Value::Int(0)))), Value::Null);
         assert_eq!(ev(Expr::binary(BinOp::Mod, lit(Value::Int(-7)), lit(Value::Int(3)))), Value::Int(-1));
         assert_eq!(ev(Expr::binary(BinOp::Div, lit(Value::Real(7.0)), lit(Value::Int(2)))), Value::Real(3.5));
+    }
+
+    #[test]
+    fn integers_and_reals_compare_exactly() {
+        use Ordering::*;
+        let big = 1i64 << 53;
+        // 2^53 + 1 has no f64: as a float it would equal 2^53.
+        assert_eq!(sql_cmp(&Value::Int(big + 1), &Value::Real(big as f64)), Some(Greater));
+        assert_eq!(sql_cmp(&Value::Real(big as f64), &Value::Int(big + 1)), Some(Less));
+        assert_eq!(sql_cmp(&Value::Int(big), &Value::Real(big as f64)), Some(Equal));
+        assert_eq!(sql_cmp(&Value::UInt(u64::MAX), &Value::Real(u64::MAX as f64)), Some(Less));
+        assert_eq!(sql_cmp(&Value::Int(2), &Value::Real(2.5)), Some(Less));
+        assert_eq!(sql_cmp(&Value::Int(-3), &Value::Real(-3.5)), Some(Greater));
+        assert_eq!(sql_cmp(&Value::Int(1), &Value::Real(f64::NAN)), None);
     }
 
     #[test]
