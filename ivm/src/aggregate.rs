@@ -2,26 +2,22 @@
 //!
 //! COUNT / SUM / AVG (without DISTINCT) are accumulable: each row contributes an `Accum`
 //! difference and `count_total` maintains the per-group total in O(1) per change. MIN / MAX
-//! are reduced hierarchically over hash buckets, O(log n) per change; DISTINCT forms work on
+//! are a maintained top-1 of the group's non-NULL values (ordered state, O(log n) per change); DISTINCT forms work on
 //! the distinct (group, value) pairs. No aggregate rescans its group. A global aggregate (no GROUP
 //! BY) always has exactly one row, also over empty input.
 
 use crate::delta::{Diff, Offset};
 use crate::render::Coll;
+use crate::topk::render_topk;
 use differential_dataflow::difference::{IsZero, Multiply, Semigroup};
 use differential_dataflow::operators::count::CountTotal;
 use differential_dataflow::{AsCollection, VecCollection};
 use serde::{Deserialize, Serialize};
-use sluice_planner::expr::sql_cmp;
-use sluice_planner::{AggCall, AggFunc, DataType, Expr, Row, Value};
+use sluice_planner::{AggCall, AggFunc, DataType, Expr, Row, SortKey, Value};
 use smallvec::SmallVec;
 use std::cmp::Ordering;
-use std::hash::{Hash, Hasher};
 use timely::dataflow::operators::vec::ToStream;
 use timely::dataflow::Scope;
-
-/// Bucket bits at each level of a MIN / MAX hierarchy; the last level is the whole group.
-const LEVELS: [u32; 4] = [16, 12, 8, 4];
 
 /// Running totals of one accumulable aggregate argument.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -160,7 +156,7 @@ pub fn render_aggregate<'s>(
         let aggs_v = aggs.to_vec();
         accumulate(keyed, aggs).map(move |(k, acc)| k.concat(&Row::new(acc.finish(&aggs_v))))
     } else {
-        combined(keyed, aggs)
+        combined(keyed, group_by.len(), aggs)
     };
     if !group_by.is_empty() {
         return result;
@@ -185,10 +181,10 @@ fn accumulate<'s>(keyed: Keyed<'s>, aggs: &[AggCall]) -> VecCollection<'s, Offse
 
 /// Aggregates that are not all plain accumulable ones, each maintained without scanning its
 /// group: accumulable ones (plus COUNT(*) for the group's presence) by `accumulate`; DISTINCT
-/// ones over the distinct (group, value) pairs; MIN / MAX by a hierarchy of bucketed
-/// reductions, O(log n) per change. A final reduce per group assembles the row from one value
+/// ones over the distinct (group, value) pairs; MIN / MAX as a maintained top-1, O(log n)
+/// per change. A final reduce per group assembles the row from one value
 /// per aggregate.
-fn combined<'s>(keyed: Keyed<'s>, aggs: &[AggCall]) -> Coll<'s> {
+fn combined<'s>(keyed: Keyed<'s>, width: usize, aggs: &[AggCall]) -> Coll<'s> {
     let n = aggs.len();
     let mut parts: Vec<AggValues<'s>> = Vec::new();
     // Index `n` stands for the presence of the group.
@@ -219,38 +215,21 @@ fn combined<'s>(keyed: Keyed<'s>, aggs: &[AggCall]) -> Coll<'s> {
         parts.push(accumulate(distinct_values, &calls).map(move |(k, acc)| (k, (i, acc.finish(&calls).remove(0)))));
     }
     for (i, a) in aggs.iter().enumerate().filter(|(_, a)| !a.func.is_accumulable()) {
+        // MIN / MAX: the first non-NULL value of the group in ascending / descending order,
+        // a maintained top-1 (ordered state, O(log n) per change).
         let arg = a.arg.clone();
-        let min = a.func == AggFunc::Min;
-        let mut level = keyed.clone().map(move |(k, r)| {
+        let order = [SortKey { column: width, desc: a.func == AggFunc::Max, nulls_first: false }];
+        let values = keyed.clone().flat_map(move |(k, r)| {
             let v = arg.eval(&r.values());
-            (k, (bucket_of(&r), v))
+            (!v.is_null()).then(|| k.concat(&Row::new(vec![v])))
         });
-        for bits in LEVELS {
-            let mask = (1u64 << bits) - 1;
-            level = level
-                .map(move |(k, (h, v))| {
-                    let mut kv = k.values().to_vec();
-                    kv.push(Value::UInt(h & mask));
-                    (Row::new(kv), (h, v))
-                })
-                .reduce(move |_, vals: &[(&(u64, Value), Diff)], out: &mut Vec<((u64, Value), Diff)>| {
-                    // Any member's hash names the bucket at every coarser level.
-                    out.push(((vals[0].0 .0, extreme(vals.iter().map(|(x, _)| &x.1), min)), 1));
-                })
-                .map(move |(k, (h, v))| {
-                    let mut kv = k.values().to_vec();
-                    kv.pop();
-                    (Row::new(kv), (h, v))
-                });
-        }
-        parts.push(
-            level
-                .map(|(k, (_, v))| (k, v))
-                .reduce(move |_, vals: &[(&Value, Diff)], out: &mut Vec<(Value, Diff)>| {
-                    out.push((extreme(vals.iter().map(|(v, _)| *v), min), 1));
-                })
-                .map(move |(k, v)| (k, (i, v))),
-        );
+        let group: Vec<usize> = (0..width).collect();
+        let peers = values.scope().peers();
+        parts.push(render_topk(values, &group, &order, Some(1), 0, peers).map(move |r| {
+            let mut vals = r.values();
+            let v = vals.pop().expect("the value column");
+            (Row::new(vals.to_vec()), (i, v))
+        }));
     }
     let aggs = aggs.to_vec();
     let mut all = parts.pop().expect("at least the presence part");
@@ -265,32 +244,6 @@ fn combined<'s>(keyed: Keyed<'s>, aggs: &[AggCall]) -> Coll<'s> {
         out.push((Row::new(row), 1));
     })
     .map(|(k, aggs)| k.concat(&aggs))
-}
-
-/// The bucket hash of a row (stable across workers and runs).
-fn bucket_of(r: &Row) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    r.hash(&mut h);
-    h.finish()
-}
-
-/// The smallest (or largest) non-NULL value, NULL if none.
-fn extreme<'a>(vals: impl Iterator<Item = &'a Value>, min: bool) -> Value {
-    let mut best: Option<&Value> = None;
-    for v in vals.filter(|v| !v.is_null()) {
-        best = Some(match best {
-            None => v,
-            Some(b) => {
-                let o = sql_cmp(v, b).unwrap_or_else(|| v.cmp(b));
-                if (min && o == Ordering::Less) || (!min && o == Ordering::Greater) {
-                    v
-                } else {
-                    b
-                }
-            }
-        });
-    }
-    best.cloned().unwrap_or(Value::Null)
 }
 
 /// An aggregate's value over no rows: 0 for COUNT, NULL otherwise.
