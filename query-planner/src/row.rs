@@ -316,7 +316,11 @@ fn try_skip(b: &[u8], pos: &mut usize) -> bool {
 impl PartialEq for Row {
     #[inline]
     fn eq(&self, other: &Self) -> bool {
-        self.as_bytes() == other.as_bytes()
+        match (&self.0, &other.0) {
+            // Zero-padded: equal buffers and lengths are equal bytes.
+            (Repr::Inline { len: la, buf: a }, Repr::Inline { len: lb, buf: b }) => la == lb && a == b,
+            _ => self.as_bytes() == other.as_bytes(),
+        }
     }
 }
 impl Eq for Row {}
@@ -330,7 +334,28 @@ impl PartialOrd for Row {
 impl Ord for Row {
     #[inline]
     fn cmp(&self, other: &Self) -> Ordering {
-        self.as_bytes().cmp(other.as_bytes())
+        match (&self.0, &other.0) {
+            // Inline buffers are zero-padded, so comparing them whole (a word at a time) and
+            // then the lengths is the byte slices' order: where one row is a prefix of the
+            // other, the longer one's next bytes are >= the padding, and equal only if zero.
+            (Repr::Inline { len: la, buf: a }, Repr::Inline { len: lb, buf: b }) => {
+                let word = |buf: &[u8; INLINE], i: usize| {
+                    let mut w = [0u8; 8];
+                    let end = (i + 8).min(INLINE);
+                    w[..end - i].copy_from_slice(&buf[i..end]);
+                    u64::from_be_bytes(w)
+                };
+                for i in (0..INLINE).step_by(8) {
+                    match word(a, i).cmp(&word(b, i)) {
+                        Ordering::Equal if (i + 8) < (*la).max(*lb) as usize => continue,
+                        Ordering::Equal => break,
+                        o => return o,
+                    }
+                }
+                la.cmp(lb)
+            }
+            _ => self.as_bytes().cmp(other.as_bytes()),
+        }
     }
 }
 
@@ -407,6 +432,27 @@ mod tests {
         assert_eq!(r.get(2), Value::Int(-3));
         assert_eq!(Row::new(vec![Value::Real(-0.0)]), Row::new(vec![Value::Real(0.0)]));
         assert_ne!(Row::new(vec![Value::Int(1)]), Row::new(vec![Value::Int(2)]));
+    }
+
+    #[test]
+    fn order_and_equality_are_the_byte_order() {
+        // Rows of every length around the word boundaries, with zero bytes where padding
+        // would be (INTEGER 0 encodes as tag 3 then 0x00), inline and on the heap.
+        let mut rows = vec![Row::empty()];
+        for n in 0..12 {
+            for v in [0i64, 1, -1, 64, 300, i64::MAX] {
+                rows.push(Row::new(vec![Value::Int(0); n].into_iter().chain([Value::Int(v)]).collect()));
+                rows.push(Row::new(vec![Value::Null; n].into_iter().chain([Value::Int(v)]).collect()));
+            }
+            rows.push(Row::new(vec![Value::text(&"a".repeat(n * 3))]));
+            rows.push(Row::new(vec![Value::Bytes(Arc::from(vec![0u8; n * 3]))]));
+        }
+        for a in &rows {
+            for b in &rows {
+                assert_eq!(a.cmp(b), a.as_bytes().cmp(b.as_bytes()), "{a:?} vs {b:?}");
+                assert_eq!(a == b, a.as_bytes() == b.as_bytes(), "{a:?} vs {b:?}");
+            }
+        }
     }
 
     #[test]
