@@ -1,0 +1,260 @@
+//! The transactional datastore: tables, serial transactions with an undo log, and the commit
+//! stream. One executor thread owns a datastore, so a transaction is serializable by
+//! construction; it sees its own writes, commits into one `TxRecord` with the next offset, or
+//! rolls back leaving no trace (rows, indexes and auto-increment sequences restored).
+
+use crate::error::{DatastoreError, Result};
+use crate::record::{CommitMeta, TableDelta, TxRecord};
+use crate::schema::{TableDef, TableId};
+use crate::table::{format_key, Table, PRIMARY_KEY};
+use sluice_planner::{Row, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+
+/// One change, recorded so it can be undone and reported.
+enum Change {
+    Insert(TableId, Row),
+    Delete(TableId, Row),
+    Seq(TableId, i128),
+}
+
+#[derive(Default)]
+pub struct Datastore {
+    tables: Vec<Table>,
+    by_name: HashMap<String, TableId>,
+    /// Offset of the last committed transaction (0 before the first).
+    offset: u64,
+    /// The open transaction's changes, oldest first.
+    tx: Option<Vec<Change>>,
+}
+
+impl Datastore {
+    pub fn new() -> Datastore {
+        Datastore::default()
+    }
+
+    /// Offset of the last committed transaction.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Adds an empty table (outside any transaction: schema changes are not transactional).
+    pub fn create_table(&mut self, def: TableDef) -> Result<TableId> {
+        def.validate()?;
+        let key = def.name().to_ascii_lowercase();
+        if self.by_name.contains_key(&key) {
+            return Err(DatastoreError::TableExists(def.name().to_string()));
+        }
+        let id = self.tables.len();
+        self.tables.push(Table::new(def));
+        self.by_name.insert(key, id);
+        Ok(id)
+    }
+
+    /// The table named `name` (case-insensitive).
+    pub fn table_id(&self, name: &str) -> Result<TableId> {
+        self.by_name.get(&name.to_ascii_lowercase()).copied().ok_or_else(|| DatastoreError::NoSuchTable(name.into()))
+    }
+
+    pub fn def(&self, table: TableId) -> Result<&TableDef> {
+        Ok(&self.table(table)?.def)
+    }
+
+    /// Every table's definition, in creation order.
+    pub fn defs(&self) -> impl Iterator<Item = &TableDef> {
+        self.tables.iter().map(|t| &t.def)
+    }
+
+    /// The position of a table's index by name (`primary_key` for the primary key).
+    pub fn index_id(&self, table: TableId, name: &str) -> Result<usize> {
+        self.table(table)?.index_id(name)
+    }
+
+    fn table(&self, id: TableId) -> Result<&Table> {
+        self.tables.get(id).ok_or_else(|| DatastoreError::NoSuchTable(format!("#{id}")))
+    }
+
+    fn table_mut(&mut self, id: TableId) -> Result<&mut Table> {
+        self.tables.get_mut(id).ok_or_else(|| DatastoreError::NoSuchTable(format!("#{id}")))
+    }
+
+    fn log(&mut self) -> Result<&mut Vec<Change>> {
+        self.tx.as_mut().ok_or(DatastoreError::NoTransaction)
+    }
+
+    /// Opens a transaction.
+    pub fn begin(&mut self) -> Result<()> {
+        if self.tx.is_some() {
+            return Err(DatastoreError::InTransaction);
+        }
+        self.tx = Some(Vec::new());
+        Ok(())
+    }
+
+    /// Commits the open transaction: its net changes become the next offset's record. A
+    /// transaction that changed nothing on net still takes an offset (it ran, and its caller
+    /// may wait for it).
+    pub fn commit(&mut self, meta: CommitMeta) -> Result<TxRecord> {
+        let log = self.tx.take().ok_or(DatastoreError::NoTransaction)?;
+        let mut net: BTreeMap<TableId, BTreeMap<Row, isize>> = BTreeMap::new();
+        for c in log {
+            match c {
+                Change::Insert(t, r) => *net.entry(t).or_default().entry(r).or_default() += 1,
+                Change::Delete(t, r) => *net.entry(t).or_default().entry(r).or_default() -= 1,
+                Change::Seq(..) => {}
+            }
+        }
+        let mut changes = Vec::new();
+        for (t, rows) in net {
+            let mut d = TableDelta { table: self.tables[t].def.name().to_string(), ..TableDelta::default() };
+            for (r, n) in rows {
+                let side = if n > 0 { &mut d.inserts } else { &mut d.deletes };
+                side.extend(std::iter::repeat_n(r, n.unsigned_abs()));
+            }
+            if !d.inserts.is_empty() || !d.deletes.is_empty() {
+                changes.push(d);
+            }
+        }
+        self.offset += 1;
+        Ok(TxRecord { offset: self.offset, meta, changes })
+    }
+
+    /// Undoes every change of the open transaction.
+    pub fn rollback(&mut self) -> Result<()> {
+        let log = self.tx.take().ok_or(DatastoreError::NoTransaction)?;
+        for c in log.into_iter().rev() {
+            match c {
+                Change::Insert(t, r) => {
+                    self.tables[t].remove(&r);
+                }
+                Change::Delete(t, r) => self.tables[t].insert_checked(r),
+                Change::Seq(t, old) => self.tables[t].seq = old,
+            }
+        }
+        Ok(())
+    }
+
+    /// Inserts a row, generating the auto-increment value if the row carries 0 or NULL there;
+    /// returns the row as stored.
+    pub fn insert(&mut self, table: TableId, mut values: Vec<Value>) -> Result<Row> {
+        self.log()?;
+        let t = self.table(table)?;
+        let mut seq = None;
+        if let Some(c) = t.def.auto_inc {
+            let v = values.get(c).cloned().unwrap_or(Value::Null);
+            if matches!(v, Value::Null | Value::Int(0) | Value::UInt(0)) {
+                let max = if t.def.schema.columns[c].ty == sluice_planner::DataType::UInt {
+                    u64::MAX as i128
+                } else {
+                    i64::MAX as i128
+                };
+                if t.seq > max {
+                    return Err(DatastoreError::SequenceExhausted {
+                        table: t.def.name().into(),
+                        column: t.def.schema.columns[c].name.clone(),
+                    });
+                }
+                if let Some(slot) = values.get_mut(c) {
+                    *slot = Value::Int(t.seq as i64);
+                    if t.seq > i64::MAX as i128 {
+                        *slot = Value::UInt(t.seq as u64);
+                    }
+                }
+                seq = Some(t.seq + 1);
+            } else if let Some(n) = v.as_i128() {
+                // Explicit values move the sequence past them, so generated ones never collide.
+                seq = (n >= t.seq).then_some(n + 1);
+            }
+        }
+        t.check(&mut values)?;
+        let row = Row::from_values(&values);
+        t.check_unique(&row)?;
+        let old_seq = t.seq;
+        let t = self.table_mut(table)?;
+        t.insert_checked(row.clone());
+        let log = self.log()?;
+        if let Some(s) = seq {
+            log.push(Change::Seq(table, old_seq));
+            self.tables[table].seq = s;
+        }
+        self.log()?.push(Change::Insert(table, row.clone()));
+        Ok(row)
+    }
+
+    /// Deletes one copy of exactly this row; false if there is none.
+    pub fn delete(&mut self, table: TableId, row: &Row) -> Result<bool> {
+        self.log()?;
+        if !self.table_mut(table)?.remove(row) {
+            return Ok(false);
+        }
+        self.log()?.push(Change::Delete(table, row.clone()));
+        Ok(true)
+    }
+
+    /// Deletes the row with `key` in a unique index (or the primary key); returns it.
+    pub fn delete_by(&mut self, table: TableId, index: usize, key: &[Value]) -> Result<Option<Row>> {
+        let Some(row) = self.find(table, index, key)? else { return Ok(None) };
+        self.delete(table, &row)?;
+        Ok(Some(row))
+    }
+
+    /// Replaces the row that has the same key in a unique index (or the primary key) as
+    /// `values`; returns the new row. Fails, changing nothing, if there is no such row or the
+    /// new row breaks a constraint.
+    pub fn update_by(&mut self, table: TableId, index: usize, values: Vec<Value>) -> Result<Row> {
+        let t = self.table(table)?;
+        let mut checked = values;
+        t.check(&mut checked)?;
+        let cols = t.index_columns(index)?;
+        let key: Vec<Value> = cols.iter().map(|&c| checked[c].clone()).collect();
+        let Some(old) = self.find(table, index, &key)? else {
+            return Err(DatastoreError::NotFound { table: t.def.name().into(), key: format_key(&key) });
+        };
+        self.delete(table, &old)?;
+        match self.insert(table, checked) {
+            Ok(row) => Ok(row),
+            Err(e) => {
+                // Put the old row back, and drop both log entries: nothing happened.
+                let t = self.table_mut(table)?;
+                t.insert_checked(old);
+                self.log()?.pop();
+                Err(e)
+            }
+        }
+    }
+
+    /// Replaces the row with the same primary key.
+    pub fn update(&mut self, table: TableId, values: Vec<Value>) -> Result<Row> {
+        let pk = self.primary_index(table)?;
+        self.update_by(table, pk, values)
+    }
+
+    fn primary_index(&self, table: TableId) -> Result<usize> {
+        let t = self.table(table)?;
+        t.index_id(PRIMARY_KEY).map_err(|_| DatastoreError::NoPrimaryKey { table: t.def.name().into() })
+    }
+
+    /// The row with `key` in a unique index or the primary key (the first match of a btree).
+    pub fn find(&self, table: TableId, index: usize, key: &[Value]) -> Result<Option<Row>> {
+        self.table(table)?.find(index, key)
+    }
+
+    /// The row with this primary key.
+    pub fn find_by_pk(&self, table: TableId, key: &[Value]) -> Result<Option<Row>> {
+        self.find(table, self.primary_index(table)?, key)
+    }
+
+    /// Rows whose key in `index` (or its prefix as long as the bounds) lies within the bounds.
+    pub fn range(&self, table: TableId, index: usize, lo: Bound<&[Value]>, hi: Bound<&[Value]>) -> Result<Vec<Row>> {
+        self.table(table)?.range(index, lo, hi)
+    }
+
+    /// Every row of a table (duplicates repeated).
+    pub fn scan(&self, table: TableId) -> Result<impl Iterator<Item = &Row>> {
+        Ok(self.table(table)?.scan())
+    }
+
+    pub fn count(&self, table: TableId) -> Result<usize> {
+        Ok(self.table(table)?.len())
+    }
+}

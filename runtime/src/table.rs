@@ -1,0 +1,281 @@
+//! One table's rows and indexes: constraint checks, point and range lookups. Knows nothing of
+//! transactions; the datastore records every change it makes here so it can undo it.
+
+use crate::error::{DatastoreError, Result};
+use crate::schema::{IndexKind, TableDef};
+use sluice_planner::{DataType, Row, Value};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
+
+/// The values of an index's columns, ordered as the values order (numbers numerically).
+pub type Key = Vec<Value>;
+
+enum IndexData {
+    Unique(HashMap<Key, Row>),
+    BTree(BTreeSet<(Key, Row)>),
+}
+
+/// An index over some columns; the primary key is the first unique index of a keyed table.
+struct Index {
+    name: String,
+    columns: Vec<usize>,
+    data: IndexData,
+}
+
+impl Index {
+    fn key(&self, row: &Row) -> Key {
+        let vals = row.values();
+        self.columns.iter().map(|&c| vals[c].clone()).collect()
+    }
+}
+
+pub struct Table {
+    pub def: TableDef,
+    /// Every row with its multiplicity (only a table without primary key holds duplicates).
+    rows: BTreeMap<Row, usize>,
+    len: usize,
+    /// Primary key (if any) first, then the declared indexes in order.
+    indexes: Vec<Index>,
+    /// The next auto-increment value.
+    pub seq: i128,
+}
+
+/// Name of the primary key's index.
+pub const PRIMARY_KEY: &str = "primary_key";
+
+impl Table {
+    pub fn new(def: TableDef) -> Table {
+        let mut indexes = Vec::new();
+        if !def.schema.primary_key.is_empty() {
+            indexes.push(Index {
+                name: PRIMARY_KEY.into(),
+                columns: def.schema.primary_key.clone(),
+                data: IndexData::Unique(HashMap::new()),
+            });
+        }
+        for ix in &def.indexes {
+            let data = match ix.kind {
+                IndexKind::Unique => IndexData::Unique(HashMap::new()),
+                IndexKind::BTree => IndexData::BTree(BTreeSet::new()),
+            };
+            indexes.push(Index { name: ix.name.clone(), columns: ix.columns.clone(), data });
+        }
+        Table { def, rows: BTreeMap::new(), len: 0, indexes, seq: 1 }
+    }
+
+    fn name(&self) -> &str {
+        &self.def.schema.name
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Every row, duplicates repeated, in an arbitrary but stable order.
+    pub fn scan(&self) -> impl Iterator<Item = &Row> {
+        self.rows.iter().flat_map(|(r, n)| std::iter::repeat_n(r, *n))
+    }
+
+    /// The position of the index named `name` (`primary_key` for the primary key).
+    pub fn index_id(&self, name: &str) -> Result<usize> {
+        self.indexes.iter().position(|ix| ix.name == name).ok_or_else(|| DatastoreError::NoSuchIndex {
+            table: self.name().to_string(),
+            index: name.to_string(),
+        })
+    }
+
+    /// The columns of an index.
+    pub fn index_columns(&self, id: usize) -> Result<Vec<usize>> {
+        Ok(self.index(id)?.columns.clone())
+    }
+
+    fn index(&self, id: usize) -> Result<&Index> {
+        self.indexes.get(id).ok_or_else(|| DatastoreError::NoSuchIndex {
+            table: self.name().to_string(),
+            index: format!("#{id}"),
+        })
+    }
+
+    /// Checks arity, types and NULLs, coercing integers where the column type asks for it.
+    pub fn check(&self, values: &mut [Value]) -> Result<()> {
+        let cols = &self.def.schema.columns;
+        if values.len() != cols.len() {
+            return Err(DatastoreError::Arity { table: self.name().into(), expected: cols.len(), got: values.len() });
+        }
+        for (v, c) in values.iter_mut().zip(cols) {
+            let got = v.data_type();
+            let ok = match (c.ty, &*v) {
+                (_, Value::Null) => c.nullable,
+                (DataType::Real, Value::Int(i)) => {
+                    *v = Value::Real(*i as f64);
+                    true
+                }
+                (DataType::UInt, Value::Int(i)) if *i >= 0 => {
+                    *v = Value::UInt(*i as u64);
+                    true
+                }
+                (DataType::Int, Value::UInt(u)) if *u <= i64::MAX as u64 => {
+                    *v = Value::Int(*u as i64);
+                    true
+                }
+                (ty, _) => ty == got,
+            };
+            if !ok {
+                if v.is_null() {
+                    return Err(DatastoreError::Null { table: self.name().into(), column: c.name.clone() });
+                }
+                return Err(DatastoreError::Type {
+                    table: self.name().into(),
+                    column: c.name.clone(),
+                    expected: c.ty,
+                    got,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether inserting `row` would break a unique index; the error names the index.
+    pub fn check_unique(&self, row: &Row) -> Result<()> {
+        for ix in &self.indexes {
+            if let IndexData::Unique(map) = &ix.data {
+                let key = ix.key(row);
+                // NULLs are distinct from each other, as in SQL.
+                if !key.iter().any(Value::is_null) && map.contains_key(&key) {
+                    return Err(DatastoreError::Unique {
+                        table: self.name().into(),
+                        constraint: ix.name.clone(),
+                        key: format_key(&key),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds a row whose constraints were checked.
+    pub fn insert_checked(&mut self, row: Row) {
+        for ix in &mut self.indexes {
+            let key = ix.key(&row);
+            match &mut ix.data {
+                IndexData::Unique(map) => {
+                    if !key.iter().any(Value::is_null) {
+                        map.insert(key, row.clone());
+                    }
+                }
+                IndexData::BTree(set) => {
+                    set.insert((key, row.clone()));
+                }
+            }
+        }
+        *self.rows.entry(row).or_default() += 1;
+        self.len += 1;
+    }
+
+    /// Removes one copy of `row`; false if there is none.
+    pub fn remove(&mut self, row: &Row) -> bool {
+        let Some(n) = self.rows.get_mut(row) else { return false };
+        *n -= 1;
+        let last = *n == 0;
+        if last {
+            self.rows.remove(row);
+        }
+        self.len -= 1;
+        if last {
+            for ix in &mut self.indexes {
+                let key = ix.key(row);
+                match &mut ix.data {
+                    IndexData::Unique(map) => {
+                        map.remove(&key);
+                    }
+                    IndexData::BTree(set) => {
+                        set.remove(&(key, row.clone()));
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    fn key_arity(&self, ix: &Index, got: usize, prefix_ok: bool) -> Result<()> {
+        let expected = ix.columns.len();
+        if got == expected || (prefix_ok && got <= expected) {
+            Ok(())
+        } else {
+            Err(DatastoreError::KeyArity { table: self.name().into(), expected, got })
+        }
+    }
+
+    /// The row with `key` in a unique index (or the primary key).
+    pub fn find(&self, index: usize, key: &[Value]) -> Result<Option<Row>> {
+        let ix = self.index(index)?;
+        self.key_arity(ix, key.len(), false)?;
+        Ok(match &ix.data {
+            IndexData::Unique(map) => map.get(key).cloned(),
+            IndexData::BTree(set) => {
+                set.range((key.to_vec(), Row::empty())..).take_while(|(k, _)| k == key).map(|(_, r)| r.clone()).next()
+            }
+        })
+    }
+
+    /// Rows whose index key (or a prefix of it, as long as the bounds) lies within the bounds,
+    /// in key order for a btree index.
+    pub fn range(&self, index: usize, lo: Bound<&[Value]>, hi: Bound<&[Value]>) -> Result<Vec<Row>> {
+        let ix = self.index(index)?;
+        for b in [lo, hi] {
+            if let Bound::Included(k) | Bound::Excluded(k) = b {
+                self.key_arity(ix, k.len(), true)?;
+            }
+        }
+        let within = |key: &Key| {
+            let prefix = |b: &[Value]| &key[..b.len()];
+            let above = match lo {
+                Bound::Included(b) => prefix(b) >= b,
+                Bound::Excluded(b) => prefix(b) > b,
+                Bound::Unbounded => true,
+            };
+            let below = match hi {
+                Bound::Included(b) => prefix(b) <= b,
+                Bound::Excluded(b) => prefix(b) < b,
+                Bound::Unbounded => true,
+            };
+            (above, below)
+        };
+        Ok(match &ix.data {
+            IndexData::BTree(set) => {
+                let start = match lo {
+                    Bound::Included(b) | Bound::Excluded(b) => Bound::Included((b.to_vec(), Row::empty())),
+                    Bound::Unbounded => Bound::Unbounded,
+                };
+                set.range((start, Bound::Unbounded))
+                    .map(|(k, r)| (within(k), r))
+                    .skip_while(|((above, _), _)| !above)
+                    .take_while(|((_, below), _)| *below)
+                    .map(|(_, r)| r.clone())
+                    .collect()
+            }
+            IndexData::Unique(map) => {
+                let mut rows: Vec<(&Key, &Row)> = map.iter().filter(|(k, _)| within(k) == (true, true)).collect();
+                rows.sort();
+                rows.into_iter().map(|(_, r)| r.clone()).collect()
+            }
+        })
+    }
+}
+
+/// A key as text for error messages: `(1, 'a')`.
+pub fn format_key(key: &[Value]) -> String {
+    let parts: Vec<String> = key
+        .iter()
+        .map(|v| match v {
+            Value::Text(s) => format!("'{s}'"),
+            Value::Null => "NULL".into(),
+            Value::Bool(b) => b.to_string(),
+            Value::Int(i) => i.to_string(),
+            Value::UInt(u) => u.to_string(),
+            Value::Real(f) => f.to_string(),
+            Value::Bytes(b) => format!("x'{}'", b.iter().map(|x| format!("{x:02x}")).collect::<String>()),
+        })
+        .collect();
+    format!("({})", parts.join(", "))
+}
