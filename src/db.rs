@@ -1,19 +1,12 @@
-//! An in-memory SQL database over the IVM engine: DDL, DML as serial transactions (each one
-//! commit-stream offset), one-off queries and subscriptions. The slt runner and the
-//! differential tests use it; the wasm-hosted datastore of `sluice-runtime` will take its place.
+//! A SQL database: DDL, DML as serial transactions on the runtime's datastore (each commit one
+//! commit-stream offset, fed to the IVM engine), one-off queries and subscriptions. The slt
+//! runner and the differential tests use it.
 
 use anyhow::{anyhow, bail, Result};
 use sluice_ivm::{Engine, EngineConfig, QueryDelta, Subscription, SubscriptionId, TableChange, Transaction};
 use sluice_planner::expr::truth;
 use sluice_planner::{parse, Catalog, Dml, Planner, QueryPlan, Row, TableSchema};
-use std::collections::{BTreeMap, HashSet};
-
-/// The rows of one table: a multiset, plus its primary-key set when it has one.
-#[derive(Default)]
-struct TableData {
-    rows: BTreeMap<Row, usize>,
-    keys: Option<HashSet<Row>>,
-}
+use sluice_runtime::{CommitMeta, Datastore, TableDef, TxRecord};
 
 /// What a statement did.
 #[derive(Debug)]
@@ -29,13 +22,13 @@ pub enum Outcome {
 /// An in-memory database.
 pub struct Database {
     catalog: Catalog,
-    data: BTreeMap<String, TableData>,
+    store: Datastore,
     engine: Engine,
 }
 
 impl Database {
     pub fn new(workers: usize) -> Database {
-        Database { catalog: Catalog::new(), data: BTreeMap::new(), engine: Engine::new(EngineConfig { workers }) }
+        Database { catalog: Catalog::new(), store: Datastore::new(), engine: Engine::new(EngineConfig { workers }) }
     }
 
     pub fn catalog(&self) -> &Catalog {
@@ -74,8 +67,7 @@ impl Database {
             Dml::CreateTable(schema) => {
                 self.catalog.add_table(schema.clone())?;
                 self.engine.create_table(&schema)?;
-                let keys = (!schema.primary_key.is_empty()).then(HashSet::new);
-                self.data.insert(schema.name.clone(), TableData { rows: BTreeMap::new(), keys });
+                self.store.create_table(TableDef::new(schema))?;
                 Ok(Outcome::Done)
             }
             Dml::DropTable { name, if_exists } => {
@@ -87,7 +79,7 @@ impl Database {
                 };
                 self.engine.drop_table(&schema.name)?;
                 self.catalog.remove_table(&schema.name);
-                self.data.remove(&schema.name);
+                self.store.drop_table(&schema.name)?;
                 Ok(Outcome::Done)
             }
             Dml::CreateIndex { .. } => Ok(Outcome::Done),
@@ -114,7 +106,7 @@ impl Database {
                 let schema = self.schema(&table)?;
                 let mut inserts = Vec::new();
                 let mut deletes = Vec::new();
-                for (row, &n) in &self.data[&table].rows {
+                for row in self.store.scan(self.store.table_id(&table)?)? {
                     if truth(&filter.eval(&row.values())) != Some(true) {
                         continue;
                     }
@@ -125,18 +117,16 @@ impl Database {
                             bail!("NULL value in NOT NULL column {}.{}", table, schema.columns[*c].name);
                         }
                     }
-                    for _ in 0..n {
-                        deletes.push(row.clone());
-                        inserts.push(Row::new(vals.clone()));
-                    }
+                    deletes.push(row.clone());
+                    inserts.push(Row::new(vals));
                 }
                 self.commit(&table, inserts, deletes)
             }
             Dml::Delete { table, filter } => {
                 let mut deletes = Vec::new();
-                for (row, &n) in &self.data[&table].rows {
+                for row in self.store.scan(self.store.table_id(&table)?)? {
                     if truth(&filter.eval(&row.values())) == Some(true) {
-                        deletes.extend(std::iter::repeat_n(row.clone(), n));
+                        deletes.push(row.clone());
                     }
                 }
                 self.commit(&table, Vec::new(), deletes)
@@ -148,47 +138,32 @@ impl Database {
         self.catalog.table(table).cloned().ok_or_else(|| anyhow!("unknown table {table}"))
     }
 
-    /// Applies deletes then inserts to one table as one transaction, checking primary keys
-    /// against the resulting state; on any violation nothing changes.
+    /// Applies deletes then inserts to one table as one datastore transaction, so constraints
+    /// hold against the resulting state; on any violation it rolls back and nothing changes.
     fn commit(&mut self, table: &str, inserts: Vec<Row>, deletes: Vec<Row>) -> Result<Outcome> {
-        let schema = self.schema(table)?;
         let changed = inserts.len().max(deletes.len());
         if inserts.is_empty() && deletes.is_empty() {
             return Ok(Outcome::Changed { rows: 0, deltas: Vec::new() });
         }
-        let data = self.data.get_mut(table).expect("table data exists");
-        if let Some(keys) = &data.keys {
-            let pk = |r: &Row| r.project(&schema.primary_key);
-            let removed: HashSet<Row> = deletes.iter().map(pk).collect();
-            let mut added = HashSet::new();
-            for r in &inserts {
-                let k = pk(r);
-                if (keys.contains(&k) && !removed.contains(&k)) || !added.insert(k.clone()) {
-                    bail!("duplicate primary key {:?} in table {}", k.values(), table);
+        let t = self.store.table_id(table)?;
+        self.store.begin()?;
+        let applied = (|| {
+            for r in &deletes {
+                if !self.store.delete(t, r)? {
+                    bail!("internal error: deleting a row that is not there");
                 }
             }
-        }
-        for r in &deletes {
-            match data.rows.get_mut(r) {
-                Some(n) if *n > 1 => *n -= 1,
-                Some(_) => {
-                    data.rows.remove(r);
-                }
-                None => bail!("internal error: deleting a row that is not there"),
+            for r in inserts {
+                self.store.insert(t, r.values().to_vec())?;
             }
-            if let Some(keys) = &mut data.keys {
-                keys.remove(&r.project(&schema.primary_key));
-            }
+            Ok(())
+        })();
+        if let Err(e) = applied {
+            self.store.rollback()?;
+            return Err(e);
         }
-        for r in &inserts {
-            *data.rows.entry(r.clone()).or_insert(0) += 1;
-            if let Some(keys) = &mut data.keys {
-                keys.insert(r.project(&schema.primary_key));
-            }
-        }
-        let offset = self.engine.offset() + 1;
-        let tx = Transaction { offset, changes: vec![TableChange { table: table.to_string(), inserts, deletes }] };
-        let deltas = self.engine.apply(vec![tx])?;
+        let record = self.store.commit(CommitMeta { reducer: "sql".into(), ..CommitMeta::default() })?;
+        let deltas = self.engine.apply(vec![transaction(record)])?;
         Ok(Outcome::Changed { rows: changed, deltas })
     }
 
@@ -208,9 +183,17 @@ impl Database {
 
     /// The current rows of a table (multiset as a list).
     pub fn table_rows(&self, table: &str) -> Vec<Row> {
-        self.data
-            .get(table)
-            .map(|d| d.rows.iter().flat_map(|(r, &n)| std::iter::repeat_n(r.clone(), n)).collect())
-            .unwrap_or_default()
+        let rows = self.store.table_id(table).and_then(|t| self.store.scan(t).map(|rows| rows.cloned().collect()));
+        rows.unwrap_or_default()
     }
+}
+
+/// The engine's view of a committed transaction.
+pub fn transaction(record: TxRecord) -> Transaction {
+    let changes = record
+        .changes
+        .into_iter()
+        .map(|c| TableChange { table: c.table, inserts: c.inserts, deletes: c.deletes })
+        .collect();
+    Transaction { offset: record.offset, changes }
 }

@@ -20,7 +20,8 @@ enum Change {
 
 #[derive(Default)]
 pub struct Datastore {
-    tables: Vec<Table>,
+    /// Tables by id; a dropped table leaves its slot empty so ids stay stable.
+    tables: Vec<Option<Table>>,
     by_name: HashMap<String, TableId>,
     /// Offset of the last committed transaction (0 before the first).
     offset: u64,
@@ -46,9 +47,20 @@ impl Datastore {
             return Err(DatastoreError::TableExists(def.name().to_string()));
         }
         let id = self.tables.len();
-        self.tables.push(Table::new(def));
+        self.tables.push(Some(Table::new(def)));
         self.by_name.insert(key, id);
         Ok(id)
+    }
+
+    /// Drops a table and its rows (outside any transaction); returns its definition.
+    pub fn drop_table(&mut self, name: &str) -> Result<TableDef> {
+        if self.tx.is_some() {
+            return Err(DatastoreError::InTransaction);
+        }
+        let id = self.table_id(name)?;
+        self.by_name.remove(&name.to_ascii_lowercase());
+        let table = self.tables[id].take().expect("named tables exist");
+        Ok(table.def)
     }
 
     /// The table named `name` (case-insensitive).
@@ -62,7 +74,7 @@ impl Datastore {
 
     /// Every table's definition, in creation order.
     pub fn defs(&self) -> impl Iterator<Item = &TableDef> {
-        self.tables.iter().map(|t| &t.def)
+        self.tables.iter().flatten().map(|t| &t.def)
     }
 
     /// The position of a table's index by name (`primary_key` for the primary key).
@@ -71,11 +83,11 @@ impl Datastore {
     }
 
     fn table(&self, id: TableId) -> Result<&Table> {
-        self.tables.get(id).ok_or_else(|| DatastoreError::NoSuchTable(format!("#{id}")))
+        self.tables.get(id).and_then(Option::as_ref).ok_or_else(|| DatastoreError::NoSuchTable(format!("#{id}")))
     }
 
     fn table_mut(&mut self, id: TableId) -> Result<&mut Table> {
-        self.tables.get_mut(id).ok_or_else(|| DatastoreError::NoSuchTable(format!("#{id}")))
+        self.tables.get_mut(id).and_then(Option::as_mut).ok_or_else(|| DatastoreError::NoSuchTable(format!("#{id}")))
     }
 
     fn log(&mut self) -> Result<&mut Vec<Change>> {
@@ -106,7 +118,7 @@ impl Datastore {
         }
         let mut changes = Vec::new();
         for (t, rows) in net {
-            let mut d = TableDelta { table: self.tables[t].def.name().to_string(), ..TableDelta::default() };
+            let mut d = TableDelta { table: self.table(t)?.def.name().to_string(), ..TableDelta::default() };
             for (r, n) in rows {
                 let side = if n > 0 { &mut d.inserts } else { &mut d.deletes };
                 side.extend(std::iter::repeat_n(r, n.unsigned_abs()));
@@ -123,12 +135,15 @@ impl Datastore {
     pub fn rollback(&mut self) -> Result<()> {
         let log = self.tx.take().ok_or(DatastoreError::NoTransaction)?;
         for c in log.into_iter().rev() {
+            // Tables cannot be dropped while a transaction is open.
+            let (Change::Insert(t, _) | Change::Delete(t, _) | Change::Seq(t, _)) = c;
+            let table = self.tables[t].as_mut().expect("tables of an open transaction exist");
             match c {
-                Change::Insert(t, r) => {
-                    self.tables[t].remove(&r);
+                Change::Insert(_, r) => {
+                    table.remove(&r);
                 }
-                Change::Delete(t, r) => self.tables[t].insert_checked(r),
-                Change::Seq(t, old) => self.tables[t].seq = old,
+                Change::Delete(_, r) => table.insert_checked(r),
+                Change::Seq(_, old) => table.seq = old,
             }
         }
         Ok(())
@@ -175,7 +190,7 @@ impl Datastore {
         let log = self.log()?;
         if let Some(s) = seq {
             log.push(Change::Seq(table, old_seq));
-            self.tables[table].seq = s;
+            self.table_mut(table)?.seq = s;
         }
         self.log()?.push(Change::Insert(table, row.clone()));
         Ok(row)

@@ -23,6 +23,8 @@ pub enum DatastoreError {
     Null { table: String, column: String },
     #[error("table `{table}`: duplicate key {key} violates unique constraint `{constraint}`")]
     Unique { table: String, constraint: String, key: String },
+    #[error("table `{table}`: duplicate primary key {key}")]
+    PrimaryKey { table: String, key: String },
     #[error("table `{table}` has no primary key")]
     NoPrimaryKey { table: String },
     #[error("table `{table}`: no row with key {key}")]

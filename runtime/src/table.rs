@@ -78,10 +78,10 @@ impl Table {
 
     /// The position of the index named `name` (`primary_key` for the primary key).
     pub fn index_id(&self, name: &str) -> Result<usize> {
-        self.indexes.iter().position(|ix| ix.name == name).ok_or_else(|| DatastoreError::NoSuchIndex {
-            table: self.name().to_string(),
-            index: name.to_string(),
-        })
+        self.indexes
+            .iter()
+            .position(|ix| ix.name == name)
+            .ok_or_else(|| DatastoreError::NoSuchIndex { table: self.name().to_string(), index: name.to_string() })
     }
 
     /// The columns of an index.
@@ -90,10 +90,9 @@ impl Table {
     }
 
     fn index(&self, id: usize) -> Result<&Index> {
-        self.indexes.get(id).ok_or_else(|| DatastoreError::NoSuchIndex {
-            table: self.name().to_string(),
-            index: format!("#{id}"),
-        })
+        self.indexes
+            .get(id)
+            .ok_or_else(|| DatastoreError::NoSuchIndex { table: self.name().to_string(), index: format!("#{id}") })
     }
 
     /// Checks arity, types and NULLs, coercing integers where the column type asks for it.
@@ -142,6 +141,9 @@ impl Table {
                 let key = ix.key(row);
                 // NULLs are distinct from each other, as in SQL.
                 if !key.iter().any(Value::is_null) && map.contains_key(&key) {
+                    if ix.name == PRIMARY_KEY {
+                        return Err(DatastoreError::PrimaryKey { table: self.name().into(), key: format_key(&key) });
+                    }
                     return Err(DatastoreError::Unique {
                         table: self.name().into(),
                         constraint: ix.name.clone(),
