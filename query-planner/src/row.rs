@@ -157,6 +157,12 @@ impl Row {
         out
     }
 
+    /// Decodes bytes that came from outside (a module, the network): `None` unless they are a
+    /// well-formed encoding. Re-encoding the values gives the canonical row.
+    pub fn decode_untrusted(bytes: &[u8]) -> Option<Values> {
+        Row::validate(bytes).then(|| Row::from_bytes(bytes).values())
+    }
+
     /// Checks that bytes are a well-formed encoding (for rows arriving from elsewhere).
     fn validate(bytes: &[u8]) -> bool {
         let mut pos = 0;

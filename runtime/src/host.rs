@@ -1,0 +1,459 @@
+//! The wasmtime host: compiles a module once, reads its description, creates its tables, and
+//! runs its reducers, each as one datastore transaction. A reducer that returns an error,
+//! traps, runs past its time budget (epoch interruption) or past its memory limit is rolled
+//! back and its caller gets the reason; after a trap the instance is replaced, so the
+//! database keeps serving.
+//!
+//! The ABI. The module exports `memory`, `sluice_describe() -> i64` (pointer << 32 | length of
+//! its JSON description), `sluice_alloc(len: i32) -> i32` and
+//! `sluice_call(reducer: i32, args: i32, len: i32) -> i64` (0 on success, else pointer << 32 |
+//! length of an error message). Arguments arrive as one row in the engine's compact row
+//! encoding. Host functions, module `sluice`, take table and index ids and encoded rows or
+//! keys; those that produce data return its length n >= 0 and leave it for `read_result(ptr)`
+//! to copy, or return -1 - n and leave an n-byte error message there instead.
+
+use crate::args;
+use crate::datastore::Datastore;
+use crate::error::DatastoreError;
+use crate::module_def::ModuleDesc;
+use crate::record::{CommitMeta, TxRecord};
+use sluice_planner::{Row, Value};
+use std::ops::Bound;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use thiserror::Error;
+use wasmtime::{Caller, Config, Engine, Instance, Linker, Memory, Module, ResourceLimiter, Store};
+use wasmtime::{Trap, TypedFunc};
+
+/// How often the epoch advances: the granularity of time budgets.
+const TICK: Duration = Duration::from_millis(5);
+
+/// Limits every reducer call runs under.
+#[derive(Clone, Debug)]
+pub struct HostConfig {
+    /// Wall-clock budget of one reducer call.
+    pub time_budget: Duration,
+    /// Largest linear memory a module may have, in bytes.
+    pub memory_limit: usize,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        HostConfig { time_budget: Duration::from_millis(1000), memory_limit: 256 << 20 }
+    }
+}
+
+/// Why a module could not be loaded.
+#[derive(Debug, Error)]
+pub enum LoadError {
+    #[error("module does not compile: {0}")]
+    Compile(String),
+    #[error("module does not instantiate: {0}")]
+    Instantiate(String),
+    #[error("module lacks export `{0}` (or it has the wrong type)")]
+    MissingExport(&'static str),
+    #[error("module description: {0}")]
+    Description(String),
+    #[error("creating table: {0}")]
+    Table(#[from] DatastoreError),
+    #[error("reducer `init` failed: {0}")]
+    Init(Box<ReducerError>),
+}
+
+/// Why a reducer call changed nothing.
+#[derive(Debug, Error, PartialEq)]
+pub enum ReducerError {
+    #[error("no reducer named `{0}`")]
+    NoSuchReducer(String),
+    #[error("{0}")]
+    BadArguments(String),
+    #[error("reducer `{reducer}` failed: {message}")]
+    Failed { reducer: String, message: String },
+    #[error("reducer `{reducer}` trapped: {message}")]
+    Trapped { reducer: String, message: String },
+    #[error("reducer `{reducer}` ran past its time budget of {budget:?}")]
+    TimedOut { reducer: String, budget: Duration },
+    #[error("reducer `{reducer}` exceeded the memory limit of {limit} bytes")]
+    OutOfMemory { reducer: String, limit: usize },
+}
+
+/// Host-side state every host function sees.
+struct State {
+    ds: Datastore,
+    /// Output of the last host call, for `read_result`.
+    result: Vec<u8>,
+    limits: Limits,
+    logs: Vec<LogLine>,
+}
+
+/// The memory limit, remembering whether it refused a request during the current call.
+#[derive(Default)]
+struct Limits {
+    memory: usize,
+    refused: bool,
+}
+
+impl ResourceLimiter for Limits {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        let ok = desired <= self.memory;
+        self.refused |= !ok;
+        Ok(ok)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+/// One line a module logged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogLine {
+    pub level: u32,
+    pub reducer: String,
+    pub message: String,
+}
+
+struct Exports {
+    memory: Memory,
+    alloc: TypedFunc<i32, i32>,
+    call: TypedFunc<(i32, i32, i32), i64>,
+}
+
+/// A loaded module with its datastore.
+pub struct Host {
+    engine: Engine,
+    module: Module,
+    linker: Linker<State>,
+    store: Store<State>,
+    exports: Exports,
+    desc: ModuleDesc,
+    config: HostConfig,
+    ticker: Arc<AtomicBool>,
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        self.ticker.store(true, Ordering::Relaxed);
+    }
+}
+
+fn store(engine: &Engine, ds: Datastore, config: &HostConfig) -> Store<State> {
+    let limits = Limits { memory: config.memory_limit, refused: false };
+    let state = State { ds, result: Vec::new(), limits, logs: Vec::new() };
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| &mut s.limits);
+    store
+}
+
+fn instantiate(
+    store: &mut Store<State>,
+    linker: &Linker<State>,
+    module: &Module,
+) -> Result<(Instance, Exports), LoadError> {
+    let instance: Instance =
+        linker.instantiate(&mut *store, module).map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
+    let memory = instance.get_memory(&mut *store, "memory").ok_or(LoadError::MissingExport("memory"))?;
+    let alloc = instance
+        .get_typed_func::<i32, i32>(&mut *store, "sluice_alloc")
+        .map_err(|_| LoadError::MissingExport("sluice_alloc"))?;
+    let call = instance
+        .get_typed_func::<(i32, i32, i32), i64>(&mut *store, "sluice_call")
+        .map_err(|_| LoadError::MissingExport("sluice_call"))?;
+    Ok((instance, Exports { memory, alloc, call }))
+}
+
+impl Host {
+    /// Compiles and instantiates a module (wasm bytes or text), reads its description, creates
+    /// its tables in a fresh datastore and runs its `init` reducer if it has one.
+    pub fn load(wasm: &[u8], config: HostConfig) -> Result<Host, LoadError> {
+        let mut cfg = Config::new();
+        cfg.epoch_interruption(true);
+        let engine = Engine::new(&cfg).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let module = Module::new(&engine, wasm).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let ticker = Arc::new(AtomicBool::new(false));
+        let (e, stop) = (engine.clone(), Arc::clone(&ticker));
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(TICK);
+                e.increment_epoch();
+            }
+        });
+        let mut linker = Linker::new(&engine);
+        link(&mut linker).map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
+        let mut store = store(&engine, Datastore::new(), &config);
+        store.set_epoch_deadline(ticks(config.time_budget));
+        let (instance, exports) = instantiate(&mut store, &linker, &module)?;
+        let describe = describe(&mut store, &instance, &exports.memory)?;
+        let desc = ModuleDesc::parse(&describe).map_err(LoadError::Description)?;
+        for t in &desc.tables {
+            let def = t.to_def().map_err(LoadError::Description)?;
+            store.data_mut().ds.create_table(def)?;
+        }
+        let mut host = Host { engine, module, linker, store, exports, desc, config, ticker };
+        if host.desc.reducers.iter().any(|r| r.name == "init") {
+            host.call("init", "[]", CommitMeta::default()).map_err(|e| LoadError::Init(Box::new(e)))?;
+        }
+        Ok(host)
+    }
+
+    pub fn description(&self) -> &ModuleDesc {
+        &self.desc
+    }
+
+    pub fn datastore(&self) -> &Datastore {
+        &self.store.data().ds
+    }
+
+    /// Lines the module logged since the last call of this method.
+    pub fn take_logs(&mut self) -> Vec<LogLine> {
+        std::mem::take(&mut self.store.data_mut().logs)
+    }
+
+    /// Runs a reducer with JSON arguments as one transaction; on success returns its commit
+    /// record (`meta.reducer` and `meta.args` are filled in here).
+    pub fn call(&mut self, reducer: &str, args_json: &str, mut meta: CommitMeta) -> Result<TxRecord, ReducerError> {
+        let id = self
+            .desc
+            .reducers
+            .iter()
+            .position(|r| r.name == reducer)
+            .ok_or_else(|| ReducerError::NoSuchReducer(reducer.into()))?;
+        let values =
+            args::from_json(reducer, &self.desc.reducers[id].params, args_json).map_err(ReducerError::BadArguments)?;
+        let encoded = Row::from_values(&values);
+        meta.reducer = reducer.to_string();
+        meta.args = args_json.to_string();
+        self.store.data_mut().ds.begin().expect("no transaction is open between calls");
+        self.store.data_mut().limits.refused = false;
+        self.store.set_epoch_deadline(ticks(self.config.time_budget));
+        let logged = self.store.data().logs.len();
+        let outcome = self.run(id, encoded.as_bytes());
+        for line in &mut self.store.data_mut().logs[logged..] {
+            line.reducer = reducer.to_string();
+        }
+        match outcome {
+            Ok(0) => Ok(self.store.data_mut().ds.commit(meta).expect("the call's transaction is open")),
+            Ok(packed) => {
+                let message = read_packed(&self.exports.memory, &self.store, packed)
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                    .unwrap_or_else(|| "(error message out of bounds)".into());
+                self.rollback();
+                Err(ReducerError::Failed { reducer: reducer.into(), message })
+            }
+            Err(e) => {
+                self.rollback();
+                let err = self.classify(reducer, e);
+                // The instance may be mid-update of its own state: start a fresh one.
+                self.reinstantiate();
+                Err(err)
+            }
+        }
+    }
+
+    fn run(&mut self, id: usize, args: &[u8]) -> wasmtime::Result<i64> {
+        let len = i32::try_from(args.len()).map_err(|_| wasmtime::format_err!("arguments too large"))?;
+        let ptr = self.exports.alloc.call(&mut self.store, len)?;
+        self.exports.memory.write(&mut self.store, ptr as u32 as usize, args)?;
+        self.exports.call.call(&mut self.store, (id as i32, ptr, len))
+    }
+
+    fn rollback(&mut self) {
+        self.store.data_mut().ds.rollback().expect("the call's transaction is open");
+    }
+
+    fn classify(&self, reducer: &str, e: wasmtime::Error) -> ReducerError {
+        let reducer = reducer.to_string();
+        if let Some(Trap::Interrupt) = e.downcast_ref::<Trap>() {
+            return ReducerError::TimedOut { reducer, budget: self.config.time_budget };
+        }
+        if self.store.data().limits.refused {
+            return ReducerError::OutOfMemory { reducer, limit: self.config.memory_limit };
+        }
+        ReducerError::Trapped { reducer, message: format!("{e:#}") }
+    }
+
+    fn reinstantiate(&mut self) {
+        let state = std::mem::replace(
+            self.store.data_mut(),
+            State { ds: Datastore::new(), result: Vec::new(), limits: Limits::default(), logs: Vec::new() },
+        );
+        let mut store = store(&self.engine, state.ds, &self.config);
+        store.data_mut().logs = state.logs;
+        store.set_epoch_deadline(ticks(self.config.time_budget));
+        // The module instantiated before, with the same imports and limits, so it does again.
+        let (_, exports) =
+            instantiate(&mut store, &self.linker, &self.module).expect("a module that loaded re-instantiates");
+        self.exports = exports;
+        self.store = store;
+    }
+}
+
+fn ticks(budget: Duration) -> u64 {
+    (budget.as_millis() / TICK.as_millis()).max(1) as u64
+}
+
+/// Calls `sluice_describe` and copies out the description.
+fn describe(store: &mut Store<State>, instance: &Instance, memory: &Memory) -> Result<Vec<u8>, LoadError> {
+    let f = instance
+        .get_typed_func::<(), i64>(&mut *store, "sluice_describe")
+        .map_err(|_| LoadError::MissingExport("sluice_describe"))?;
+    let packed =
+        f.call(&mut *store, ()).map_err(|e| LoadError::Description(format!("sluice_describe trapped: {e:#}")))?;
+    read_packed(memory, store, packed)
+        .map(<[u8]>::to_vec)
+        .ok_or_else(|| LoadError::Description("sluice_describe returned an out-of-bounds buffer".into()))
+}
+
+/// The memory slice a (pointer << 32 | length) value names, if in bounds.
+fn read_packed<'a>(memory: &Memory, store: &'a Store<State>, packed: i64) -> Option<&'a [u8]> {
+    let (ptr, len) = ((packed as u64 >> 32) as usize, (packed as u64 & 0xffff_ffff) as usize);
+    memory.data(store).get(ptr..ptr.checked_add(len)?)
+}
+
+/// The guest's memory and the bytes at (ptr, len), or a trap naming the host function.
+fn guest_bytes(caller: &mut Caller<'_, State>, func: &str, ptr: i32, len: i32) -> wasmtime::Result<Vec<u8>> {
+    let memory = caller
+        .get_export("memory")
+        .and_then(|e| e.into_memory())
+        .ok_or_else(|| wasmtime::format_err!("{func}: module has no memory"))?;
+    let (ptr, len) = (ptr as u32 as usize, len as u32 as usize);
+    memory
+        .data(&caller)
+        .get(ptr..ptr + len)
+        .map(<[u8]>::to_vec)
+        .ok_or_else(|| wasmtime::format_err!("{func}: pointer {ptr}+{len} is out of bounds of the module's memory"))
+}
+
+/// Decodes an encoded row or key from the guest; a malformed one traps.
+fn guest_values(caller: &mut Caller<'_, State>, func: &str, ptr: i32, len: i32) -> wasmtime::Result<Vec<Value>> {
+    let bytes = guest_bytes(caller, func, ptr, len)?;
+    Row::decode_untrusted(&bytes)
+        .map(|v| v.to_vec())
+        .ok_or_else(|| wasmtime::format_err!("{func}: malformed row encoding"))
+}
+
+fn guest_str(caller: &mut Caller<'_, State>, func: &str, ptr: i32, len: i32) -> wasmtime::Result<String> {
+    let bytes = guest_bytes(caller, func, ptr, len)?;
+    String::from_utf8(bytes).map_err(|_| wasmtime::format_err!("{func}: string is not UTF-8"))
+}
+
+/// Leaves a host call's outcome for `read_result`: its length n, or -1 - n for an n-byte
+/// error message.
+fn outcome(caller: &mut Caller<'_, State>, r: Result<Vec<u8>, DatastoreError>) -> i64 {
+    let s = caller.data_mut();
+    match r {
+        Ok(bytes) => {
+            s.result = bytes;
+            s.result.len() as i64
+        }
+        Err(e) => {
+            s.result = e.to_string().into_bytes();
+            -1 - s.result.len() as i64
+        }
+    }
+}
+
+/// Rows as (u32 little-endian length, encoded row) pairs.
+fn rows_bytes(rows: impl IntoIterator<Item = Row>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for r in rows {
+        out.extend_from_slice(&(r.as_bytes().len() as u32).to_le_bytes());
+        out.extend_from_slice(r.as_bytes());
+    }
+    out
+}
+
+fn bound(kind: i32, key: &[Value]) -> Bound<&[Value]> {
+    match kind {
+        0 => Bound::Included(key),
+        1 => Bound::Excluded(key),
+        _ => Bound::Unbounded,
+    }
+}
+
+/// Registers the host functions.
+fn link(linker: &mut Linker<State>) -> wasmtime::Result<()> {
+    linker.func_wrap("sluice", "table_id", |mut c: Caller<'_, State>, ptr: i32, len: i32| {
+        let name = guest_str(&mut c, "table_id", ptr, len)?;
+        Ok(c.data().ds.table_id(&name).map_or(-1, |t| t as i32))
+    })?;
+    linker.func_wrap("sluice", "index_id", |mut c: Caller<'_, State>, table: i32, ptr: i32, len: i32| {
+        let name = guest_str(&mut c, "index_id", ptr, len)?;
+        Ok(c.data().ds.index_id(table as u32 as usize, &name).map_or(-1, |i| i as i32))
+    })?;
+    linker.func_wrap("sluice", "insert", |mut c: Caller<'_, State>, table: i32, ptr: i32, len: i32| {
+        let values = guest_values(&mut c, "insert", ptr, len)?;
+        let r = c.data_mut().ds.insert(table as u32 as usize, values).map(|row| row.as_bytes().to_vec());
+        Ok(outcome(&mut c, r))
+    })?;
+    linker.func_wrap(
+        "sluice",
+        "update_by",
+        |mut c: Caller<'_, State>, table: i32, index: i32, ptr: i32, len: i32| {
+            let values = guest_values(&mut c, "update_by", ptr, len)?;
+            let r = c.data_mut().ds.update_by(table as u32 as usize, index as u32 as usize, values);
+            Ok(outcome(&mut c, r.map(|row| row.as_bytes().to_vec())))
+        },
+    )?;
+    linker.func_wrap(
+        "sluice",
+        "delete_by",
+        |mut c: Caller<'_, State>, table: i32, index: i32, ptr: i32, len: i32| {
+            let key = guest_values(&mut c, "delete_by", ptr, len)?;
+            let r = c.data_mut().ds.delete_by(table as u32 as usize, index as u32 as usize, &key);
+            Ok(outcome(&mut c, r.map(|row| row.map_or_else(Vec::new, |r| rows_bytes([r])))))
+        },
+    )?;
+    linker.func_wrap("sluice", "find", |mut c: Caller<'_, State>, table: i32, index: i32, ptr: i32, len: i32| {
+        let key = guest_values(&mut c, "find", ptr, len)?;
+        let r = c.data().ds.find(table as u32 as usize, index as u32 as usize, &key);
+        Ok(outcome(&mut c, r.map(|row| row.map_or_else(Vec::new, |r| rows_bytes([r])))))
+    })?;
+    linker.func_wrap(
+        "sluice",
+        "range",
+        |mut c: Caller<'_, State>,
+         table: i32,
+         index: i32,
+         lo: i32,
+         lo_len: i32,
+         lo_kind: i32,
+         hi: i32,
+         hi_len: i32,
+         hi_kind: i32| {
+            let lo_key = guest_values(&mut c, "range", lo, lo_len)?;
+            let hi_key = guest_values(&mut c, "range", hi, hi_len)?;
+            let r = c.data().ds.range(
+                table as u32 as usize,
+                index as u32 as usize,
+                bound(lo_kind, &lo_key),
+                bound(hi_kind, &hi_key),
+            );
+            Ok(outcome(&mut c, r.map(rows_bytes)))
+        },
+    )?;
+    linker.func_wrap("sluice", "scan", |mut c: Caller<'_, State>, table: i32| {
+        let r = c.data().ds.scan(table as u32 as usize).map(|rows| rows_bytes(rows.cloned()));
+        Ok(outcome(&mut c, r))
+    })?;
+    linker.func_wrap("sluice", "count", |c: Caller<'_, State>, table: i32| {
+        Ok(c.data().ds.count(table as u32 as usize).map_or(-1, |n| n as i64))
+    })?;
+    linker.func_wrap("sluice", "read_result", |mut c: Caller<'_, State>, ptr: i32| {
+        let memory = c
+            .get_export("memory")
+            .and_then(|e| e.into_memory())
+            .ok_or_else(|| wasmtime::format_err!("read_result: module has no memory"))?;
+        let bytes = std::mem::take(&mut c.data_mut().result);
+        memory
+            .write(&mut c, ptr as u32 as usize, &bytes)
+            .map_err(|_| wasmtime::format_err!("read_result: pointer {ptr} is out of bounds of the module's memory"))
+    })?;
+    linker.func_wrap("sluice", "log", |mut c: Caller<'_, State>, level: i32, ptr: i32, len: i32| {
+        let message = guest_str(&mut c, "log", ptr, len)?;
+        c.data_mut().logs.push(LogLine { level: level as u32, reducer: String::new(), message });
+        Ok(())
+    })?;
+    Ok(())
+}
