@@ -1,6 +1,7 @@
 //! Sluice: a realtime database that streams exact incremental query results.
-//! This crate wires the planner and the IVM engine into an in-memory database and the
+//! This crate wires the planner, the IVM engine and the runtime into a database and the
 //! `sluice` command-line tool.
 
+pub mod build;
 pub mod db;
 pub mod slt;

@@ -28,6 +28,12 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Compile a module crate to WebAssembly (rustup's wasm32 target or Debian's rustc-web).
+    Build {
+        /// The module crate's directory.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -54,6 +60,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             println!("{passed} passed, {failed} failed");
             Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Build { dir } => {
+            let wasm = sluice::build::build(&dir)?;
+            println!("{}", wasm.display());
+            Ok(ExitCode::SUCCESS)
         }
     }
 }
