@@ -154,43 +154,16 @@ impl Datastore {
     pub fn insert(&mut self, table: TableId, mut values: Vec<Value>) -> Result<Row> {
         self.log()?;
         let t = self.table(table)?;
-        let mut seq = None;
-        if let Some(c) = t.def.auto_inc {
-            let v = values.get(c).cloned().unwrap_or(Value::Null);
-            if matches!(v, Value::Null | Value::Int(0) | Value::UInt(0)) {
-                let max = if t.def.schema.columns[c].ty == sluice_planner::DataType::UInt {
-                    u64::MAX as i128
-                } else {
-                    i64::MAX as i128
-                };
-                if t.seq > max {
-                    return Err(DatastoreError::SequenceExhausted {
-                        table: t.def.name().into(),
-                        column: t.def.schema.columns[c].name.clone(),
-                    });
-                }
-                if let Some(slot) = values.get_mut(c) {
-                    *slot = Value::Int(t.seq as i64);
-                    if t.seq > i64::MAX as i128 {
-                        *slot = Value::UInt(t.seq as u64);
-                    }
-                }
-                seq = Some(t.seq + 1);
-            } else if let Some(n) = v.as_i128() {
-                // Explicit values move the sequence past them, so generated ones never collide.
-                seq = (n >= t.seq).then_some(n + 1);
-            }
-        }
+        let seq = t.fill_auto_inc(&mut values)?;
         t.check(&mut values)?;
         let row = Row::from_values(&values);
         t.check_unique(&row)?;
-        let old_seq = t.seq;
         let t = self.table_mut(table)?;
         t.insert_checked(row.clone());
-        let log = self.log()?;
-        if let Some(s) = seq {
-            log.push(Change::Seq(table, old_seq));
-            self.table_mut(table)?.seq = s;
+        let old_seq = t.seq;
+        if let Some(next) = seq {
+            t.seq = next;
+            self.log()?.push(Change::Seq(table, old_seq));
         }
         self.log()?.push(Change::Insert(table, row.clone()));
         Ok(row)

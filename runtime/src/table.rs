@@ -134,6 +134,24 @@ impl Table {
         Ok(())
     }
 
+    /// Puts the next auto-increment value into a row that carries 0 or NULL there; returns
+    /// the sequence's new next value if it moves (explicit values move it past themselves, so
+    /// generated ones never collide with them).
+    pub fn fill_auto_inc(&self, values: &mut [Value]) -> Result<Option<i128>> {
+        let Some(c) = self.def.auto_inc else { return Ok(None) };
+        let Some(slot) = values.get_mut(c) else { return Ok(None) };
+        if !matches!(slot, Value::Null | Value::Int(0) | Value::UInt(0)) {
+            return Ok(slot.as_i128().filter(|n| *n >= self.seq).map(|n| n + 1));
+        }
+        let column = &self.def.schema.columns[c];
+        let max = if column.ty == DataType::UInt { u64::MAX as i128 } else { i64::MAX as i128 };
+        if self.seq > max {
+            return Err(DatastoreError::SequenceExhausted { table: self.name().into(), column: column.name.clone() });
+        }
+        *slot = if self.seq > i64::MAX as i128 { Value::UInt(self.seq as u64) } else { Value::Int(self.seq as i64) };
+        Ok(Some(self.seq + 1))
+    }
+
     /// Whether inserting `row` would break a unique index; the error names the index.
     pub fn check_unique(&self, row: &Row) -> Result<()> {
         for ix in &self.indexes {

@@ -266,3 +266,15 @@ fn random_transactions_match_a_model() {
         assert_eq!(replay, expected, "round {round}: commit records replay to the state");
     }
 }
+
+#[test]
+fn auto_increment_skips_past_explicit_values() {
+    let mut ds = Datastore::new();
+    let t = ds.create_table(person()).unwrap();
+    ds.begin().unwrap();
+    assert_eq!(ds.insert(t, p(0, "a", 1, None)).unwrap().get(0), Value::UInt(1));
+    assert_eq!(ds.insert(t, p(10, "b", 1, None)).unwrap().get(0), Value::UInt(10));
+    assert_eq!(ds.insert(t, p(0, "c", 1, None)).unwrap().get(0), Value::UInt(11));
+    assert_eq!(ds.insert(t, p(5, "d", 1, None)).unwrap().get(0), Value::UInt(5), "below the sequence: kept");
+    assert_eq!(ds.insert(t, p(0, "e", 1, None)).unwrap().get(0), Value::UInt(12));
+}
