@@ -4,11 +4,14 @@
 //! back and its caller gets the reason; after a trap the instance is replaced, so the
 //! database keeps serving.
 //!
-//! The ABI. The module exports `memory`, `sluice_describe() -> i64` (pointer << 32 | length of
-//! its JSON description), `sluice_alloc(len: i32) -> i32` and
-//! `sluice_call(reducer: i32, args: i32, len: i32) -> i64` (0 on success, else pointer << 32 |
-//! length of an error message). Arguments arrive as one row in the engine's compact row
-//! encoding. Host functions, module `sluice`, take table and index ids and encoded rows or
+//! The ABI. The module exports `memory` and `sluice_alloc(len: i32) -> i32`; per table
+//! `__sluice_table__<name>() -> i64` and per reducer `__sluice_describe_reducer__<name>() -> i64`
+//! (pointer << 32 | length of the item's JSON description, see `module_def`); and per reducer
+//! `__sluice_reducer__<name>(args: i32, len: i32) -> i64` (0 on success, else pointer << 32 |
+//! length of an error message). One export per item lets attribute macros declare tables and
+//! reducers with no central list. A reducer's argument buffer is a 40-byte header — the
+//! caller's 32-byte identity and the timestamp (microseconds since the Unix epoch, u64 little
+//! endian) — then its arguments as one row in the engine's compact row encoding. Host functions, module `sluice`, take table and index ids and encoded rows or
 //! keys; those that produce data return its length n >= 0 and leave it for `read_result(ptr)`
 //! to copy, or return -1 - n and leave an n-byte error message there instead.
 
@@ -52,7 +55,7 @@ pub enum LoadError {
     #[error("module does not instantiate: {0}")]
     Instantiate(String),
     #[error("module lacks export `{0}` (or it has the wrong type)")]
-    MissingExport(&'static str),
+    MissingExport(String),
     #[error("module description: {0}")]
     Description(String),
     #[error("creating table: {0}")]
@@ -117,8 +120,15 @@ pub struct LogLine {
 struct Exports {
     memory: Memory,
     alloc: TypedFunc<i32, i32>,
-    call: TypedFunc<(i32, i32, i32), i64>,
+    /// Reducer entry points in the description's order.
+    reducers: Vec<TypedFunc<(i32, i32), i64>>,
 }
+
+const TABLE_EXPORT: &str = "__sluice_table__";
+const REDUCER_DESC_EXPORT: &str = "__sluice_describe_reducer__";
+const REDUCER_EXPORT: &str = "__sluice_reducer__";
+/// Bytes before a reducer's arguments: caller identity and timestamp.
+pub const ARGS_HEADER: usize = 40;
 
 /// A loaded module with its datastore.
 pub struct Host {
@@ -150,17 +160,24 @@ fn instantiate(
     store: &mut Store<State>,
     linker: &Linker<State>,
     module: &Module,
+    reducers: &[String],
 ) -> Result<(Instance, Exports), LoadError> {
     let instance: Instance =
         linker.instantiate(&mut *store, module).map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
-    let memory = instance.get_memory(&mut *store, "memory").ok_or(LoadError::MissingExport("memory"))?;
+    let memory = instance.get_memory(&mut *store, "memory").ok_or(LoadError::MissingExport("memory".into()))?;
     let alloc = instance
         .get_typed_func::<i32, i32>(&mut *store, "sluice_alloc")
-        .map_err(|_| LoadError::MissingExport("sluice_alloc"))?;
-    let call = instance
-        .get_typed_func::<(i32, i32, i32), i64>(&mut *store, "sluice_call")
-        .map_err(|_| LoadError::MissingExport("sluice_call"))?;
-    Ok((instance, Exports { memory, alloc, call }))
+        .map_err(|_| LoadError::MissingExport("sluice_alloc".into()))?;
+    let reducers = reducers
+        .iter()
+        .map(|name| {
+            let export = format!("{REDUCER_EXPORT}{name}");
+            instance
+                .get_typed_func::<(i32, i32), i64>(&mut *store, &export)
+                .map_err(|_| LoadError::MissingExport(export))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok((instance, Exports { memory, alloc, reducers }))
 }
 
 impl Host {
@@ -181,11 +198,13 @@ impl Host {
         });
         let mut linker = Linker::new(&engine);
         link(&mut linker).map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
+        let mut scratch = store(&engine, Datastore::new(), &config);
+        scratch.set_epoch_deadline(ticks(config.time_budget));
+        let desc = describe(&mut scratch, &linker, &module)?;
+        let names: Vec<String> = desc.reducers.iter().map(|r| r.name.clone()).collect();
         let mut store = store(&engine, Datastore::new(), &config);
         store.set_epoch_deadline(ticks(config.time_budget));
-        let (instance, exports) = instantiate(&mut store, &linker, &module)?;
-        let describe = describe(&mut store, &instance, &exports.memory)?;
-        let desc = ModuleDesc::parse(&describe).map_err(LoadError::Description)?;
+        let (_, exports) = instantiate(&mut store, &linker, &module, &names)?;
         for t in &desc.tables {
             let def = t.to_def().map_err(LoadError::Description)?;
             store.data_mut().ds.create_table(def)?;
@@ -221,14 +240,16 @@ impl Host {
             .ok_or_else(|| ReducerError::NoSuchReducer(reducer.into()))?;
         let values =
             args::from_json(reducer, &self.desc.reducers[id].params, args_json).map_err(ReducerError::BadArguments)?;
-        let encoded = Row::from_values(&values);
+        let mut buffer = identity_bytes(&meta.caller).to_vec();
+        buffer.extend_from_slice(&meta.timestamp_micros.to_le_bytes());
+        buffer.extend_from_slice(Row::from_values(&values).as_bytes());
         meta.reducer = reducer.to_string();
         meta.args = args_json.to_string();
         self.store.data_mut().ds.begin().expect("no transaction is open between calls");
         self.store.data_mut().limits.refused = false;
         self.store.set_epoch_deadline(ticks(self.config.time_budget));
         let logged = self.store.data().logs.len();
-        let outcome = self.run(id, encoded.as_bytes());
+        let outcome = self.run(id, &buffer);
         for line in &mut self.store.data_mut().logs[logged..] {
             line.reducer = reducer.to_string();
         }
@@ -255,7 +276,7 @@ impl Host {
         let len = i32::try_from(args.len()).map_err(|_| wasmtime::format_err!("arguments too large"))?;
         let ptr = self.exports.alloc.call(&mut self.store, len)?;
         self.exports.memory.write(&mut self.store, ptr as u32 as usize, args)?;
-        self.exports.call.call(&mut self.store, (id as i32, ptr, len))
+        self.exports.reducers[id].call(&mut self.store, (ptr, len))
     }
 
     fn rollback(&mut self) {
@@ -282,8 +303,9 @@ impl Host {
         store.data_mut().logs = state.logs;
         store.set_epoch_deadline(ticks(self.config.time_budget));
         // The module instantiated before, with the same imports and limits, so it does again.
+        let names: Vec<String> = self.desc.reducers.iter().map(|r| r.name.clone()).collect();
         let (_, exports) =
-            instantiate(&mut store, &self.linker, &self.module).expect("a module that loaded re-instantiates");
+            instantiate(&mut store, &self.linker, &self.module, &names).expect("a module that loaded re-instantiates");
         self.exports = exports;
         self.store = store;
     }
@@ -293,16 +315,43 @@ fn ticks(budget: Duration) -> u64 {
     (budget.as_millis() / TICK.as_millis()).max(1) as u64
 }
 
-/// Calls `sluice_describe` and copies out the description.
-fn describe(store: &mut Store<State>, instance: &Instance, memory: &Memory) -> Result<Vec<u8>, LoadError> {
-    let f = instance
-        .get_typed_func::<(), i64>(&mut *store, "sluice_describe")
-        .map_err(|_| LoadError::MissingExport("sluice_describe"))?;
-    let packed =
-        f.call(&mut *store, ()).map_err(|e| LoadError::Description(format!("sluice_describe trapped: {e:#}")))?;
-    read_packed(memory, store, packed)
-        .map(<[u8]>::to_vec)
-        .ok_or_else(|| LoadError::Description("sluice_describe returned an out-of-bounds buffer".into()))
+/// Reads the module's description from its per-table and per-reducer exports, in export
+/// order, on a throwaway instance (in a store of its own, dropped afterwards).
+fn describe(store: &mut Store<State>, linker: &Linker<State>, module: &Module) -> Result<ModuleDesc, LoadError> {
+    let instance = linker.instantiate(&mut *store, module).map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
+    let memory = instance.get_memory(&mut *store, "memory").ok_or(LoadError::MissingExport("memory".into()))?;
+    let mut desc = ModuleDesc::default();
+    let names: Vec<String> = module.exports().map(|e| e.name().to_string()).collect();
+    for name in names {
+        let is_table = name.starts_with(TABLE_EXPORT);
+        if !is_table && !name.starts_with(REDUCER_DESC_EXPORT) {
+            continue;
+        }
+        let f = instance
+            .get_typed_func::<(), i64>(&mut *store, &name)
+            .map_err(|_| LoadError::Description(format!("`{name}` must take nothing and return i64")))?;
+        let packed = f.call(&mut *store, ()).map_err(|e| LoadError::Description(format!("`{name}` trapped: {e:#}")))?;
+        let json = read_packed(&memory, store, packed)
+            .ok_or_else(|| LoadError::Description(format!("`{name}` returned an out-of-bounds buffer")))?;
+        let parsed = if is_table {
+            serde_json::from_slice(json).map(|t| desc.tables.push(t))
+        } else {
+            serde_json::from_slice(json).map(|r| desc.reducers.push(r))
+        };
+        parsed.map_err(|e| LoadError::Description(format!("`{name}`: malformed description: {e}")))?;
+    }
+    desc.check().map_err(LoadError::Description)?;
+    Ok(desc)
+}
+
+/// A caller identity (hex, as in `CommitMeta::caller`) as the 32 bytes a module sees;
+/// shorter or non-hex identities are zero-padded.
+fn identity_bytes(hex: &str) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    for (i, pair) in hex.as_bytes().chunks(2).take(32).enumerate() {
+        out[i] = std::str::from_utf8(pair).ok().and_then(|p| u8::from_str_radix(p, 16).ok()).unwrap_or(0);
+    }
+    out
 }
 
 /// The memory slice a (pointer << 32 | length) value names, if in bounds.

@@ -1,6 +1,6 @@
-//! A module's self-description, read from its `sluice_describe` export: tables (columns,
-//! primary key, indexes, auto-increment, visibility) and reducers with their parameter types.
-//! JSON on the wire; checked and turned into datastore table definitions here.
+//! A module's self-description, read from its per-table and per-reducer description exports:
+//! tables (columns, primary key, indexes, auto-increment, visibility) and reducers with their
+//! parameter types. JSON on the wire; checked and turned into datastore table definitions here.
 
 use crate::schema::{IndexDef, IndexKind, TableDef};
 use serde::{Deserialize, Serialize};
@@ -82,15 +82,19 @@ pub struct ModuleDesc {
 }
 
 impl ModuleDesc {
-    /// Parses the JSON a module's `sluice_describe` returns.
-    pub fn parse(bytes: &[u8]) -> Result<ModuleDesc, String> {
-        let desc: ModuleDesc = serde_json::from_slice(bytes).map_err(|e| format!("malformed description: {e}"))?;
-        for (i, r) in desc.reducers.iter().enumerate() {
-            if desc.reducers[..i].iter().any(|o| o.name == r.name) {
+    /// Refuses two tables or two reducers of one name.
+    pub fn check(&self) -> Result<(), String> {
+        for (i, r) in self.reducers.iter().enumerate() {
+            if self.reducers[..i].iter().any(|o| o.name == r.name) {
                 return Err(format!("two reducers are named `{}`", r.name));
             }
         }
-        Ok(desc)
+        for (i, t) in self.tables.iter().enumerate() {
+            if self.tables[..i].iter().any(|o| o.name.eq_ignore_ascii_case(&t.name)) {
+                return Err(format!("two tables are named `{}`", t.name));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -7,59 +7,90 @@ use sluice_planner::{Row, Value};
 use sluice_runtime::{CommitMeta, Host, HostConfig, ReducerError};
 use std::time::{Duration, Instant};
 
-const DESCRIPTION: &str = r#"{"tables":[{"name":"item","columns":[{"name":"id","type":"u64"},{"name":"name","type":"string"}],"primary_key":["id"]}],
-"reducers":[{"name":"add","params":[{"name":"id","type":"u64"},{"name":"name","type":"string"}]},
-{"name":"add_twice","params":[{"name":"id","type":"u64"},{"name":"name","type":"string"}]},
-{"name":"spin","params":[]},{"name":"crash","params":[]},{"name":"hog","params":[]},
-{"name":"bad_ptr","params":[]},{"name":"hello","params":[]}]}"#;
+const ITEM: &str =
+    r#"{"name":"item","columns":[{"name":"id","type":"u64"},{"name":"name","type":"string"}],"primary_key":["id"]}"#;
+const ID_NAME: &str = r#"[{"name":"id","type":"u64"},{"name":"name","type":"string"}]"#;
 
-/// A module whose `sluice_call` dispatches on the reducer index; `describe` is its description.
-fn module(describe: &str, exports: &str) -> String {
-    let escaped = describe.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', " ");
+/// Escapes text for a WAT data string.
+fn wat_str(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', " ")
+}
+
+/// A module on the per-export ABI: `tables` as (name, JSON), `reducers` as (name, JSON
+/// parameter list, body). A body sees `$p` / `$l`: the argument buffer (a 40-byte header, then
+/// the argument row); `$add` inserts a row into table 0 and returns its error, if any.
+fn module(tables: &[(&str, &str)], reducers: &[(&str, &str, &str)]) -> String {
+    let mut items = String::new();
+    let mut at = 1024;
+    let mut describe = |export: String, json: &str, items: &mut String| {
+        items.push_str(&format!(
+            "(data (i32.const {at}) \"{}\")\n(func (export \"{export}\") (result i64) (i64.const {}))\n",
+            wat_str(json),
+            ((at as i64) << 32) | json.len() as i64
+        ));
+        at += json.len() + 16;
+    };
+    for (name, json) in tables {
+        describe(format!("__sluice_table__{name}"), json, &mut items);
+    }
+    for (name, params, body) in reducers {
+        describe(
+            format!("__sluice_describe_reducer__{name}"),
+            &format!(r#"{{"name":"{name}","params":{params}}}"#),
+            &mut items,
+        );
+        items.push_str(&format!(
+            "(func (export \"__sluice_reducer__{name}\") (param $p i32) (param $l i32) (result i64) (local $x i64)\n{body}\n(i64.const 0))\n"
+        ));
+    }
     format!(
         r#"(module
   (import "sluice" "insert" (func $insert (param i32 i32 i32) (result i64)))
   (import "sluice" "read_result" (func $read_result (param i32)))
   (import "sluice" "log" (func $log (param i32 i32 i32)))
   (memory (export "memory") 2)
-  (data (i32.const 1024) "{escaped}")
   (data (i32.const 900) "hello")
-  (func (export "sluice_describe") (result i64)
-    (i64.or (i64.shl (i64.const 1024) (i64.const 32)) (i64.const {len})))
   (func (export "sluice_alloc") (param i32) (result i32) (i32.const 65536))
-  ;; Inserts the argument row into table 0; on failure copies the message to 8192 and
-  ;; returns it as the reducer's error.
+  ;; Inserts the argument row (after the 40-byte header) into table 0; on failure copies the
+  ;; message to 8192 and returns it as the reducer's error.
   (func $add (param $p i32) (param $l i32) (result i64) (local $r i64)
-    (local.set $r (call $insert (i32.const 0) (local.get $p) (local.get $l)))
+    (local.set $r (call $insert (i32.const 0) (i32.add (local.get $p) (i32.const 40))
+                                (i32.sub (local.get $l) (i32.const 40))))
     (if (i64.lt_s (local.get $r) (i64.const 0)) (then
       (call $read_result (i32.const 8192))
       (return (i64.or (i64.shl (i64.const 8192) (i64.const 32))
                       (i64.sub (i64.const -1) (local.get $r))))))
     (call $read_result (i32.const 16384))
     (i64.const 0))
-  {exports})"#,
-        len = describe.len()
+  {items})"#
     )
 }
 
 fn test_module() -> String {
     module(
-        DESCRIPTION,
-        r#"(func (export "sluice_call") (param $r i32) (param $p i32) (param $l i32) (result i64) (local $x i64)
-    (if (i32.eq (local.get $r) (i32.const 0)) (then (return (call $add (local.get $p) (local.get $l)))))
-    (if (i32.eq (local.get $r) (i32.const 1)) (then
-      (local.set $x (call $add (local.get $p) (local.get $l)))
-      (if (i64.ne (local.get $x) (i64.const 0)) (then (return (local.get $x))))
-      (return (call $add (local.get $p) (local.get $l)))))
-    (if (i32.eq (local.get $r) (i32.const 2)) (then (loop $forever (br $forever))))
-    (if (i32.eq (local.get $r) (i32.const 3)) (then (drop (memory.grow (i32.const 1))) unreachable))
-    (if (i32.eq (local.get $r) (i32.const 4)) (then
-      (if (i32.eq (memory.grow (i32.const 10000)) (i32.const -1)) (then unreachable))))
-    (if (i32.eq (local.get $r) (i32.const 5)) (then
-      (return (call $insert (i32.const 0) (i32.const 2147483647) (i32.const 100)))))
-    (if (i32.eq (local.get $r) (i32.const 6)) (then
-      (call $log (i32.const 2) (i32.const 900) (i32.const 5))))
-    (i64.const 0))"#,
+        &[("item", ITEM)],
+        &[
+            ("add", ID_NAME, "(return (call $add (local.get $p) (local.get $l)))"),
+            (
+                "add_twice",
+                ID_NAME,
+                "(local.set $x (call $add (local.get $p) (local.get $l)))
+                 (if (i64.ne (local.get $x) (i64.const 0)) (then (return (local.get $x))))
+                 (return (call $add (local.get $p) (local.get $l)))",
+            ),
+            ("spin", "[]", "(loop $forever (br $forever))"),
+            ("crash", "[]", "(drop (memory.grow (i32.const 1))) unreachable"),
+            ("hog", "[]", "(if (i32.eq (memory.grow (i32.const 10000)) (i32.const -1)) (then unreachable))"),
+            ("bad_ptr", "[]", "(return (call $insert (i32.const 0) (i32.const 2147483647) (i32.const 100)))"),
+            ("hello", "[]", "(call $log (i32.const 2) (i32.const 900) (i32.const 5))"),
+            // Returns the caller identity's first byte as its error, to show the header.
+            (
+                "whoami",
+                "[]",
+                "(i32.store8 (i32.const 9000) (i32.add (i32.const 48) (i32.load8_u (local.get $p))))
+                 (return (i64.or (i64.shl (i64.const 9000) (i64.const 32)) (i64.const 1)))",
+            ),
+        ],
     )
 }
 
@@ -86,7 +117,7 @@ fn items(host: &Host) -> Vec<Row> {
 fn reducers_run_as_transactions_with_checked_arguments() {
     let mut host = load();
     assert_eq!(host.description().tables[0].name, "item");
-    assert_eq!(host.description().reducers.len(), 7);
+    assert_eq!(host.description().reducers.len(), 8);
     let tx = host.call("add", r#"[1, "one"]"#, CommitMeta::default()).unwrap();
     assert_eq!((tx.offset, tx.meta.reducer.as_str()), (1, "add"));
     assert_eq!(tx.changes[0].inserts, vec![item(1, "one")]);
@@ -153,19 +184,42 @@ fn module_logs_reach_the_host() {
 }
 
 #[test]
+fn reducers_see_the_caller() {
+    let mut host = load();
+    let meta = CommitMeta { caller: "07ff".into(), ..CommitMeta::default() };
+    let err = host.call("whoami", "[]", meta).unwrap_err();
+    assert_eq!(err, ReducerError::Failed { reducer: "whoami".into(), message: "7".into() });
+}
+
+#[test]
 fn bad_modules_are_refused_with_clear_errors() {
     let err = |wasm: &str| Host::load(wasm.as_bytes(), config()).err().expect("refused").to_string();
     assert!(err("not wasm at all").starts_with("module does not compile"));
-    let no_call = module(DESCRIPTION, "");
-    assert_eq!(err(&no_call), "module lacks export `sluice_call` (or it has the wrong type)");
+    // A reducer described but not exported.
+    let mut no_entry = module(&[("item", ITEM)], &[("add", ID_NAME, "")]);
+    no_entry = no_entry.replace("(export \"__sluice_reducer__add\")", "");
+    assert_eq!(err(&no_entry), "module lacks export `__sluice_reducer__add` (or it has the wrong type)");
+    let wrong_sig = module(&[], &[]).replace(
+        "(data (i32.const 900)",
+        "(func (export \"__sluice_reducer__x\") (result i32) (i32.const 0))\n(data (i32.const 900)",
+    );
+    let json = r#"{"name":"x","params":[]}"#;
+    let describe_x = format!(
+        "(data (i32.const 2000) \"{}\")\n(func (export \"__sluice_describe_reducer__x\") (result i64) (i64.const {}))\n",
+        wat_str(json),
+        (2000i64 << 32) | json.len() as i64
+    );
     let wrong_sig =
-        module(DESCRIPTION, r#"(func (export "sluice_call") (param i32 i32 i32) (result i32) (i32.const 0))"#);
-    assert_eq!(err(&wrong_sig), "module lacks export `sluice_call` (or it has the wrong type)");
-    let call = r#"(func (export "sluice_call") (param i32 i32 i32) (result i64) (i64.const 0))"#;
-    assert!(err(&module("{not json", call)).starts_with("module description: malformed description"));
-    let unknown_col =
-        r#"{"tables":[{"name":"t","columns":[{"name":"a","type":"i64"}],"primary_key":["b"]}],"reducers":[]}"#;
-    assert_eq!(err(&module(unknown_col, call)), "module description: table `t`: no column named `b`");
+        wrong_sig.replace("(func (export \"sluice_alloc\")", &(describe_x + "(func (export \"sluice_alloc\")"));
+    assert_eq!(err(&wrong_sig), "module lacks export `__sluice_reducer__x` (or it has the wrong type)");
+    assert!(err(&module(&[("t", "{not json")], &[])).starts_with("module description: `__sluice_table__t`: malformed"));
+    let unknown_col = r#"{"name":"t","columns":[{"name":"a","type":"i64"}],"primary_key":["b"]}"#;
+    assert_eq!(err(&module(&[("t", unknown_col)], &[])), "module description: table `t`: no column named `b`");
+    // Two reducer descriptions naming the same reducer (the WAT holds the JSON escaped).
+    let twice = module(&[], &[("ra", "[]", ""), ("rb", "[]", "")]).replace(r#"\"name\":\"rb\""#, r#"\"name\":\"ra\""#);
+    assert_eq!(err(&twice), "module description: two reducers are named `ra`");
+    let no_alloc = module(&[], &[]).replace("(export \"sluice_alloc\")", "");
+    assert_eq!(err(&no_alloc), "module lacks export `sluice_alloc` (or it has the wrong type)");
     let unknown_import = r#"(module (import "sluice" "explode" (func)) (memory (export "memory") 1))"#;
     assert!(err(unknown_import).starts_with("module does not instantiate"));
 }

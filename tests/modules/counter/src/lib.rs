@@ -1,8 +1,12 @@
 //! A counter module on the raw host ABI: table `counter(id u64 primary key, n i64)`, reducer
 //! `bump(id)` (inserts the counter at 1 or adds 1) and `fail()` (returns an error).
 
-const DESCRIPTION: &str = r#"{"tables":[{"name":"counter","columns":[{"name":"id","type":"u64"},{"name":"n","type":"i64"}],"primary_key":["id"]}],
-"reducers":[{"name":"bump","params":[{"name":"id","type":"u64"}]},{"name":"fail","params":[]}]}"#;
+const COUNTER: &str =
+    r#"{"name":"counter","columns":[{"name":"id","type":"u64"},{"name":"n","type":"i64"}],"primary_key":["id"]}"#;
+const BUMP: &str = r#"{"name":"bump","params":[{"name":"id","type":"u64"}]}"#;
+const FAIL: &str = r#"{"name":"fail","params":[]}"#;
+/// Bytes before the arguments: caller identity (32) and timestamp (8).
+const HEADER: usize = 40;
 
 #[link(wasm_import_module = "sluice")]
 extern "C" {
@@ -17,8 +21,18 @@ fn packed(bytes: &'static [u8]) -> i64 {
 }
 
 #[no_mangle]
-pub extern "C" fn sluice_describe() -> i64 {
-    packed(DESCRIPTION.as_bytes())
+pub extern "C" fn __sluice_table__counter() -> i64 {
+    packed(COUNTER.as_bytes())
+}
+
+#[no_mangle]
+pub extern "C" fn __sluice_describe_reducer__bump() -> i64 {
+    packed(BUMP.as_bytes())
+}
+
+#[no_mangle]
+pub extern "C" fn __sluice_describe_reducer__fail() -> i64 {
+    packed(FAIL.as_bytes())
 }
 
 #[no_mangle]
@@ -106,10 +120,12 @@ fn bump(args: &[u8]) -> i64 {
 }
 
 #[no_mangle]
-pub extern "C" fn sluice_call(reducer: i32, ptr: *const u8, len: i32) -> i64 {
-    let args = unsafe { std::slice::from_raw_parts(ptr, len as usize) };
-    match reducer {
-        0 => bump(args),
-        _ => error("fail always fails".to_string()),
-    }
+pub extern "C" fn __sluice_reducer__bump(ptr: *const u8, len: i32) -> i64 {
+    let buffer = unsafe { std::slice::from_raw_parts(ptr, len as usize) };
+    bump(&buffer[HEADER..])
+}
+
+#[no_mangle]
+pub extern "C" fn __sluice_reducer__fail(_ptr: *const u8, _len: i32) -> i64 {
+    error("fail always fails".to_string())
 }
