@@ -10,7 +10,7 @@
 use rusqlite::Connection;
 use sluice::build::{build, detect, INSTALL_HINT};
 use sluice::db::transaction;
-use sluice_ivm::{Engine, EngineConfig};
+use sluice_ivm::{Engine, EngineConfig, QueryId};
 use sluice_planner::{Catalog, Planner, Row, Value};
 use sluice_runtime::{CommitMeta, Host, HostConfig, ReducerError};
 use std::collections::BTreeMap;
@@ -73,4 +73,112 @@ fn a_rust_module_builds_runs_and_feeds_subscriptions() {
         ReducerError::Failed { reducer: "fail".into(), message: "fail always fails".into() }
     );
     assert_eq!(host.datastore().offset(), 6);
+}
+
+/// The bank example, written with the SDK's macros: seeded, then random transfers (some
+/// failing on insufficient funds or unknown accounts, changing nothing). After every call the
+/// stored accounts equal a model, and subscriptions fed by the commit records (the total, the
+/// three richest accounts) equal SQLite's answers on the same state.
+#[test]
+fn the_bank_example_keeps_its_books_and_feeds_subscriptions() {
+    use rand::{Rng, SeedableRng};
+    if detect().is_none() {
+        assert!(std::env::var("SLUICE_SKIP_WASM").is_ok_and(|v| v == "1"), "{INSTALL_HINT}");
+        return;
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/bank");
+    let wasm = build(&dir).expect("the bank example builds");
+    let mut host = Host::load(&std::fs::read(&wasm).unwrap(), HostConfig::default()).expect("it loads");
+    let names: Vec<&str> = host.description().reducers.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, vec!["seed", "transfer"]);
+
+    let mut engine = Engine::new(EngineConfig::default());
+    let mut catalog = Catalog::new();
+    for def in host.datastore().defs() {
+        engine.create_table(&def.schema).unwrap();
+        catalog.add_table(def.schema.clone()).unwrap();
+    }
+    let queries = [
+        "SELECT SUM(balance), COUNT(*) FROM account",
+        "SELECT id, balance FROM account ORDER BY balance DESC, id LIMIT 3",
+    ];
+    let mut caches: Vec<(QueryId, BTreeMap<Row, isize>)> = queries
+        .iter()
+        .map(|q| {
+            let plan = Planner::new(&catalog).plan_sql(q).unwrap();
+            let sub = engine.subscribe(&plan).unwrap();
+            (sub.query, sub.initial.into_iter().map(|r| (r, 1)).collect())
+        })
+        .collect();
+    let conn = Connection::open_in_memory().unwrap();
+    conn.execute_batch("CREATE TABLE account (id INTEGER PRIMARY KEY, balance INTEGER NOT NULL)").unwrap();
+
+    let mut model: BTreeMap<u64, i64> = BTreeMap::new();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    for step in 0..120 {
+        let (reducer, args) = if step == 0 {
+            ("seed", "[20]".to_string())
+        } else {
+            let (from, to) = (rng.random_range(1..=22u64), rng.random_range(1..=22u64));
+            ("transfer", format!("[{from}, {to}, {}]", rng.random_range(0..1500)))
+        };
+        let outcome = host.call(reducer, &args, CommitMeta::default());
+        // The model's verdict.
+        let ok = if step == 0 {
+            model.extend((1..=20).map(|id| (id, 1000)));
+            true
+        } else {
+            let v: Vec<i64> = serde_json::from_str(&args).unwrap();
+            let (from, to, amount) = (v[0] as u64, v[1] as u64, v[2]);
+            match (model.get(&from).copied(), model.contains_key(&to)) {
+                (Some(b), true) if b >= amount => {
+                    *model.get_mut(&from).unwrap() -= amount;
+                    *model.get_mut(&to).unwrap() += amount;
+                    true
+                }
+                _ => false,
+            }
+        };
+        assert_eq!(outcome.is_ok(), ok, "step {step}: {reducer}{args}: {outcome:?}");
+        let Ok(tx) = outcome else { continue };
+        conn.execute("DELETE FROM account", []).unwrap();
+        for (id, b) in &model {
+            conn.execute("INSERT INTO account VALUES (?1, ?2)", [*id as i64, *b]).unwrap();
+        }
+        for delta in engine.apply(vec![transaction(tx)]).unwrap() {
+            let cache = &mut caches.iter_mut().find(|(q, _)| *q == delta.query).unwrap().1;
+            for r in delta.deletes {
+                *cache.entry(r).or_default() -= 1;
+            }
+            for r in delta.inserts {
+                *cache.entry(r).or_default() += 1;
+            }
+            cache.retain(|_, n| *n != 0);
+        }
+        let sum: (i64, i64) =
+            conn.query_row("SELECT SUM(balance), COUNT(*) FROM account", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        assert_eq!(
+            caches[0].1.keys().cloned().collect::<Vec<_>>(),
+            vec![Row::new(vec![Value::Int(sum.0), Value::Int(sum.1)])]
+        );
+        let mut stmt = conn.prepare(queries[1]).unwrap();
+        let mut top: Vec<Row> = stmt
+            .query_map([], |r| Ok(Row::new(vec![Value::UInt(r.get::<_, i64>(0)? as u64), Value::Int(r.get(1)?)])))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        top.sort();
+        assert_eq!(caches[1].1.keys().cloned().collect::<Vec<_>>(), top, "step {step}");
+    }
+    let ds = host.datastore();
+    let stored: BTreeMap<u64, i64> = ds
+        .scan(ds.table_id("account").unwrap())
+        .unwrap()
+        .map(|r| match (r.get(0), r.get(1)) {
+            (Value::UInt(id), Value::Int(b)) => (id, b),
+            other => panic!("unexpected row {other:?}"),
+        })
+        .collect();
+    assert_eq!(stored, model);
+    assert_eq!(model.values().sum::<i64>(), 20_000, "money is neither made nor lost");
 }

@@ -1,0 +1,183 @@
+//! The Sluice module SDK: what a module author depends on. `#[table]` on a struct makes it a
+//! table (with `#[primary_key]`, `#[unique]`, `#[index(btree)]` and `#[auto_inc]` on fields);
+//! `#[reducer]` on a function taking `&ReducerContext` and typed arguments makes it a reducer.
+//! Both export what the host's ABI (runtime/src/host.rs) expects; table handles turn typed
+//! rows into host calls. Built for wasm32-unknown-unknown with `sluice build`; on other
+//! targets it compiles (so its own tests run) but calling the host panics.
+
+mod codec;
+mod host;
+
+pub use codec::{key, Column, Reader};
+pub use sluice_macros::{reducer, table};
+use std::marker::PhantomData;
+use std::ops::{Bound, RangeBounds};
+
+/// A table row type, implemented by `#[table]`.
+pub trait Table: Sized {
+    /// The table's name in the database.
+    const NAME: &'static str;
+    fn encode(&self) -> Vec<u8>;
+    fn decode(bytes: &[u8]) -> Self;
+}
+
+/// The caller of a reducer: 32 bytes (all zero for the database owner).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Identity(pub [u8; 32]);
+
+impl Identity {
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+impl Column for Identity {
+    const TYPE: &'static str = "bytes";
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.0.to_vec().encode(out)
+    }
+    fn decode(r: &mut Reader<'_>) -> Self {
+        let mut id = [0u8; 32];
+        let bytes = Vec::<u8>::decode(r);
+        let n = bytes.len().min(32);
+        id[..n].copy_from_slice(&bytes[..n]);
+        Identity(id)
+    }
+}
+
+/// The database as a reducer sees it; `#[table]` adds an accessor per table.
+pub struct Db(());
+
+/// What a reducer gets besides its arguments.
+pub struct ReducerContext {
+    /// Who called the reducer.
+    pub sender: Identity,
+    /// When the transaction runs: microseconds since the Unix epoch.
+    pub timestamp: u64,
+    pub db: Db,
+}
+
+/// Bytes before a reducer's arguments: the caller's identity and the timestamp.
+pub const ARGS_HEADER: usize = 40;
+
+impl ReducerContext {
+    /// Reads the header the host puts before a reducer's arguments.
+    #[doc(hidden)]
+    pub fn from_header(header: &[u8]) -> ReducerContext {
+        let mut sender = [0u8; 32];
+        sender.copy_from_slice(&header[..32]);
+        let mut ts = [0u8; 8];
+        ts.copy_from_slice(&header[32..40]);
+        ReducerContext { sender: Identity(sender), timestamp: u64::from_le_bytes(ts), db: Db(()) }
+    }
+}
+
+/// A table's rows.
+pub struct TableHandle<T> {
+    table: i32,
+    row: PhantomData<T>,
+}
+
+impl<T: Table> TableHandle<T> {
+    #[doc(hidden)]
+    pub fn new() -> TableHandle<T> {
+        TableHandle { table: host::table_id(T::NAME), row: PhantomData }
+    }
+
+    /// Inserts a row; returns it with generated (auto-increment) values filled in.
+    pub fn insert(&self, row: T) -> Result<T, String> {
+        host::insert(self.table, &row.encode()).map(|bytes| T::decode(&bytes))
+    }
+
+    /// Every row.
+    pub fn iter(&self) -> impl Iterator<Item = T> {
+        host::rows(host::scan(self.table)).into_iter().map(|r| T::decode(&r))
+    }
+
+    pub fn count(&self) -> u64 {
+        host::count(self.table)
+    }
+
+    /// An index by name (the primary key is `primary_key`); `#[table]` names them for you.
+    #[doc(hidden)]
+    pub fn index<K: Column>(&self, name: &str) -> Index<T, K> {
+        Index { table: self.table, index: host::index_id(self.table, name), row: PhantomData }
+    }
+}
+
+/// A unique index, the primary key, or a btree index, keyed by `K`.
+pub struct Index<T, K> {
+    table: i32,
+    index: i32,
+    row: PhantomData<(T, K)>,
+}
+
+impl<T: Table, K: Column> Index<T, K> {
+    /// The row with this key (of a btree index: the first).
+    pub fn find(&self, key: &K) -> Option<T> {
+        let bytes = host::find(self.table, self.index, &codec::key(key));
+        host::rows(bytes).first().map(|r| T::decode(r))
+    }
+
+    /// Deletes the row with this key; whether there was one.
+    pub fn delete(&self, key: &K) -> bool {
+        !host::rows(host::delete_by(self.table, self.index, &codec::key(key))).is_empty()
+    }
+
+    /// Replaces the row that has the same key as `row`; returns the stored row.
+    pub fn update(&self, row: T) -> Result<T, String> {
+        host::update_by(self.table, self.index, &row.encode()).map(|bytes| T::decode(&bytes))
+    }
+
+    /// Rows whose key lies in `range`, in key order.
+    pub fn filter(&self, range: impl RangeBounds<K>) -> Vec<T> {
+        let bound = |b: Bound<&K>| match b {
+            Bound::Included(k) => (codec::key(k), 0),
+            Bound::Excluded(k) => (codec::key(k), 1),
+            Bound::Unbounded => (Vec::new(), 2),
+        };
+        let (lo, hi) = (bound(range.start_bound()), bound(range.end_bound()));
+        host::rows(host::range(self.table, self.index, lo, hi)).iter().map(|r| T::decode(r)).collect()
+    }
+}
+
+/// What a reducer returns: `()` or `Result<(), E: Display>`.
+pub trait ReducerResult {
+    fn into_result(self) -> Result<(), String>;
+}
+
+impl ReducerResult for () {
+    fn into_result(self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+impl<E: std::fmt::Display> ReducerResult for Result<(), E> {
+    fn into_result(self) -> Result<(), String> {
+        self.map_err(|e| e.to_string())
+    }
+}
+
+/// Support for the macros' generated code.
+#[doc(hidden)]
+pub mod rt {
+    pub use crate::host::{finish, packed_str};
+}
+
+/// Writes to the database's log at a level (1 error … 5 trace).
+#[doc(hidden)]
+pub fn log(level: u32, message: &str) {
+    host::log(level, message)
+}
+
+/// Logs at info level: `log::info!("x = {}", x)`.
+#[macro_export]
+macro_rules! info {
+    ($($t:tt)*) => { $crate::log(3, &format!($($t)*)) };
+}
+
+/// Logs at error level.
+#[macro_export]
+macro_rules! error {
+    ($($t:tt)*) => { $crate::log(1, &format!($($t)*)) };
+}
