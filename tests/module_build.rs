@@ -10,7 +10,7 @@
 use rusqlite::Connection;
 use sluice::build::{build, detect, INSTALL_HINT};
 use sluice::db::transaction;
-use sluice_ivm::{Engine, EngineConfig, QueryId};
+use sluice_ivm::{Engine, EngineConfig, QueryDelta, QueryId};
 use sluice_planner::{Catalog, Planner, Row, Value};
 use sluice_runtime::{CommitMeta, Host, HostConfig, ReducerError};
 use std::collections::BTreeMap;
@@ -27,23 +27,44 @@ fn sqlite_rows(conn: &Connection) -> Vec<Row> {
     rows
 }
 
-#[test]
-fn a_rust_module_builds_runs_and_feeds_subscriptions() {
+/// Builds the module crate at `path` (relative to the repository) and loads it; `None` when
+/// the machine has no wasm toolchain and SLUICE_SKIP_WASM=1 allows skipping.
+fn load(path: &str) -> Option<Host> {
     if detect().is_none() {
         assert!(std::env::var("SLUICE_SKIP_WASM").is_ok_and(|v| v == "1"), "{INSTALL_HINT}");
-        return;
+        return None;
     }
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/modules/counter");
-    let wasm = build(&dir).expect("the counter module builds");
-    let mut host = Host::load(&std::fs::read(&wasm).unwrap(), HostConfig::default()).expect("it loads");
+    let wasm = build(&Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).expect("the module builds");
+    Some(Host::load(&std::fs::read(&wasm).unwrap(), HostConfig::default()).expect("the module loads"))
+}
 
-    // The engine gets the module's tables; a subscription sees only counters at 2 or more.
+/// An engine and a catalog holding the module's tables.
+fn engine_for(host: &Host) -> (Engine, Catalog) {
     let mut engine = Engine::new(EngineConfig::default());
     let mut catalog = Catalog::new();
     for def in host.datastore().defs() {
         engine.create_table(&def.schema).unwrap();
         catalog.add_table(def.schema.clone()).unwrap();
     }
+    (engine, catalog)
+}
+
+/// Applies a query's delta to a client cache of (row, multiplicity).
+fn absorb(cache: &mut BTreeMap<Row, isize>, delta: QueryDelta) {
+    for row in delta.deletes {
+        *cache.entry(row).or_default() -= 1;
+    }
+    for row in delta.inserts {
+        *cache.entry(row).or_default() += 1;
+    }
+    cache.retain(|_, n| *n != 0);
+}
+
+#[test]
+fn a_rust_module_builds_runs_and_feeds_subscriptions() {
+    let Some(mut host) = load("tests/modules/counter") else { return };
+    // The engine gets the module's tables; a subscription sees only counters at 2 or more.
+    let (mut engine, catalog) = engine_for(&host);
     let plan = Planner::new(&catalog).plan_sql("SELECT id, n FROM counter WHERE n >= 2").unwrap();
     let sub = engine.subscribe(&plan).unwrap();
     let mut cache: BTreeMap<Row, isize> = sub.initial.iter().map(|r| (r.clone(), 1)).collect();
@@ -57,14 +78,8 @@ fn a_rust_module_builds_runs_and_feeds_subscriptions() {
             .unwrap();
         for delta in engine.apply(vec![transaction(tx)]).unwrap() {
             assert_eq!(delta.offset, i as u64 + 1);
-            for row in delta.deletes {
-                *cache.entry(row).or_default() -= 1;
-            }
-            for row in delta.inserts {
-                *cache.entry(row).or_default() += 1;
-            }
+            absorb(&mut cache, delta);
         }
-        cache.retain(|_, n| *n != 0);
         let held: Vec<Row> = cache.keys().cloned().collect();
         assert_eq!(held, sqlite_rows(&conn), "after bump({id})");
     }
@@ -82,22 +97,11 @@ fn a_rust_module_builds_runs_and_feeds_subscriptions() {
 #[test]
 fn the_bank_example_keeps_its_books_and_feeds_subscriptions() {
     use rand::{Rng, SeedableRng};
-    if detect().is_none() {
-        assert!(std::env::var("SLUICE_SKIP_WASM").is_ok_and(|v| v == "1"), "{INSTALL_HINT}");
-        return;
-    }
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/bank");
-    let wasm = build(&dir).expect("the bank example builds");
-    let mut host = Host::load(&std::fs::read(&wasm).unwrap(), HostConfig::default()).expect("it loads");
+    let Some(mut host) = load("examples/bank") else { return };
     let names: Vec<&str> = host.description().reducers.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, vec!["seed", "transfer"]);
 
-    let mut engine = Engine::new(EngineConfig::default());
-    let mut catalog = Catalog::new();
-    for def in host.datastore().defs() {
-        engine.create_table(&def.schema).unwrap();
-        catalog.add_table(def.schema.clone()).unwrap();
-    }
+    let (mut engine, catalog) = engine_for(&host);
     let queries = [
         "SELECT SUM(balance), COUNT(*) FROM account",
         "SELECT id, balance FROM account ORDER BY balance DESC, id LIMIT 3",
@@ -147,13 +151,7 @@ fn the_bank_example_keeps_its_books_and_feeds_subscriptions() {
         }
         for delta in engine.apply(vec![transaction(tx)]).unwrap() {
             let cache = &mut caches.iter_mut().find(|(q, _)| *q == delta.query).unwrap().1;
-            for r in delta.deletes {
-                *cache.entry(r).or_default() -= 1;
-            }
-            for r in delta.inserts {
-                *cache.entry(r).or_default() += 1;
-            }
-            cache.retain(|_, n| *n != 0);
+            absorb(cache, delta);
         }
         let sum: (i64, i64) =
             conn.query_row("SELECT SUM(balance), COUNT(*) FROM account", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
