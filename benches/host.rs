@@ -1,0 +1,71 @@
+//! Reducer calls per second on the executor alone (no network, no fsync): the bank example's
+//! `transfer` between random accounts of 100k, alone and with the engine maintaining three
+//! live subscriptions over the accounts (commit records applied as they come).
+//!
+//! `cargo bench --bench host` (needs a wasm toolchain: see `sluice build`).
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use sluice::build::build;
+use sluice::db::transaction;
+use sluice_ivm::{Engine, EngineConfig};
+use sluice_planner::{Catalog, Planner};
+use sluice_runtime::{CommitMeta, Host, HostConfig};
+use std::path::Path;
+
+const ACCOUNTS: u64 = 100_000;
+
+fn bank() -> Host {
+    let wasm = build(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/bank")).expect("bank builds");
+    let mut host = Host::load(&std::fs::read(wasm).unwrap(), HostConfig::default()).unwrap();
+    host.call("seed", &format!("[{ACCOUNTS}]"), CommitMeta::default()).unwrap();
+    host
+}
+
+fn transfers(c: &mut Criterion) {
+    let mut group = c.benchmark_group("reducers");
+    group.throughput(Throughput::Elements(1));
+    let mut rng = StdRng::seed_from_u64(1);
+    let mut args = move || {
+        let (a, b) = (rng.random_range(1..=ACCOUNTS), rng.random_range(1..=ACCOUNTS));
+        format!("[{a}, {b}, 1]")
+    };
+
+    let mut host = bank();
+    group.bench_function("transfer", |bch| {
+        bch.iter(|| host.call("transfer", &args(), CommitMeta::default()).unwrap())
+    });
+
+    let mut host = bank();
+    let mut engine = Engine::new(EngineConfig::default());
+    let mut catalog = Catalog::new();
+    for def in host.datastore().defs() {
+        engine.create_table(&def.schema).unwrap();
+        catalog.add_table(def.schema.clone()).unwrap();
+    }
+    let ds = host.datastore();
+    let rows = ds.scan(ds.table_id("account").unwrap()).unwrap().cloned().collect();
+    let load = sluice_ivm::Transaction {
+        offset: ds.offset(),
+        changes: vec![sluice_ivm::TableChange { table: "account".into(), inserts: rows, deletes: vec![] }],
+    };
+    engine.apply(vec![load]).unwrap();
+    for q in [
+        "SELECT SUM(balance), COUNT(*) FROM account",
+        "SELECT id, balance FROM account ORDER BY balance DESC, id LIMIT 10",
+        "SELECT COUNT(*) FROM account WHERE balance > 1000",
+    ] {
+        engine.subscribe(&Planner::new(&catalog).plan_sql(q).unwrap()).unwrap();
+    }
+    group.bench_function("transfer_with_3_subscriptions", |bch| {
+        bch.iter(|| {
+            let tx = host.call("transfer", &args(), CommitMeta::default()).unwrap();
+            engine.apply(vec![transaction(tx)]).unwrap()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, transfers);
+criterion_main!(benches);
