@@ -33,9 +33,7 @@ fn transfers(c: &mut Criterion) {
     };
 
     let mut host = bank();
-    group.bench_function("transfer", |bch| {
-        bch.iter(|| host.call("transfer", &args(), CommitMeta::default()).unwrap())
-    });
+    group.bench_function("transfer", |bch| bch.iter(|| host.call("transfer", &args(), CommitMeta::default()).unwrap()));
 
     let mut host = bank();
     let mut engine = Engine::new(EngineConfig::default());

@@ -3,7 +3,7 @@
 //! runner and the differential tests use it.
 
 use anyhow::{anyhow, bail, Result};
-use sluice_ivm::{Engine, EngineConfig, QueryDelta, Subscription, SubscriptionId, TableChange, Transaction};
+use sluice_ivm::{Engine, EngineConfig, QueryDelta, Subscription, SubscriptionId, Transaction};
 use sluice_planner::expr::truth;
 use sluice_planner::{parse, Catalog, Dml, Planner, QueryPlan, Row, TableSchema};
 use sluice_runtime::{CommitMeta, Datastore, TableDef, TxRecord};
@@ -190,10 +190,5 @@ impl Database {
 
 /// The engine's view of a committed transaction.
 pub fn transaction(record: TxRecord) -> Transaction {
-    let changes = record
-        .changes
-        .into_iter()
-        .map(|c| TableChange { table: c.table, inserts: c.inserts, deletes: c.deletes })
-        .collect();
-    Transaction { offset: record.offset, changes }
+    Transaction { offset: record.offset, changes: record.changes }
 }

@@ -2,19 +2,12 @@
 
 use serde::{Deserialize, Serialize};
 use sluice_planner::Row;
+pub use sluice_planner::TableChange;
 
 /// A transaction's offset in the commit stream; also the dataflow timestamp.
 pub type Offset = u64;
 /// Multiplicity change of a row.
 pub type Diff = isize;
-
-/// Rows one transaction inserted into and deleted from one table (an update is both).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TableChange {
-    pub table: String,
-    pub inserts: Vec<Row>,
-    pub deletes: Vec<Row>,
-}
 
 /// One committed transaction.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

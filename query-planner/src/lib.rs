@@ -3,6 +3,7 @@
 
 pub mod bind;
 pub mod catalog;
+pub mod change;
 pub mod error;
 pub mod expr;
 pub mod plan;
@@ -11,6 +12,7 @@ pub mod types;
 
 pub use bind::{parse, Dml, Planner};
 pub use catalog::{Catalog, Column, TableSchema};
+pub use change::TableChange;
 pub use error::{PlanError, Result};
 pub use expr::{BinOp, Expr, Func};
 pub use plan::{AggCall, AggFunc, JoinKey, JoinKind, Plan, QueryPlan, SetOpKind, SortKey};

@@ -4,10 +4,10 @@
 //! rolls back leaving no trace (rows, indexes and auto-increment sequences restored).
 
 use crate::error::{DatastoreError, Result};
-use crate::record::{CommitMeta, TableDelta, TxRecord};
+use crate::record::{CommitMeta, TxRecord};
 use crate::schema::{TableDef, TableId};
 use crate::table::{format_key, Table, PRIMARY_KEY};
-use sluice_planner::{Row, Value};
+use sluice_planner::{Row, TableChange, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 
@@ -118,7 +118,7 @@ impl Datastore {
         }
         let mut changes = Vec::new();
         for (t, rows) in net {
-            let mut d = TableDelta { table: self.table(t)?.def.name().to_string(), ..TableDelta::default() };
+            let mut d = TableChange { table: self.table(t)?.def.name().to_string(), ..TableChange::default() };
             for (r, n) in rows {
                 let side = if n > 0 { &mut d.inserts } else { &mut d.deletes };
                 side.extend(std::iter::repeat_n(r, n.unsigned_abs()));

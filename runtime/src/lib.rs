@@ -15,5 +15,6 @@ pub use datastore::Datastore;
 pub use error::{DatastoreError, Result};
 pub use host::{Host, HostConfig, LoadError, LogLine, ReducerError};
 pub use module_def::ModuleDesc;
-pub use record::{CommitMeta, TableDelta, TxRecord};
+pub use record::{CommitMeta, TxRecord};
 pub use schema::{IndexDef, IndexKind, TableDef, TableId};
+pub use sluice_planner::TableChange;

@@ -1,15 +1,7 @@
 //! The commit-stream record: what one committed transaction changed, with who and why.
 
 use serde::{Deserialize, Serialize};
-use sluice_planner::Row;
-
-/// Rows one transaction inserted into and deleted from one table (an update is both).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TableDelta {
-    pub table: String,
-    pub inserts: Vec<Row>,
-    pub deletes: Vec<Row>,
-}
+use sluice_planner::TableChange;
 
 /// Who ran a transaction and why, supplied by the caller of `commit`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,7 +23,7 @@ pub struct TxRecord {
     pub offset: u64,
     pub meta: CommitMeta,
     /// Net changes per table, in table creation order; tables without changes are absent.
-    pub changes: Vec<TableDelta>,
+    pub changes: Vec<TableChange>,
 }
 
 impl TxRecord {
