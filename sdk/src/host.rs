@@ -29,13 +29,15 @@ mod sys {
         pub fn log(level: i32, ptr: *const u8, len: i32);
     }
 
-    /// Lets the host place a reducer's argument buffer in the module's memory.
+    /// Lets the host place a reducer's argument buffer in the module's memory; the reducer's
+    /// entry point frees it (`super::free_args`).
     #[no_mangle]
     pub extern "C" fn sluice_alloc(len: i32) -> *mut u8 {
-        let mut buf = Vec::<u8>::with_capacity(len.max(0) as usize);
-        let ptr = buf.as_mut_ptr();
-        std::mem::forget(buf);
-        ptr
+        match std::alloc::Layout::array::<u8>(len.max(1) as usize) {
+            // SAFETY: the layout has a non-zero size.
+            Ok(layout) => unsafe { std::alloc::alloc(layout) },
+            Err(_) => std::ptr::null_mut(),
+        }
     }
 }
 
@@ -160,16 +162,35 @@ pub fn rows(bytes: Vec<u8>) -> Vec<Vec<u8>> {
     out
 }
 
-/// A string the host may read for the rest of the instance's life, as pointer << 32 | length.
+/// A string the host may read for the rest of the instance's life, as pointer << 32 | length
+/// (for descriptions, read once when the module loads).
 pub fn packed_str(s: String) -> i64 {
     let bytes: &'static [u8] = Box::leak(s.into_bytes().into_boxed_slice());
     ((bytes.as_ptr() as usize as i64) << 32) | bytes.len() as i64
 }
 
+/// Frees a reducer's argument buffer, allocated by `sluice_alloc`.
+///
+/// # Safety
+/// `ptr` and `len` must be exactly what the host passed to the reducer's entry point, and the
+/// buffer must not be used afterwards.
+pub unsafe fn free_args(ptr: *const u8, len: i32) {
+    if let Ok(layout) = std::alloc::Layout::array::<u8>(len.max(1) as usize) {
+        std::alloc::dealloc(ptr as *mut u8, layout);
+    }
+}
+
+/// The last reducer error, kept until the next one so the host can read it.
+static LAST_ERROR: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+
 /// A reducer's return value for the host: 0, or its error message.
 pub fn finish(r: Result<(), String>) -> i64 {
     match r {
         Ok(()) => 0,
-        Err(e) => packed_str(e),
+        Err(e) => {
+            let mut last = LAST_ERROR.lock().unwrap_or_else(|p| p.into_inner());
+            *last = e;
+            ((last.as_ptr() as usize as i64) << 32) | last.len() as i64
+        }
     }
 }

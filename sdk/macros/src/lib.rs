@@ -185,11 +185,16 @@ pub fn reducer(_attr: TokenStream, item: TokenStream) -> TokenStream {
 
         #[no_mangle]
         pub extern "C" fn #entry(ptr: *const u8, len: i32) -> i64 {
-            // SAFETY: the host passes a buffer it wrote into this module's memory.
-            let buf = unsafe { ::core::slice::from_raw_parts(ptr, len as usize) };
-            let ctx = ::sluice_sdk::ReducerContext::from_header(&buf[..::sluice_sdk::ARGS_HEADER]);
-            let mut _r = ::sluice_sdk::Reader::new(&buf[::sluice_sdk::ARGS_HEADER..]);
-            #( let #args = <#types as ::sluice_sdk::Column>::decode(&mut _r); )*
+            let (ctx, #(#args,)*) = {
+                // SAFETY: the host passes a buffer it wrote into this module's memory.
+                let buf = unsafe { ::core::slice::from_raw_parts(ptr, len as usize) };
+                let ctx = ::sluice_sdk::ReducerContext::from_header(&buf[..::sluice_sdk::ARGS_HEADER]);
+                let mut _r = ::sluice_sdk::Reader::new(&buf[::sluice_sdk::ARGS_HEADER..]);
+                #( let #args = <#types as ::sluice_sdk::Column>::decode(&mut _r); )*
+                (ctx, #(#args,)*)
+            };
+            // SAFETY: the arguments are decoded into owned values; the buffer is not used again.
+            unsafe { ::sluice_sdk::rt::free_args(ptr, len) };
             ::sluice_sdk::rt::finish(::sluice_sdk::ReducerResult::into_result(#name(&ctx, #(#args),*)))
         }
     };
