@@ -16,8 +16,12 @@ use sluice_runtime::{CommitMeta, Host, HostConfig, ReducerError};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-fn sqlite_rows(conn: &Connection) -> Vec<Row> {
-    let mut stmt = conn.prepare("SELECT id, n FROM counter WHERE n >= 2").unwrap();
+/// The counter test's subscription: counters at 2 or more.
+const COUNTER_QUERY: &str = "SELECT id, n FROM counter WHERE n >= 2";
+
+/// SQLite's answer to a query returning (unsigned id, integer) rows, sorted.
+fn sqlite_rows(conn: &Connection, sql: &str) -> Vec<Row> {
+    let mut stmt = conn.prepare(sql).unwrap();
     let mut rows: Vec<Row> = stmt
         .query_map([], |r| Ok(Row::new(vec![Value::UInt(r.get::<_, i64>(0)? as u64), Value::Int(r.get(1)?)])))
         .unwrap()
@@ -65,7 +69,7 @@ fn a_rust_module_builds_runs_and_feeds_subscriptions() {
     let Some(mut host) = load("tests/modules/counter") else { return };
     // The engine gets the module's tables; a subscription sees only counters at 2 or more.
     let (mut engine, catalog) = engine_for(&host);
-    let plan = Planner::new(&catalog).plan_sql("SELECT id, n FROM counter WHERE n >= 2").unwrap();
+    let plan = Planner::new(&catalog).plan_sql(COUNTER_QUERY).unwrap();
     let sub = engine.subscribe(&plan).unwrap();
     let mut cache: BTreeMap<Row, isize> = sub.initial.iter().map(|r| (r.clone(), 1)).collect();
 
@@ -81,7 +85,7 @@ fn a_rust_module_builds_runs_and_feeds_subscriptions() {
             absorb(&mut cache, delta);
         }
         let held: Vec<Row> = cache.keys().cloned().collect();
-        assert_eq!(held, sqlite_rows(&conn), "after bump({id})");
+        assert_eq!(held, sqlite_rows(&conn, COUNTER_QUERY), "after bump({id})");
     }
     assert_eq!(
         host.call("fail", "[]", CommitMeta::default()).unwrap_err(),
@@ -159,13 +163,7 @@ fn the_bank_example_keeps_its_books_and_feeds_subscriptions() {
             caches[0].1.keys().cloned().collect::<Vec<_>>(),
             vec![Row::new(vec![Value::Int(sum.0), Value::Int(sum.1)])]
         );
-        let mut stmt = conn.prepare(queries[1]).unwrap();
-        let mut top: Vec<Row> = stmt
-            .query_map([], |r| Ok(Row::new(vec![Value::UInt(r.get::<_, i64>(0)? as u64), Value::Int(r.get(1)?)])))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        top.sort();
+        let top = sqlite_rows(&conn, queries[1]);
         assert_eq!(caches[1].1.keys().cloned().collect::<Vec<_>>(), top, "step {step}");
     }
     let ds = host.datastore();
