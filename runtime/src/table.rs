@@ -283,18 +283,13 @@ impl Table {
     }
 }
 
-/// A key as text for error messages: `(1, 'a')`.
+/// A key as text for error messages: `(1, 'a')` (values as they display, text quoted).
 pub fn format_key(key: &[Value]) -> String {
     let parts: Vec<String> = key
         .iter()
         .map(|v| match v {
             Value::Text(s) => format!("'{s}'"),
-            Value::Null => "NULL".into(),
-            Value::Bool(b) => b.to_string(),
-            Value::Int(i) => i.to_string(),
-            Value::UInt(u) => u.to_string(),
-            Value::Real(f) => f.to_string(),
-            Value::Bytes(b) => format!("x'{}'", b.iter().map(|x| format!("{x:02x}")).collect::<String>()),
+            other => other.to_string(),
         })
         .collect();
     format!("({})", parts.join(", "))
