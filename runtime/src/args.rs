@@ -67,3 +67,20 @@ fn type_name(p: &Field) -> String {
         t.to_string()
     }
 }
+
+/// Values as a JSON array, as a client would pass them (bytes as arrays of numbers).
+pub fn to_json(values: &[Value]) -> String {
+    let items: Vec<Json> = values
+        .iter()
+        .map(|v| match v {
+            Value::Null => Json::Null,
+            Value::Bool(b) => Json::from(*b),
+            Value::Int(i) => Json::from(*i),
+            Value::UInt(u) => Json::from(*u),
+            Value::Real(r) => Json::from(*r),
+            Value::Text(s) => Json::from(&**s),
+            Value::Bytes(b) => Json::from(b.to_vec()),
+        })
+        .collect();
+    Json::Array(items).to_string()
+}

@@ -133,8 +133,20 @@ impl Datastore {
 
     /// Undoes every change of the open transaction.
     pub fn rollback(&mut self) -> Result<()> {
-        let log = self.tx.take().ok_or(DatastoreError::NoTransaction)?;
-        for c in log.into_iter().rev() {
+        self.rollback_to(0)?;
+        self.tx = None;
+        Ok(())
+    }
+
+    /// A point in the open transaction that `rollback_to` can return to.
+    pub fn savepoint(&self) -> Result<usize> {
+        self.tx.as_ref().map(Vec::len).ok_or(DatastoreError::NoTransaction)
+    }
+
+    /// Undoes the open transaction's changes made after `savepoint`; it stays open.
+    pub fn rollback_to(&mut self, savepoint: usize) -> Result<()> {
+        let log = self.tx.as_mut().ok_or(DatastoreError::NoTransaction)?;
+        for c in log.drain(savepoint.min(log.len())..).rev() {
             // Tables cannot be dropped while a transaction is open.
             let (Change::Insert(t, _) | Change::Delete(t, _) | Change::Seq(t, _)) = c;
             let table = self.tables[t].as_mut().expect("tables of an open transaction exist");
@@ -234,7 +246,24 @@ impl Datastore {
 
     /// Rows whose key in `index` (or its prefix as long as the bounds) lies within the bounds.
     pub fn range(&self, table: TableId, index: usize, lo: Bound<&[Value]>, hi: Bound<&[Value]>) -> Result<Vec<Row>> {
-        self.table(table)?.range(index, lo, hi)
+        self.table(table)?.range(index, lo, hi, None, usize::MAX)
+    }
+
+    /// A page of `range`: up to `limit` rows after the row `after` (from the start if `None`).
+    pub fn range_page(
+        &self,
+        table: TableId,
+        index: usize,
+        (lo, hi): (Bound<&[Value]>, Bound<&[Value]>),
+        after: Option<&Row>,
+        limit: usize,
+    ) -> Result<Vec<Row>> {
+        self.table(table)?.range(index, lo, hi, after, limit)
+    }
+
+    /// A page of `scan`: up to `limit` rows (all copies of the last one) after `after`.
+    pub fn scan_page(&self, table: TableId, after: Option<&Row>, limit: usize) -> Result<Vec<Row>> {
+        Ok(self.table(table)?.scan_page(after, limit))
     }
 
     /// Every row of a table (duplicates repeated).

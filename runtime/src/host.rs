@@ -1,5 +1,6 @@
 //! The wasmtime host: compiles a module once, reads its description, creates its tables, and
-//! runs its reducers, each as one datastore transaction. A reducer that returns an error,
+//! runs its reducers, each as one datastore transaction: called by clients, run for lifecycle
+//! events (init, client connected / disconnected), or run when a schedule table's row falls due. A reducer that returns an error,
 //! traps, runs past its time budget (epoch interruption) or past its memory limit is rolled
 //! back and its caller gets the reason; after a trap the instance is replaced, so the
 //! database keeps serving.
@@ -13,13 +14,16 @@
 //! caller's 32-byte identity and the timestamp (microseconds since the Unix epoch, u64 little
 //! endian) — then its arguments as one row in the engine's compact row encoding. Host functions, module `sluice`, take table and index ids and encoded rows or
 //! keys; those that produce data return its length n >= 0 and leave it for `read_result(ptr)`
-//! to copy, or return -1 - n and leave an n-byte error message there instead.
+//! to copy, or return -1 - n and leave an n-byte error message there instead. `scan` and `range`
+//! return pages of at most `limit` rows after a given row, so a module iterates a table without
+//! the host keeping any iterator state.
 
 use crate::args;
 use crate::datastore::Datastore;
 use crate::error::DatastoreError;
-use crate::module_def::ModuleDesc;
+use crate::module_def::{Lifecycle, ModuleDesc, REPEAT_MICROS, SCHEDULED_AT, SCHEDULE_INDEX};
 use crate::record::{CommitMeta, TxRecord};
+use crate::schema::TableId;
 use sluice_planner::{Row, Value};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -60,8 +64,6 @@ pub enum LoadError {
     Description(String),
     #[error("creating table: {0}")]
     Table(#[from] DatastoreError),
-    #[error("reducer `init` failed: {0}")]
-    Init(Box<ReducerError>),
 }
 
 /// Why a reducer call changed nothing.
@@ -79,6 +81,28 @@ pub enum ReducerError {
     TimedOut { reducer: String, budget: Duration },
     #[error("reducer `{reducer}` exceeded the memory limit of {limit} bytes")]
     OutOfMemory { reducer: String, limit: usize },
+    #[error("reducer `{reducer}` is the module's {role:?} reducer; only the database runs it")]
+    Lifecycle { reducer: String, role: Lifecycle },
+}
+
+/// One run of a scheduled reducer. It is always one transaction, which at least consumes its
+/// schedule row (deleted, or moved to its next time); if the reducer failed, only that
+/// remains and `error` says why.
+#[derive(Debug)]
+pub struct ScheduledRun {
+    pub reducer: String,
+    pub tx: TxRecord,
+    pub error: Option<ReducerError>,
+}
+
+/// A schedule table as the host drives it.
+#[derive(Clone, Debug)]
+struct Schedule {
+    table: TableId,
+    index: usize,
+    reducer: usize,
+    at: usize,
+    repeat: usize,
 }
 
 /// Host-side state every host function sees.
@@ -140,6 +164,7 @@ pub struct Host {
     desc: ModuleDesc,
     config: HostConfig,
     ticker: Arc<AtomicBool>,
+    schedules: Vec<Schedule>,
 }
 
 impl Drop for Host {
@@ -181,8 +206,8 @@ fn instantiate(
 }
 
 impl Host {
-    /// Compiles and instantiates a module (wasm bytes or text), reads its description, creates
-    /// its tables in a fresh datastore and runs its `init` reducer if it has one.
+    /// Compiles and instantiates a module (wasm bytes or text), reads its description and
+    /// creates its tables in a fresh datastore. A new database then runs `init`.
     pub fn load(wasm: &[u8], config: HostConfig) -> Result<Host, LoadError> {
         let mut cfg = Config::new();
         cfg.epoch_interruption(true);
@@ -205,15 +230,32 @@ impl Host {
         let mut store = store(&engine, Datastore::new(), &config);
         store.set_epoch_deadline(ticks(config.time_budget));
         let (_, exports) = instantiate(&mut store, &linker, &module, &names)?;
+        let mut schedules = Vec::new();
         for t in &desc.tables {
             let def = t.to_def().map_err(LoadError::Description)?;
-            store.data_mut().ds.create_table(def)?;
+            let col = |name: &str| def.schema.columns.iter().position(|c| c.name == name).expect("checked");
+            let schedule = t.scheduled.as_ref().map(|r| (r, col(SCHEDULED_AT), col(REPEAT_MICROS)));
+            let ds = &mut store.data_mut().ds;
+            let table = ds.create_table(def)?;
+            if let Some((reducer, at, repeat)) = schedule {
+                let reducer = names.iter().position(|n| n == reducer).expect("checked");
+                let index = ds.index_id(table, SCHEDULE_INDEX)?;
+                schedules.push(Schedule { table, index, reducer, at, repeat });
+            }
         }
-        let mut host = Host { engine, module, linker, store, exports, desc, config, ticker };
-        if host.desc.reducers.iter().any(|r| r.name == "init") {
-            host.call("init", "[]", CommitMeta::default()).map_err(|e| LoadError::Init(Box::new(e)))?;
-        }
-        Ok(host)
+        Ok(Host { engine, module, linker, store, exports, desc, config, ticker, schedules })
+    }
+
+    /// Runs the module's `init` reducer, if it has one: once, when the database is created.
+    pub fn init(&mut self, meta: CommitMeta) -> Option<Result<TxRecord, ReducerError>> {
+        self.lifecycle(Lifecycle::Init, meta)
+    }
+
+    /// Runs the module's reducer for a lifecycle event as `meta.caller`, if it has one. A
+    /// failing `client_connected` is the server's reason to refuse the connection.
+    pub fn lifecycle(&mut self, role: Lifecycle, meta: CommitMeta) -> Option<Result<TxRecord, ReducerError>> {
+        let id = self.desc.lifecycle(role)?;
+        Some(self.transaction(id, &[], "[]".into(), meta))
     }
 
     pub fn description(&self) -> &ModuleDesc {
@@ -230,41 +272,141 @@ impl Host {
     }
 
     /// Runs a reducer with JSON arguments as one transaction; on success returns its commit
-    /// record (`meta.reducer` and `meta.args` are filled in here).
-    pub fn call(&mut self, reducer: &str, args_json: &str, mut meta: CommitMeta) -> Result<TxRecord, ReducerError> {
+    /// record (`meta.reducer` and `meta.args` are filled in here). Lifecycle reducers are the
+    /// database's to run.
+    pub fn call(&mut self, reducer: &str, args_json: &str, meta: CommitMeta) -> Result<TxRecord, ReducerError> {
         let id = self
             .desc
             .reducers
             .iter()
             .position(|r| r.name == reducer)
             .ok_or_else(|| ReducerError::NoSuchReducer(reducer.into()))?;
+        if let Some(role) = self.desc.reducers[id].lifecycle {
+            return Err(ReducerError::Lifecycle { reducer: reducer.into(), role });
+        }
         let values =
             args::from_json(reducer, &self.desc.reducers[id].params, args_json).map_err(ReducerError::BadArguments)?;
+        self.transaction(id, &values, args_json.to_string(), meta)
+    }
+
+    fn transaction(
+        &mut self,
+        id: usize,
+        args: &[Value],
+        args_json: String,
+        mut meta: CommitMeta,
+    ) -> Result<TxRecord, ReducerError> {
+        meta.reducer = self.desc.reducers[id].name.clone();
+        meta.args = args_json;
+        self.store.data_mut().ds.begin().expect("no transaction is open between calls");
+        match self.invoke(id, args, &meta) {
+            Ok(()) => Ok(self.store.data_mut().ds.commit(meta).expect("the call's transaction is open")),
+            Err(e) => {
+                self.store.data_mut().ds.rollback().expect("the call's transaction is open");
+                Err(e)
+            }
+        }
+    }
+
+    /// When the earliest scheduled reducer is due (microseconds since the Unix epoch).
+    pub fn next_scheduled(&self) -> Option<u64> {
+        let ds = &self.store.data().ds;
+        let all = (Bound::Unbounded, Bound::Unbounded);
+        self.schedules
+            .iter()
+            .filter_map(|s| {
+                let first = ds.range_page(s.table, s.index, all, None, 1).ok()?.pop()?;
+                match first.values()[s.at] {
+                    Value::UInt(at) => Some(at),
+                    _ => None,
+                }
+            })
+            .min()
+    }
+
+    /// Runs every scheduled reducer due at `now` (microseconds since the Unix epoch), in the
+    /// order they fall due, each as one transaction with the schedule row as its argument.
+    /// A one-off row (`repeat_micros` 0) is deleted; a repeating one moves on by its interval
+    /// (to `now` plus the interval if it fell behind: missed runs are not made up). Rows that
+    /// these runs schedule for `now` or earlier run at the next call.
+    pub fn run_scheduled(&mut self, now: u64) -> Vec<ScheduledRun> {
+        let mut due = Vec::new();
+        for s in &self.schedules {
+            let upto = [Value::UInt(now)];
+            let rows = self.store.data().ds.range(s.table, s.index, Bound::Unbounded, Bound::Included(&upto));
+            due.extend(rows.unwrap_or_default().into_iter().map(|row| (s.clone(), row)));
+        }
+        due.sort_by(|(a, x), (b, y)| x.values()[a.at].cmp(&y.values()[b.at]));
+        let mut runs = Vec::new();
+        for (s, row) in due {
+            let ds = &mut self.store.data_mut().ds;
+            let pk: Vec<Value> = {
+                let def = ds.def(s.table).expect("schedule tables exist");
+                def.schema.primary_key.iter().map(|&c| row.values()[c].clone()).collect()
+            };
+            // An earlier run may have changed or cancelled this row.
+            if ds.find_by_pk(s.table, &pk).ok().flatten().as_ref() != Some(&row) {
+                continue;
+            }
+            runs.push(self.run_schedule_row(&s, row, now));
+        }
+        runs
+    }
+
+    fn run_schedule_row(&mut self, s: &Schedule, row: Row, now: u64) -> ScheduledRun {
+        let values = row.values().to_vec();
+        let reducer = self.desc.reducers[s.reducer].name.clone();
+        let meta = CommitMeta {
+            timestamp_micros: now,
+            reducer: reducer.clone(),
+            caller: String::new(),
+            args: args::to_json(&values),
+        };
+        let ds = &mut self.store.data_mut().ds;
+        ds.begin().expect("no transaction is open between calls");
+        let consumed = match (&values[s.at], &values[s.repeat]) {
+            (Value::UInt(at), Value::UInt(repeat)) if *repeat > 0 => {
+                let mut next = values.clone();
+                let due = at.saturating_add(*repeat);
+                next[s.at] = Value::UInt(if due > now { due } else { now.saturating_add(*repeat) });
+                ds.update(s.table, next).map(drop)
+            }
+            _ => ds.delete(s.table, &row).map(drop),
+        };
+        consumed.expect("the schedule row exists and its new time fits its constraints");
+        let error = self.invoke(s.reducer, &values, &meta).err();
+        let tx = self.store.data_mut().ds.commit(meta).expect("the run's transaction is open");
+        ScheduledRun { reducer, tx, error }
+    }
+
+    /// Runs reducer `id` inside the open transaction; if it fails, undoes what it did (the
+    /// transaction stays open) and returns why.
+    fn invoke(&mut self, id: usize, args: &[Value], meta: &CommitMeta) -> Result<(), ReducerError> {
+        let reducer = self.desc.reducers[id].name.clone();
         let mut buffer = identity_bytes(&meta.caller).to_vec();
         buffer.extend_from_slice(&meta.timestamp_micros.to_le_bytes());
-        buffer.extend_from_slice(Row::from_values(&values).as_bytes());
-        meta.reducer = reducer.to_string();
-        meta.args = args_json.to_string();
-        self.store.data_mut().ds.begin().expect("no transaction is open between calls");
+        buffer.extend_from_slice(Row::from_values(args).as_bytes());
+        let savepoint = self.store.data().ds.savepoint().expect("a transaction is open");
         self.store.data_mut().limits.refused = false;
         self.store.set_epoch_deadline(ticks(self.config.time_budget));
         let logged = self.store.data().logs.len();
         let outcome = self.run(id, &buffer);
         for line in &mut self.store.data_mut().logs[logged..] {
-            line.reducer = reducer.to_string();
+            line.reducer = reducer.clone();
         }
+        let undo = |host: &mut Host| host.store.data_mut().ds.rollback_to(savepoint).expect("a transaction is open");
         match outcome {
-            Ok(0) => Ok(self.store.data_mut().ds.commit(meta).expect("the call's transaction is open")),
+            Ok(0) => Ok(()),
             Ok(packed) => {
                 let message = read_packed(&self.exports.memory, &self.store, packed)
                     .map(|b| String::from_utf8_lossy(b).into_owned())
                     .unwrap_or_else(|| "(error message out of bounds)".into());
-                self.rollback();
-                Err(ReducerError::Failed { reducer: reducer.into(), message })
+                undo(self);
+                Err(ReducerError::Failed { reducer, message })
             }
             Err(e) => {
-                self.rollback();
-                let err = self.classify(reducer, e);
+                undo(self);
+                let err = self.classify(&reducer, e);
                 // The instance may be mid-update of its own state: start a fresh one.
                 self.reinstantiate();
                 Err(err)
@@ -277,10 +419,6 @@ impl Host {
         let ptr = self.exports.alloc.call(&mut self.store, len)?;
         self.exports.memory.write(&mut self.store, ptr as u32 as usize, args)?;
         self.exports.reducers[id].call(&mut self.store, (ptr, len))
-    }
-
-    fn rollback(&mut self) {
-        self.store.data_mut().ds.rollback().expect("the call's transaction is open");
     }
 
     fn classify(&self, reducer: &str, e: wasmtime::Error) -> ReducerError {
@@ -382,6 +520,14 @@ fn guest_values(caller: &mut Caller<'_, State>, func: &str, ptr: i32, len: i32) 
         .ok_or_else(|| wasmtime::format_err!("{func}: malformed row encoding"))
 }
 
+/// The row an iterator resumes after, or `None` (from the start) for a negative length.
+fn guest_row(caller: &mut Caller<'_, State>, func: &str, ptr: i32, len: i32) -> wasmtime::Result<Option<Row>> {
+    if len < 0 {
+        return Ok(None);
+    }
+    Ok(Some(Row::from_values(&guest_values(caller, func, ptr, len)?)))
+}
+
 fn guest_str(caller: &mut Caller<'_, State>, func: &str, ptr: i32, len: i32) -> wasmtime::Result<String> {
     let bytes = guest_bytes(caller, func, ptr, len)?;
     String::from_utf8(bytes).map_err(|_| wasmtime::format_err!("{func}: string is not UTF-8"))
@@ -470,22 +616,33 @@ fn link(linker: &mut Linker<State>) -> wasmtime::Result<()> {
          lo_kind: i32,
          hi: i32,
          hi_len: i32,
-         hi_kind: i32| {
+         hi_kind: i32,
+         after: i32,
+         after_len: i32,
+         limit: i32| {
             let lo_key = guest_values(&mut c, "range", lo, lo_len)?;
             let hi_key = guest_values(&mut c, "range", hi, hi_len)?;
-            let r = c.data().ds.range(
+            let after = guest_row(&mut c, "range", after, after_len)?;
+            let bounds = (bound(lo_kind, &lo_key), bound(hi_kind, &hi_key));
+            let r = c.data().ds.range_page(
                 table as u32 as usize,
                 index as u32 as usize,
-                bound(lo_kind, &lo_key),
-                bound(hi_kind, &hi_key),
+                bounds,
+                after.as_ref(),
+                limit.max(1) as usize,
             );
             Ok(outcome(&mut c, r.map(rows_bytes)))
         },
     )?;
-    linker.func_wrap("sluice", "scan", |mut c: Caller<'_, State>, table: i32| {
-        let r = c.data().ds.scan(table as u32 as usize).map(|rows| rows_bytes(rows.cloned()));
-        Ok(outcome(&mut c, r))
-    })?;
+    linker.func_wrap(
+        "sluice",
+        "scan",
+        |mut c: Caller<'_, State>, table: i32, after: i32, after_len: i32, limit: i32| {
+            let after = guest_row(&mut c, "scan", after, after_len)?;
+            let r = c.data().ds.scan_page(table as u32 as usize, after.as_ref(), limit.max(1) as usize);
+            Ok(outcome(&mut c, r.map(rows_bytes)))
+        },
+    )?;
     linker.func_wrap("sluice", "count", |c: Caller<'_, State>, table: i32| {
         Ok(c.data().ds.count(table as u32 as usize).map_or(-1, |n| n as i64))
     })?;

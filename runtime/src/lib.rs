@@ -13,8 +13,8 @@ mod table;
 
 pub use datastore::Datastore;
 pub use error::{DatastoreError, Result};
-pub use host::{Host, HostConfig, LoadError, LogLine, ReducerError};
-pub use module_def::ModuleDesc;
+pub use host::{Host, HostConfig, LoadError, LogLine, ReducerError, ScheduledRun};
+pub use module_def::{Lifecycle, ModuleDesc};
 pub use record::{CommitMeta, TxRecord};
 pub use schema::{IndexDef, IndexKind, TableDef, TableId};
 pub use sluice_planner::TableChange;

@@ -1,6 +1,7 @@
 //! A module's self-description, read from its per-table and per-reducer description exports:
-//! tables (columns, primary key, indexes, auto-increment, visibility) and reducers with their
-//! parameter types. JSON on the wire; checked and turned into datastore table definitions here.
+//! tables (columns, primary key, indexes, auto-increment, visibility, the reducer a schedule
+//! table drives) and reducers (parameter types, lifecycle role). JSON on the wire; checked and
+//! turned into datastore table definitions here.
 
 use crate::schema::{IndexDef, IndexKind, TableDef};
 use serde::{Deserialize, Serialize};
@@ -62,6 +63,28 @@ pub struct TableDesc {
     pub auto_inc: Option<String>,
     #[serde(default = "yes")]
     pub public: bool,
+    /// For a schedule table, the reducer each of its rows runs (see `SCHEDULED_AT`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled: Option<String>,
+}
+
+/// A schedule table's column holding when a row next runs (microseconds since the Unix epoch).
+pub const SCHEDULED_AT: &str = "scheduled_at";
+/// A schedule table's column holding the interval between runs in microseconds; 0 runs once.
+pub const REPEAT_MICROS: &str = "repeat_micros";
+/// The index the host adds to a schedule table over `scheduled_at`.
+pub const SCHEDULE_INDEX: &str = "sluice_schedule";
+
+/// When the host runs a lifecycle reducer instead of a client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Lifecycle {
+    /// Once, when the module is first loaded into an empty database.
+    Init,
+    /// When a client connects, as that client.
+    ClientConnected,
+    /// When a client disconnects, as that client.
+    ClientDisconnected,
 }
 
 fn yes() -> bool {
@@ -72,6 +95,8 @@ fn yes() -> bool {
 pub struct ReducerDesc {
     pub name: String,
     pub params: Vec<Field>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<Lifecycle>,
 }
 
 /// Everything a module declares.
@@ -82,17 +107,56 @@ pub struct ModuleDesc {
 }
 
 impl ModuleDesc {
-    /// Refuses two tables or two reducers of one name.
+    /// Refuses two tables or two reducers of one name, two reducers of one lifecycle role,
+    /// lifecycle reducers with parameters, and schedule tables that do not fit their reducer.
     pub fn check(&self) -> Result<(), String> {
         for (i, r) in self.reducers.iter().enumerate() {
             if self.reducers[..i].iter().any(|o| o.name == r.name) {
                 return Err(format!("two reducers are named `{}`", r.name));
+            }
+            if let Some(role) = r.lifecycle {
+                if let Some(o) = self.reducers[..i].iter().find(|o| o.lifecycle == Some(role)) {
+                    return Err(format!("reducers `{}` and `{}` are both the {role:?} reducer", o.name, r.name));
+                }
+                if !r.params.is_empty() {
+                    return Err(format!("lifecycle reducer `{}` must take no arguments", r.name));
+                }
             }
         }
         for (i, t) in self.tables.iter().enumerate() {
             if self.tables[..i].iter().any(|o| o.name.eq_ignore_ascii_case(&t.name)) {
                 return Err(format!("two tables are named `{}`", t.name));
             }
+            if let Some(reducer) = &t.scheduled {
+                self.check_schedule(t, reducer)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The reducer that runs a lifecycle event, if the module has one.
+    pub fn lifecycle(&self, role: Lifecycle) -> Option<usize> {
+        self.reducers.iter().position(|r| r.lifecycle == Some(role))
+    }
+
+    /// A schedule table needs a primary key and the two schedule columns, as unsigned
+    /// integers; its reducer takes one of its rows (the table's columns as parameters).
+    fn check_schedule(&self, t: &TableDesc, reducer: &str) -> Result<(), String> {
+        let bad = |why: String| Err(format!("schedule table `{}`: {why}", t.name));
+        let Some(r) = self.reducers.iter().find(|r| r.name == reducer) else {
+            return bad(format!("no reducer named `{reducer}`"));
+        };
+        if t.primary_key.is_empty() {
+            return bad("needs a primary key".into());
+        }
+        for name in [SCHEDULED_AT, REPEAT_MICROS] {
+            if !t.columns.iter().any(|c| c.name == name && c.ty == TypeName::U64 && !c.nullable) {
+                return bad(format!("needs a column `{name}` of type u64"));
+            }
+        }
+        let types = |fs: &[Field]| fs.iter().map(|f| (f.ty, f.nullable)).collect::<Vec<_>>();
+        if r.lifecycle.is_some() || types(&r.params) != types(&t.columns) {
+            return bad(format!("reducer `{reducer}` must take exactly one of its rows"));
         }
         Ok(())
     }
@@ -113,7 +177,7 @@ impl TableDesc {
             .map(|c| Column { name: c.name.clone(), ty: c.ty.data_type(), nullable: c.nullable })
             .collect();
         let primary_key = self.primary_key.iter().map(|c| col(c)).collect::<Result<_, _>>()?;
-        let indexes = self
+        let mut indexes: Vec<IndexDef> = self
             .indexes
             .iter()
             .map(|ix| {
@@ -124,6 +188,13 @@ impl TableDesc {
                 })
             })
             .collect::<Result<_, String>>()?;
+        if self.scheduled.is_some() {
+            indexes.push(IndexDef {
+                name: SCHEDULE_INDEX.into(),
+                columns: vec![col(SCHEDULED_AT)?],
+                kind: IndexKind::BTree,
+            });
+        }
         let auto_inc = self.auto_inc.as_deref().map(col).transpose()?;
         Ok(TableDef {
             schema: TableSchema { name: self.name.clone(), columns, primary_key },

@@ -238,9 +238,32 @@ impl Table {
         })
     }
 
+    /// Up to `limit` rows after `after` (from the start when `None`), in the order of `scan`:
+    /// the pages of an iterator that holds no state in the host.
+    pub fn scan_page(&self, after: Option<&Row>, limit: usize) -> Vec<Row> {
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut out = Vec::new();
+        for (r, n) in self.rows.range::<Row, _>((start, Bound::Unbounded)) {
+            if out.len() >= limit {
+                break;
+            }
+            // All copies of a row go in one page, so resuming after it is exact.
+            out.extend(std::iter::repeat_n(r, *n).cloned());
+        }
+        out
+    }
+
     /// Rows whose index key (or a prefix of it, as long as the bounds) lies within the bounds,
-    /// in key order for a btree index.
-    pub fn range(&self, index: usize, lo: Bound<&[Value]>, hi: Bound<&[Value]>) -> Result<Vec<Row>> {
+    /// in key order (then row order), resuming after the row `after` and stopping at `limit`
+    /// rows: an iterator's pages.
+    pub fn range(
+        &self,
+        index: usize,
+        lo: Bound<&[Value]>,
+        hi: Bound<&[Value]>,
+        after: Option<&Row>,
+        limit: usize,
+    ) -> Result<Vec<Row>> {
         let ix = self.index(index)?;
         for b in [lo, hi] {
             if let Bound::Included(k) | Bound::Excluded(k) = b {
@@ -261,23 +284,31 @@ impl Table {
             };
             (above, below)
         };
+        let resume = after.map(|r| (ix.key(r), r.clone()));
         Ok(match &ix.data {
             IndexData::BTree(set) => {
-                let start = match lo {
-                    Bound::Included(b) | Bound::Excluded(b) => Bound::Included((b.to_vec(), Row::empty())),
-                    Bound::Unbounded => Bound::Unbounded,
+                let start = match (&resume, lo) {
+                    (Some(entry), _) => Bound::Excluded(entry.clone()),
+                    (None, Bound::Included(b) | Bound::Excluded(b)) => Bound::Included((b.to_vec(), Row::empty())),
+                    (None, Bound::Unbounded) => Bound::Unbounded,
                 };
                 set.range((start, Bound::Unbounded))
                     .map(|(k, r)| (within(k), r))
                     .skip_while(|((above, _), _)| !above)
                     .take_while(|((_, below), _)| *below)
+                    .take(limit)
                     .map(|(_, r)| r.clone())
                     .collect()
             }
             IndexData::Unique(map) => {
-                let mut rows: Vec<(&Key, &Row)> = map.iter().filter(|(k, _)| within(k) == (true, true)).collect();
+                let mut rows: Vec<(&Key, &Row)> = map
+                    .iter()
+                    .filter(|(k, r)| {
+                        within(k) == (true, true) && resume.as_ref().is_none_or(|(rk, rr)| (*k, *r) > (rk, rr))
+                    })
+                    .collect();
                 rows.sort();
-                rows.into_iter().map(|(_, r)| r.clone()).collect()
+                rows.into_iter().take(limit).map(|(_, r)| r.clone()).collect()
             }
         })
     }

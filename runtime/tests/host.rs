@@ -218,6 +218,39 @@ fn bad_modules_are_refused_with_clear_errors() {
     // Two reducer descriptions naming the same reducer (the WAT holds the JSON escaped).
     let twice = module(&[], &[("ra", "[]", ""), ("rb", "[]", "")]).replace(r#"\"name\":\"rb\""#, r#"\"name\":\"ra\""#);
     assert_eq!(err(&twice), "module description: two reducers are named `ra`");
+    // Lifecycle roles: one reducer each, taking no arguments.
+    let init = r#"[],"lifecycle":"init""#;
+    assert_eq!(
+        err(&module(&[], &[("a", init, ""), ("b", init, "")])),
+        "module description: reducers `a` and `b` are both the Init reducer"
+    );
+    let with_arg = r#"[{"name":"n","type":"u64"}],"lifecycle":"client_connected""#;
+    assert_eq!(
+        err(&module(&[], &[("hello", with_arg, "")])),
+        "module description: lifecycle reducer `hello` must take no arguments"
+    );
+    // Schedule tables: the schedule columns, and a reducer that takes one of the rows.
+    let timer = |cols: &str| {
+        format!(
+            r#"{{"name":"timer","scheduled":"tick","primary_key":["id"],"columns":[{{"name":"id","type":"u64"}}{cols}]}}"#
+        )
+    };
+    let at = r#",{"name":"scheduled_at","type":"u64"}"#;
+    let both = r#",{"name":"scheduled_at","type":"u64"},{"name":"repeat_micros","type":"u64"}"#;
+    let row = r#"[{"name":"id","type":"u64"},{"name":"a","type":"u64"},{"name":"r","type":"u64"}]"#;
+    assert_eq!(
+        err(&module(&[("timer", &timer(at))], &[("tick", row, "")])),
+        "module description: schedule table `timer`: needs a column `repeat_micros` of type u64"
+    );
+    assert_eq!(
+        err(&module(&[("timer", &timer(both))], &[("tick", "[]", "")])),
+        "module description: schedule table `timer`: reducer `tick` must take exactly one of its rows"
+    );
+    assert_eq!(
+        err(&module(&[("timer", &timer(both))], &[])),
+        "module description: schedule table `timer`: no reducer named `tick`"
+    );
+    assert!(Host::load(module(&[("timer", &timer(both))], &[("tick", row, "")]).as_bytes(), config()).is_ok());
     let no_alloc = module(&[], &[]).replace("(export \"sluice_alloc\")", "");
     assert_eq!(err(&no_alloc), "module lacks export `sluice_alloc` (or it has the wrong type)");
     let unknown_import = r#"(module (import "sluice" "explode" (func)) (memory (export "memory") 1))"#;

@@ -174,9 +174,55 @@ impl<T: Column> Column for Option<T> {
     }
 }
 
-/// Encodes one value as a one-column key.
-pub fn key<K: Column>(k: &K) -> Vec<u8> {
+/// A key of an index: one column's value, or a tuple for an index over several columns
+/// (a prefix of whose values is a prefix key).
+pub trait IndexKey {
+    fn encode_key(&self, out: &mut Vec<u8>);
+}
+
+impl<T: Column> IndexKey for T {
+    fn encode_key(&self, out: &mut Vec<u8>) {
+        self.encode(out)
+    }
+}
+
+macro_rules! tuple_keys {
+    ($(($($t:ident $i:tt),+)),+) => {$(
+        impl<$($t: Column),+> IndexKey for ($($t,)+) {
+            fn encode_key(&self, out: &mut Vec<u8>) {
+                $(self.$i.encode(out);)+
+            }
+        }
+    )+};
+}
+
+tuple_keys!((A 0, B 1), (A 0, B 1, C 2), (A 0, B 1, C 2, D 3));
+
+/// Encodes a key.
+pub fn key<K: IndexKey>(k: &K) -> Vec<u8> {
     let mut out = Vec::new();
-    k.encode(&mut out);
+    k.encode_key(&mut out);
     out
+}
+
+/// A reducer parameter: one column value, or a whole table row (as a scheduled reducer
+/// receives its schedule row), which takes one field per column.
+pub trait Param: Sized {
+    /// The JSON descriptions of the parameter's fields, the first named `name`.
+    fn fields(name: &str) -> Vec<String>;
+    fn decode_param(r: &mut Reader<'_>) -> Self;
+}
+
+impl<T: Column> Param for T {
+    fn fields(name: &str) -> Vec<String> {
+        vec![field(name, T::TYPE, T::NULLABLE)]
+    }
+    fn decode_param(r: &mut Reader<'_>) -> Self {
+        T::decode(r)
+    }
+}
+
+/// A column's or parameter's JSON description.
+pub fn field(name: &str, ty: &str, nullable: bool) -> String {
+    format!("{{\"name\":\"{name}\",\"type\":\"{ty}\",\"nullable\":{nullable}}}")
 }

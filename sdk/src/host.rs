@@ -22,8 +22,11 @@ mod sys {
             hi: *const u8,
             hi_len: i32,
             hi_kind: i32,
+            after: *const u8,
+            after_len: i32,
+            limit: i32,
         ) -> i64;
-        pub fn scan(table: i32) -> i64;
+        pub fn scan(table: i32, after: *const u8, after_len: i32, limit: i32) -> i64;
         pub fn count(table: i32) -> i64;
         pub fn read_result(ptr: *mut u8);
         pub fn log(level: i32, ptr: *const u8, len: i32);
@@ -67,10 +70,22 @@ mod sys {
         no_host()
     }
     #[allow(clippy::too_many_arguments)]
-    pub unsafe fn range(_: i32, _: i32, _: *const u8, _: i32, _: i32, _: *const u8, _: i32, _: i32) -> i64 {
+    pub unsafe fn range(
+        _: i32,
+        _: i32,
+        _: *const u8,
+        _: i32,
+        _: i32,
+        _: *const u8,
+        _: i32,
+        _: i32,
+        _: *const u8,
+        _: i32,
+        _: i32,
+    ) -> i64 {
         no_host()
     }
-    pub unsafe fn scan(_: i32) -> i64 {
+    pub unsafe fn scan(_: i32, _: *const u8, _: i32, _: i32) -> i64 {
         no_host()
     }
     pub unsafe fn count(_: i32) -> i64 {
@@ -130,15 +145,39 @@ pub fn find(table: i32, index: i32, key: &[u8]) -> Vec<u8> {
     data(unsafe { sys::find(table, index, key.as_ptr(), key.len() as i32) })
 }
 
-pub fn range(table: i32, index: i32, lo: (Vec<u8>, i32), hi: (Vec<u8>, i32)) -> Vec<u8> {
+/// A bound of a range: its key and kind (0 included, 1 excluded, 2 unbounded).
+pub type RangeBound = (Vec<u8>, i32);
+
+/// The `after` argument of a page: the row to resume after, or from the start.
+fn after_arg(after: Option<&[u8]>) -> (*const u8, i32) {
+    after.map_or((std::ptr::null(), -1), |a| (a.as_ptr(), a.len() as i32))
+}
+
+/// Up to `limit` rows of an index range after the row `after`.
+pub fn range(table: i32, index: i32, lo: &RangeBound, hi: &RangeBound, after: Option<&[u8]>, limit: i32) -> Vec<u8> {
+    let (after, after_len) = after_arg(after);
     let r = unsafe {
-        sys::range(table, index, lo.0.as_ptr(), lo.0.len() as i32, lo.1, hi.0.as_ptr(), hi.0.len() as i32, hi.1)
+        sys::range(
+            table,
+            index,
+            lo.0.as_ptr(),
+            lo.0.len() as i32,
+            lo.1,
+            hi.0.as_ptr(),
+            hi.0.len() as i32,
+            hi.1,
+            after,
+            after_len,
+            limit,
+        )
     };
     data(r)
 }
 
-pub fn scan(table: i32) -> Vec<u8> {
-    data(unsafe { sys::scan(table) })
+/// Up to `limit` rows of a table after the row `after`.
+pub fn scan(table: i32, after: Option<&[u8]>, limit: i32) -> Vec<u8> {
+    let (after, after_len) = after_arg(after);
+    data(unsafe { sys::scan(table, after, after_len, limit) })
 }
 
 pub fn count(table: i32) -> u64 {

@@ -1,6 +1,9 @@
 //! The Sluice module SDK: what a module author depends on. `#[table]` on a struct makes it a
-//! table (with `#[primary_key]`, `#[unique]`, `#[index(btree)]` and `#[auto_inc]` on fields);
-//! `#[reducer]` on a function taking `&ReducerContext` and typed arguments makes it a reducer.
+//! table (with `#[primary_key]`, `#[unique]`, `#[index(btree)]` and `#[auto_inc]` on fields,
+//! `index(name = …, btree(columns = [a, b]))` for an index over several columns, and
+//! `scheduled(reducer)` for a schedule table); `#[reducer]` on a function taking
+//! `&ReducerContext` and typed arguments makes it a reducer, `#[reducer(init)]`,
+//! `#[reducer(client_connected)]` and `#[reducer(client_disconnected)]` a lifecycle one.
 //! Both export what the host's ABI (runtime/src/host.rs) expects; table handles turn typed
 //! rows into host calls. Built for wasm32-unknown-unknown with `sluice build`; on other
 //! targets it compiles (so its own tests run) but calling the host panics.
@@ -8,17 +11,20 @@
 mod codec;
 mod host;
 
-pub use codec::{key, Column, Reader};
+pub use codec::{field, key, Column, IndexKey, Param, Reader};
 pub use sluice_macros::{reducer, table};
 use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
+use std::sync::atomic::{AtomicI32, Ordering};
 
 /// A table row type, implemented by `#[table]`.
-pub trait Table: Sized {
+pub trait Table: Param {
     /// The table's name in the database.
     const NAME: &'static str;
     fn encode(&self) -> Vec<u8>;
-    fn decode(bytes: &[u8]) -> Self;
+    fn decode(bytes: &[u8]) -> Self {
+        Self::decode_param(&mut Reader::new(bytes))
+    }
 }
 
 /// The caller of a reducer: 32 bytes (all zero for the database owner).
@@ -78,10 +84,26 @@ pub struct TableHandle<T> {
     row: PhantomData<T>,
 }
 
+/// A table or index id, looked up once per instance.
+fn cached(slot: &AtomicI32, lookup: impl FnOnce() -> i32) -> i32 {
+    match slot.load(Ordering::Relaxed) {
+        id if id >= 0 => id,
+        _ => {
+            let id = lookup();
+            slot.store(id, Ordering::Relaxed);
+            id
+        }
+    }
+}
+
+/// Rows fetched from the host per page while iterating.
+const PAGE: i32 = 256;
+
 impl<T: Table> TableHandle<T> {
+    /// The handle of `T`'s table, whose id `slot` caches.
     #[doc(hidden)]
-    pub fn new() -> TableHandle<T> {
-        TableHandle { table: host::table_id(T::NAME), row: PhantomData }
+    pub fn new(slot: &AtomicI32) -> TableHandle<T> {
+        TableHandle { table: cached(slot, || host::table_id(T::NAME)), row: PhantomData }
     }
 
     /// Inserts a row; returns it with generated (auto-increment) values filled in.
@@ -89,19 +111,64 @@ impl<T: Table> TableHandle<T> {
         host::insert(self.table, &row.encode()).map(|bytes| T::decode(&bytes))
     }
 
-    /// Every row.
-    pub fn iter(&self) -> impl Iterator<Item = T> {
-        host::rows(host::scan(self.table)).into_iter().map(|r| T::decode(&r))
+    /// Every row, fetched from the host a page at a time. Rows inserted during the iteration
+    /// may or may not be seen; rows deleted before they are reached are not.
+    pub fn iter(&self) -> RowIter<T> {
+        RowIter::new(self.table, None)
     }
 
     pub fn count(&self) -> u64 {
         host::count(self.table)
     }
 
-    /// An index by name (the primary key is `primary_key`); `#[table]` names them for you.
+    /// An index by name (the primary key is `primary_key`), whose id `slot` caches;
+    /// `#[table]` names them for you.
     #[doc(hidden)]
-    pub fn index<K: Column>(&self, name: &str) -> Index<T, K> {
-        Index { table: self.table, index: host::index_id(self.table, name), row: PhantomData }
+    pub fn index<K: IndexKey>(&self, name: &str, slot: &AtomicI32) -> Index<T, K> {
+        Index { table: self.table, index: cached(slot, || host::index_id(self.table, name)), row: PhantomData }
+    }
+}
+
+/// Rows of a table or of an index range, fetched from the host a page at a time (the host
+/// resumes after the last row fetched, and keeps no state between pages).
+pub struct RowIter<T> {
+    table: i32,
+    /// The index and bounds of a range; `None` scans the table.
+    range: Option<(i32, host::RangeBound, host::RangeBound)>,
+    page: Vec<Vec<u8>>,
+    pos: usize,
+    done: bool,
+    row: PhantomData<T>,
+}
+
+impl<T: Table> RowIter<T> {
+    fn new(table: i32, range: Option<(i32, host::RangeBound, host::RangeBound)>) -> RowIter<T> {
+        RowIter { table, range, page: Vec::new(), pos: 0, done: false, row: PhantomData }
+    }
+}
+
+impl<T: Table> Iterator for RowIter<T> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
+        if self.pos == self.page.len() {
+            if self.done {
+                return None;
+            }
+            let after = self.page.last().map(Vec::as_slice);
+            let bytes = match &self.range {
+                None => host::scan(self.table, after, PAGE),
+                Some((index, lo, hi)) => host::range(self.table, *index, lo, hi, after, PAGE),
+            };
+            self.page = host::rows(bytes);
+            self.pos = 0;
+            self.done = self.page.len() < PAGE as usize;
+            if self.page.is_empty() {
+                return None;
+            }
+        }
+        self.pos += 1;
+        Some(T::decode(&self.page[self.pos - 1]))
     }
 }
 
@@ -112,7 +179,7 @@ pub struct Index<T, K> {
     row: PhantomData<(T, K)>,
 }
 
-impl<T: Table, K: Column> Index<T, K> {
+impl<T: Table, K: IndexKey> Index<T, K> {
     /// The row with this key (of a btree index: the first).
     pub fn find(&self, key: &K) -> Option<T> {
         let bytes = host::find(self.table, self.index, &codec::key(key));
@@ -129,15 +196,16 @@ impl<T: Table, K: Column> Index<T, K> {
         host::update_by(self.table, self.index, &row.encode()).map(|bytes| T::decode(&bytes))
     }
 
-    /// Rows whose key lies in `range`, in key order.
-    pub fn filter(&self, range: impl RangeBounds<K>) -> Vec<T> {
+    /// Rows whose key lies in `range`, in key order, a page at a time. For an index over
+    /// several columns the bounds are tuples of its columns' values.
+    pub fn filter(&self, range: impl RangeBounds<K>) -> RowIter<T> {
         let bound = |b: Bound<&K>| match b {
             Bound::Included(k) => (codec::key(k), 0),
             Bound::Excluded(k) => (codec::key(k), 1),
             Bound::Unbounded => (Vec::new(), 2),
         };
         let (lo, hi) = (bound(range.start_bound()), bound(range.end_bound()));
-        host::rows(host::range(self.table, self.index, lo, hi)).iter().map(|r| T::decode(r)).collect()
+        RowIter::new(self.table, Some((self.index, lo, hi)))
     }
 }
 
