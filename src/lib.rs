@@ -4,4 +4,6 @@
 
 pub mod build;
 pub mod db;
+pub mod demo;
+pub mod module_db;
 pub mod slt;

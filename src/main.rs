@@ -28,6 +28,16 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Run the bundled demo (examples/game) in real time, printing its live subscriptions'
+    /// deltas as each transaction commits.
+    Demo {
+        /// Stop after this many seconds (default: run until interrupted).
+        #[arg(long)]
+        seconds: Option<u64>,
+        /// Bots to add to the twelve the game starts with.
+        #[arg(long, default_value_t = 0)]
+        bots: u64,
+    },
     /// Compile a module crate to WebAssembly (rustup's wasm32 target or Debian's rustc-web).
     Build {
         /// The module crate's directory.
@@ -60,6 +70,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             println!("{passed} passed, {failed} failed");
             Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Demo { seconds, bots } => {
+            sluice::demo::run(seconds, bots)?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Build { dir } => {
             let wasm = sluice::build::build(&dir)?;

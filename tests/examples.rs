@@ -16,9 +16,9 @@ use sluice_runtime::{CommitMeta, Host, Lifecycle, ReducerError, TxRecord};
 const T0: u64 = 1_790_000_000_000_000;
 /// The game module's constants (examples/game/src/lib.rs).
 const TICK: u64 = 100_000;
-const BOTS: u64 = 6;
-const GOAL: i64 = 10;
-const WORLD: i64 = 100;
+const BOTS: u64 = 12;
+const GOAL: i64 = 8;
+const WORLD: i64 = 32;
 
 /// Caller `k` as a hex identity.
 fn who(k: u64) -> String {
@@ -88,7 +88,7 @@ fn the_game_example_ticks_on_schedule_and_feeds_a_join_an_aggregate_and_a_top_k(
     let Some(mut host) = load("examples/game") else { return };
     let queries = [
         "SELECT p.name, t.name, pos.x, pos.y FROM player p JOIN team t ON p.team_id = t.id \
-         JOIN position pos ON pos.player_id = p.id WHERE pos.x < 50",
+         JOIN position pos ON pos.player_id = p.id WHERE pos.x < 16",
         "SELECT team_id, COUNT(*), SUM(score) FROM player GROUP BY team_id",
         "SELECT id, name, score FROM player ORDER BY score DESC, id LIMIT 3",
     ];

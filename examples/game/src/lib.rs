@@ -6,13 +6,13 @@
 use sluice_sdk::{reducer, table, Identity, ReducerContext};
 
 /// Side of the square world; positions wrap around.
-pub const WORLD: i64 = 100;
+pub const WORLD: i64 = 32;
 /// Players in [0, GOAL) × [0, GOAL) score a point on every tick.
-pub const GOAL: i64 = 10;
+pub const GOAL: i64 = 8;
 /// Time between ticks, in microseconds.
 pub const TICK_MICROS: u64 = 100_000;
 /// Bots `init` creates.
-pub const BOTS: u64 = 6;
+pub const BOTS: u64 = 12;
 /// The largest step of a move, in each direction.
 pub const MAX_STEP: i64 = 5;
 
@@ -83,9 +83,15 @@ pub fn spawn_bots(ctx: &ReducerContext, n: u64) -> Result<(), String> {
         let mut identity = [0u8; 32];
         identity[0] = 0xb0;
         identity[24..].copy_from_slice(&k.to_be_bytes());
-        spawn(ctx, Identity(identity), format!("bot-{k}"), 1 + k % 2, true)?;
+        spawn(ctx, Identity(identity), format!("bot-{k}"), 1 + k % 2, true, start(k))?;
     }
     Ok(())
+}
+
+/// Where bot `k` starts: spread over the world.
+fn start(k: u64) -> (i64, i64) {
+    let h = k.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    ((h >> 32) as i64 % WORLD, (h >> 16 & 0xffff) as i64 % WORLD)
 }
 
 /// A bot's step on tick `n`: each coordinate changes by -1, 0 or 1.
@@ -94,10 +100,17 @@ pub fn bot_step(n: u64, player_id: u64) -> (i64, i64) {
     ((h >> 40) as i64 % 3 - 1, (h >> 20) as i64 % 3 - 1)
 }
 
-fn spawn(ctx: &ReducerContext, identity: Identity, name: String, team_id: u64, bot: bool) -> Result<(), String> {
+fn spawn(
+    ctx: &ReducerContext,
+    identity: Identity,
+    name: String,
+    team_id: u64,
+    bot: bool,
+    (x, y): (i64, i64),
+) -> Result<(), String> {
     let p = Player { id: 0, identity, name, team_id, score: 0, online: true, bot };
     let p = ctx.db.player().insert(p)?;
-    ctx.db.position().insert(Position { player_id: p.id, x: WORLD / 2, y: WORLD / 2 })?;
+    ctx.db.position().insert(Position { player_id: p.id, x, y })?;
     Ok(())
 }
 
@@ -135,7 +148,7 @@ pub fn join(ctx: &ReducerContext, name: String, team_id: u64) -> Result<(), Stri
     if me(ctx).is_ok() {
         return Err("already in the game".into());
     }
-    spawn(ctx, ctx.sender, name, team_id, false)
+    spawn(ctx, ctx.sender, name, team_id, false, (WORLD / 2, WORLD / 2))
 }
 
 /// Moves the caller's player by (dx, dy), each at most `MAX_STEP`, wrapping around.

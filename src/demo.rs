@@ -1,0 +1,78 @@
+//! The demo: examples/game compiled to wasm and embedded in the binary (demo/game.wasm, kept
+//! in step with its source by tests/demo.rs), and `sluice demo`, which runs it in real time —
+//! its scheduled tick moves the bots and scores the goal — and prints live subscriptions'
+//! deltas as each transaction commits.
+
+use crate::module_db::ModuleDb;
+use anyhow::Result;
+use sluice_planner::Row;
+use sluice_runtime::{CommitMeta, Host, HostConfig, Lifecycle};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The game module, built by `sluice build examples/game`.
+pub const GAME_WASM: &[u8] = include_bytes!("../demo/game.wasm");
+
+/// What `sluice demo` subscribes to: a join with an aggregate, and a top-k.
+pub const QUERIES: [&str; 2] = [
+    "SELECT t.name, COUNT(*) AS players, SUM(p.score) AS score FROM player p JOIN team t ON p.team_id = t.id \
+     GROUP BY t.name",
+    "SELECT p.name, p.score, pos.x, pos.y FROM player p JOIN position pos ON pos.player_id = p.id \
+     ORDER BY p.score DESC, p.id LIMIT 3",
+];
+
+/// Microseconds since the Unix epoch.
+pub fn now_micros() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
+}
+
+fn show(row: &Row) -> String {
+    let cells: Vec<String> = row.values().iter().map(|v| v.to_string()).collect();
+    format!("({})", cells.join(", "))
+}
+
+/// Loads the demo, runs `init`, then runs its schedule in real time for `seconds` (forever
+/// if `None`), printing each subscription's initial rows and then its deltas per offset.
+pub fn run(seconds: Option<u64>, extra_bots: u64) -> Result<()> {
+    let host = Host::load(GAME_WASM, HostConfig::default())?;
+    let mut db = ModuleDb::new(host, 1)?;
+    let mut subs = Vec::new();
+    for sql in QUERIES {
+        let sub = db.subscribe(sql)?;
+        println!("subscribed: {sql}");
+        subs.push(sub.query);
+    }
+    let meta = CommitMeta { timestamp_micros: now_micros(), ..CommitMeta::default() };
+    let mut committed = vec![db.lifecycle(Lifecycle::Init, meta).expect("the game has init")?];
+    if extra_bots > 0 {
+        let meta = CommitMeta { timestamp_micros: now_micros(), ..CommitMeta::default() };
+        committed.push(db.call("spawn_bots", &format!("[{extra_bots}]"), meta)?);
+    }
+    let deadline = seconds.map(|s| Instant::now() + Duration::from_secs(s));
+    loop {
+        for (tx, deltas) in committed.drain(..) {
+            for d in deltas {
+                let q = subs.iter().position(|q| *q == d.query).map_or(0, |i| i + 1);
+                let mut line = format!("offset {} {} q{q}:", tx.offset, tx.meta.reducer);
+                for r in &d.deletes {
+                    line += &format!(" -{}", show(r));
+                }
+                for r in &d.inserts {
+                    line += &format!(" +{}", show(r));
+                }
+                println!("{line}");
+            }
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(());
+        }
+        let next = db.host().next_scheduled().unwrap_or(u64::MAX);
+        let wait = next.saturating_sub(now_micros()).min(100_000);
+        std::thread::sleep(Duration::from_micros(wait));
+        for (run, deltas) in db.run_scheduled(now_micros()) {
+            if let Some(e) = run.error {
+                eprintln!("{e}");
+            }
+            committed.push((run.tx, deltas));
+        }
+    }
+}
