@@ -41,7 +41,7 @@ fn the_bank_example_keeps_its_books_and_feeds_subscriptions() {
     use rand::{Rng, SeedableRng};
     let Some(mut host) = load("examples/bank") else { return };
     let names: Vec<&str> = host.description().reducers.iter().map(|r| r.name.as_str()).collect();
-    assert_eq!(names, vec!["seed", "transfer"]);
+    assert_eq!(names, vec!["noop", "open", "seed", "transfer"]);
     let queries = [
         "SELECT SUM(balance), COUNT(*) FROM account",
         "SELECT id, balance FROM account ORDER BY balance DESC, id LIMIT 3",
@@ -107,4 +107,35 @@ fn reducer_calls_do_not_grow_module_memory() {
             host.call("transfer", "[1, 3, 0]", CommitMeta::default()).unwrap_err();
         }
     }
+}
+
+/// A module written with the SDK that panics, spins, allocates without bound and fails after
+/// writing: each call is rolled back with its reason (a panic's own message), a fresh
+/// instance takes over, and the database keeps serving.
+#[test]
+fn misbehaving_reducers_are_rolled_back_with_their_reason() {
+    let Some(wasm) = build_module("tests/modules/faulty") else { return };
+    let config = HostConfig { time_budget: std::time::Duration::from_millis(200), memory_limit: 16 << 20 };
+    let mut host = Host::load(&std::fs::read(&wasm).unwrap(), config).unwrap();
+    let mut call = |r: &str, args: &str| host.call(r, args, CommitMeta::default());
+    call("add", r#"[1, "kept"]"#).unwrap();
+    let panic = call("panics", "[2]").unwrap_err();
+    assert!(
+        matches!(&panic, ReducerError::Trapped { message, .. } if message.contains("note not found") && message.contains("src/lib.rs")),
+        "{panic}"
+    );
+    let spin = call("spins", "[3]").unwrap_err();
+    assert_eq!(spin, ReducerError::TimedOut { reducer: "spins".into(), budget: std::time::Duration::from_millis(200) });
+    let hog = call("hogs", "[]").unwrap_err();
+    assert_eq!(hog, ReducerError::OutOfMemory { reducer: "hogs".into(), limit: 16 << 20 });
+    let fail = call("fails", "[4]").unwrap_err();
+    assert_eq!(fail, ReducerError::Failed { reducer: "fails".into(), message: "note 4 was not wanted".into() });
+    let tx = call("add", r#"[5, "also kept"]"#).unwrap();
+    assert_eq!(tx.offset, 2, "failed calls take no offset");
+    let ds = host.datastore();
+    let notes: Vec<Value> = ds.scan(ds.table_id("note").unwrap()).unwrap().map(|r| r.get(0)).collect();
+    assert_eq!(notes, vec![Value::UInt(1), Value::UInt(5)], "nothing of the failed calls remains");
+    let panics: Vec<_> =
+        host.take_logs().into_iter().filter(|l| l.level == sluice_runtime::host::PANIC_LEVEL).collect();
+    assert_eq!(panics.len(), 1, "the panic is in the database's log too");
 }

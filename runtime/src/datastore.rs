@@ -8,7 +8,7 @@ use crate::record::{CommitMeta, TxRecord};
 use crate::schema::{TableDef, TableId};
 use crate::table::{format_key, Table, PRIMARY_KEY};
 use sluice_planner::{Row, TableChange, Value};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::ops::Bound;
 
 /// One change, recorded so it can be undone and reported.
@@ -108,25 +108,34 @@ impl Datastore {
     /// may wait for it).
     pub fn commit(&mut self, meta: CommitMeta) -> Result<TxRecord> {
         let log = self.tx.take().ok_or(DatastoreError::NoTransaction)?;
-        let mut net: BTreeMap<TableId, BTreeMap<Row, isize>> = BTreeMap::new();
-        for c in log {
-            match c {
-                Change::Insert(t, r) => *net.entry(t).or_default().entry(r).or_default() += 1,
-                Change::Delete(t, r) => *net.entry(t).or_default().entry(r).or_default() -= 1,
-                Change::Seq(..) => {}
+        // Net changes: (table, row, ±1) sorted, then summed per (table, row).
+        let mut net: Vec<(TableId, Row, isize)> = log
+            .into_iter()
+            .filter_map(|c| match c {
+                Change::Insert(t, r) => Some((t, r, 1)),
+                Change::Delete(t, r) => Some((t, r, -1)),
+                Change::Seq(..) => None,
+            })
+            .collect();
+        net.sort_unstable_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        let mut changes: Vec<(TableId, TableChange)> = Vec::new();
+        let mut rest = &net[..];
+        while let Some((t, row, _)) = rest.first() {
+            let run = rest.iter().take_while(|(u, r, _)| u == t && r == row).count();
+            let n: isize = rest[..run].iter().map(|c| c.2).sum();
+            rest = &rest[run..];
+            if n == 0 {
+                continue;
             }
+            if changes.last().is_none_or(|(u, _)| u != t) {
+                let name = self.table(*t)?.def.name().to_string();
+                changes.push((*t, TableChange { table: name, ..TableChange::default() }));
+            }
+            let d = &mut changes.last_mut().expect("just pushed").1;
+            let side = if n > 0 { &mut d.inserts } else { &mut d.deletes };
+            side.extend(std::iter::repeat_n(row.clone(), n.unsigned_abs()));
         }
-        let mut changes = Vec::new();
-        for (t, rows) in net {
-            let mut d = TableChange { table: self.table(t)?.def.name().to_string(), ..TableChange::default() };
-            for (r, n) in rows {
-                let side = if n > 0 { &mut d.inserts } else { &mut d.deletes };
-                side.extend(std::iter::repeat_n(r, n.unsigned_abs()));
-            }
-            if !d.inserts.is_empty() || !d.deletes.is_empty() {
-                changes.push(d);
-            }
-        }
+        let changes = changes.into_iter().map(|(_, c)| c).collect();
         self.offset += 1;
         Ok(TxRecord { offset: self.offset, meta, changes })
     }
@@ -201,26 +210,27 @@ impl Datastore {
     /// Replaces the row that has the same key in a unique index (or the primary key) as
     /// `values`; returns the new row. Fails, changing nothing, if there is no such row or the
     /// new row breaks a constraint.
-    pub fn update_by(&mut self, table: TableId, index: usize, values: Vec<Value>) -> Result<Row> {
+    pub fn update_by(&mut self, table: TableId, index: usize, mut values: Vec<Value>) -> Result<Row> {
+        self.log()?;
         let t = self.table(table)?;
-        let mut checked = values;
-        t.check(&mut checked)?;
-        let cols = t.index_columns(index)?;
-        let key: Vec<Value> = cols.iter().map(|&c| checked[c].clone()).collect();
-        let Some(old) = self.find(table, index, &key)? else {
+        let seq = t.fill_auto_inc(&mut values)?;
+        t.check(&mut values)?;
+        let key: Vec<Value> = t.index_columns(index)?.iter().map(|&c| values[c].clone()).collect();
+        let Some(old) = t.find(index, &key)? else {
             return Err(DatastoreError::NotFound { table: t.def.name().into(), key: format_key(&key) });
         };
-        self.delete(table, &old)?;
-        match self.insert(table, checked) {
-            Ok(row) => Ok(row),
-            Err(e) => {
-                // Put the old row back, and drop both log entries: nothing happened.
-                let t = self.table_mut(table)?;
-                t.insert_checked(old);
-                self.log()?.pop();
-                Err(e)
-            }
+        let new = Row::from_values(&values);
+        let t = self.table_mut(table)?;
+        t.replace(&old, new.clone())?;
+        let old_seq = t.seq;
+        if let Some(next) = seq {
+            t.seq = next;
+            self.log()?.push(Change::Seq(table, old_seq));
         }
+        let log = self.log()?;
+        log.push(Change::Delete(table, old));
+        log.push(Change::Insert(table, new.clone()));
+        Ok(new)
     }
 
     /// Replaces the row with the same primary key.

@@ -112,6 +112,8 @@ struct State {
     result: Vec<u8>,
     limits: Limits,
     logs: Vec<LogLine>,
+    /// The instance's exported memory, once instantiated (host functions read and write it).
+    memory: Option<Memory>,
 }
 
 /// The memory limit, remembering whether it refused a request during the current call.
@@ -133,7 +135,10 @@ impl ResourceLimiter for Limits {
     }
 }
 
-/// One line a module logged.
+/// The log level a module's panic message is written at, just before it traps.
+pub const PANIC_LEVEL: u32 = 0;
+
+/// One line a module logged (level 0 a panic, 1 error … 5 trace).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogLine {
     pub level: u32,
@@ -175,7 +180,7 @@ impl Drop for Host {
 
 fn store(engine: &Engine, ds: Datastore, config: &HostConfig) -> Store<State> {
     let limits = Limits { memory: config.memory_limit, refused: false };
-    let state = State { ds, result: Vec::new(), limits, logs: Vec::new() };
+    let state = State { ds, result: Vec::new(), limits, logs: Vec::new(), memory: None };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limits);
     store
@@ -190,6 +195,7 @@ fn instantiate(
     let instance: Instance =
         linker.instantiate(&mut *store, module).map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
     let memory = instance.get_memory(&mut *store, "memory").ok_or(LoadError::MissingExport("memory".into()))?;
+    store.data_mut().memory = Some(memory);
     let alloc = instance
         .get_typed_func::<i32, i32>(&mut *store, "sluice_alloc")
         .map_err(|_| LoadError::MissingExport("sluice_alloc".into()))?;
@@ -406,7 +412,8 @@ impl Host {
             }
             Err(e) => {
                 undo(self);
-                let err = self.classify(&reducer, e);
+                let panic = self.store.data().logs[logged..].iter().find(|l| l.level == PANIC_LEVEL);
+                let err = self.classify(&reducer, e, panic.map(|l| l.message.clone()));
                 // The instance may be mid-update of its own state: start a fresh one.
                 self.reinstantiate();
                 Err(err)
@@ -421,7 +428,9 @@ impl Host {
         self.exports.reducers[id].call(&mut self.store, (ptr, len))
     }
 
-    fn classify(&self, reducer: &str, e: wasmtime::Error) -> ReducerError {
+    /// Why a call trapped: its time budget, the memory limit, the panic message the module
+    /// logged, or else the trap itself.
+    fn classify(&self, reducer: &str, e: wasmtime::Error, panic: Option<String>) -> ReducerError {
         let reducer = reducer.to_string();
         if let Some(Trap::Interrupt) = e.downcast_ref::<Trap>() {
             return ReducerError::TimedOut { reducer, budget: self.config.time_budget };
@@ -429,13 +438,19 @@ impl Host {
         if self.store.data().limits.refused {
             return ReducerError::OutOfMemory { reducer, limit: self.config.memory_limit };
         }
-        ReducerError::Trapped { reducer, message: format!("{e:#}") }
+        ReducerError::Trapped { reducer, message: panic.unwrap_or_else(|| format!("{e:#}")) }
     }
 
     fn reinstantiate(&mut self) {
         let state = std::mem::replace(
             self.store.data_mut(),
-            State { ds: Datastore::new(), result: Vec::new(), limits: Limits::default(), logs: Vec::new() },
+            State {
+                ds: Datastore::new(),
+                result: Vec::new(),
+                limits: Limits::default(),
+                logs: Vec::new(),
+                memory: None,
+            },
         );
         let mut store = store(&self.engine, state.ds, &self.config);
         store.data_mut().logs = state.logs;
@@ -458,6 +473,7 @@ fn ticks(budget: Duration) -> u64 {
 fn describe(store: &mut Store<State>, linker: &Linker<State>, module: &Module) -> Result<ModuleDesc, LoadError> {
     let instance = linker.instantiate(&mut *store, module).map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
     let memory = instance.get_memory(&mut *store, "memory").ok_or(LoadError::MissingExport("memory".into()))?;
+    store.data_mut().memory = Some(memory);
     let mut desc = ModuleDesc::default();
     let names: Vec<String> = module.exports().map(|e| e.name().to_string()).collect();
     for name in names {
@@ -498,12 +514,14 @@ fn read_packed<'a>(memory: &Memory, store: &'a Store<State>, packed: i64) -> Opt
     memory.data(store).get(ptr..ptr.checked_add(len)?)
 }
 
-/// The guest's memory and the bytes at (ptr, len), or a trap naming the host function.
+/// The guest's memory.
+fn guest_memory(caller: &Caller<'_, State>, func: &str) -> wasmtime::Result<Memory> {
+    caller.data().memory.ok_or_else(|| wasmtime::format_err!("{func}: module has no memory"))
+}
+
+/// The bytes at (ptr, len) in the guest's memory, or a trap naming the host function.
 fn guest_bytes(caller: &mut Caller<'_, State>, func: &str, ptr: i32, len: i32) -> wasmtime::Result<Vec<u8>> {
-    let memory = caller
-        .get_export("memory")
-        .and_then(|e| e.into_memory())
-        .ok_or_else(|| wasmtime::format_err!("{func}: module has no memory"))?;
+    let memory = guest_memory(caller, func)?;
     let (ptr, len) = (ptr as u32 as usize, len as u32 as usize);
     memory
         .data(&caller)
@@ -647,10 +665,7 @@ fn link(linker: &mut Linker<State>) -> wasmtime::Result<()> {
         Ok(c.data().ds.count(table as u32 as usize).map_or(-1, |n| n as i64))
     })?;
     linker.func_wrap("sluice", "read_result", |mut c: Caller<'_, State>, ptr: i32| {
-        let memory = c
-            .get_export("memory")
-            .and_then(|e| e.into_memory())
-            .ok_or_else(|| wasmtime::format_err!("read_result: module has no memory"))?;
+        let memory = guest_memory(&c, "read_result")?;
         let bytes = std::mem::take(&mut c.data_mut().result);
         memory
             .write(&mut c, ptr as u32 as usize, &bytes)

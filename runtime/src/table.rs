@@ -3,15 +3,19 @@
 
 use crate::error::{DatastoreError, Result};
 use crate::schema::{IndexKind, TableDef};
+use hashbrown::HashMap;
 use sluice_planner::{DataType, Row, Value};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
 /// The values of an index's columns, ordered as the values order (numbers numerically).
 pub type Key = Vec<Value>;
 
 enum IndexData {
-    Unique(HashMap<Key, Row>),
+    /// Keyed by the key's encoding: equal keys encode identically, and hashing and moving
+    /// a compact row is cheap (growing a table of millions of keys takes milliseconds).
+    Unique(HashMap<Row, Row>),
+    /// Ordered by the key's values (value order, which the encoding's byte order is not).
     BTree(BTreeSet<(Key, Row)>),
 }
 
@@ -24,9 +28,21 @@ struct Index {
 
 impl Index {
     fn key(&self, row: &Row) -> Key {
-        let vals = row.values();
-        self.columns.iter().map(|&c| vals[c].clone()).collect()
+        key_of(&self.columns, row)
     }
+}
+
+/// The values of `columns` in `row`.
+fn key_of(columns: &[usize], row: &Row) -> Key {
+    let vals = row.values();
+    columns.iter().map(|&c| vals[c].clone()).collect()
+}
+
+/// A unique index's entry key for `row`: `None` if the key holds a NULL (NULLs are distinct
+/// from each other, as in SQL, so such rows are not indexed).
+fn unique_key(columns: &[usize], row: &Row) -> Option<Row> {
+    let key = key_of(columns, row);
+    (!key.iter().any(Value::is_null)).then(|| Row::from_values(&key))
 }
 
 pub struct Table {
@@ -154,37 +170,74 @@ impl Table {
 
     /// Whether inserting `row` would break a unique index; the error names the index.
     pub fn check_unique(&self, row: &Row) -> Result<()> {
+        self.check_unique_replacing(row, None)
+    }
+
+    /// Like `check_unique`, where `replacing` (if any) is about to leave the table, so its
+    /// keys are free.
+    fn check_unique_replacing(&self, row: &Row, replacing: Option<&Row>) -> Result<()> {
         for ix in &self.indexes {
             if let IndexData::Unique(map) = &ix.data {
-                let key = ix.key(row);
-                // NULLs are distinct from each other, as in SQL.
-                if !key.iter().any(Value::is_null) && map.contains_key(&key) {
+                let holder = unique_key(&ix.columns, row).and_then(|k| map.get(&k));
+                if holder.is_some_and(|h| Some(h) != replacing) {
+                    let key = format_key(&ix.key(row));
                     if ix.name == PRIMARY_KEY {
-                        return Err(DatastoreError::PrimaryKey { table: self.name().into(), key: format_key(&key) });
+                        return Err(DatastoreError::PrimaryKey { table: self.name().into(), key });
                     }
-                    return Err(DatastoreError::Unique {
-                        table: self.name().into(),
-                        constraint: ix.name.clone(),
-                        key: format_key(&key),
-                    });
+                    return Err(DatastoreError::Unique { table: self.name().into(), constraint: ix.name.clone(), key });
                 }
             }
         }
         Ok(())
     }
 
+    /// Replaces one copy of `old` (present) with `new` (type-checked), failing with nothing
+    /// changed if `new` breaks a unique index. A unique index whose key the update keeps is
+    /// updated in place.
+    pub fn replace(&mut self, old: &Row, new: Row) -> Result<()> {
+        self.check_unique_replacing(&new, Some(old))?;
+        let n = self.rows.get_mut(old).expect("the replaced row is present");
+        *n -= 1;
+        let last = *n == 0;
+        if last {
+            self.rows.remove(old);
+        }
+        for ix in &mut self.indexes {
+            match &mut ix.data {
+                IndexData::Unique(map) => {
+                    let (was, is) = (unique_key(&ix.columns, old), unique_key(&ix.columns, &new));
+                    if last && was != is {
+                        if let Some(k) = was {
+                            map.remove(&k);
+                        }
+                    }
+                    if let Some(k) = is {
+                        map.insert(k, new.clone());
+                    }
+                }
+                IndexData::BTree(set) => {
+                    if last {
+                        set.remove(&(key_of(&ix.columns, old), old.clone()));
+                    }
+                    set.insert((key_of(&ix.columns, &new), new.clone()));
+                }
+            }
+        }
+        *self.rows.entry(new).or_default() += 1;
+        Ok(())
+    }
+
     /// Adds a row whose constraints were checked.
     pub fn insert_checked(&mut self, row: Row) {
         for ix in &mut self.indexes {
-            let key = ix.key(&row);
             match &mut ix.data {
                 IndexData::Unique(map) => {
-                    if !key.iter().any(Value::is_null) {
+                    if let Some(key) = unique_key(&ix.columns, &row) {
                         map.insert(key, row.clone());
                     }
                 }
                 IndexData::BTree(set) => {
-                    set.insert((key, row.clone()));
+                    set.insert((key_of(&ix.columns, &row), row.clone()));
                 }
             }
         }
@@ -203,13 +256,14 @@ impl Table {
         self.len -= 1;
         if last {
             for ix in &mut self.indexes {
-                let key = ix.key(row);
                 match &mut ix.data {
                     IndexData::Unique(map) => {
-                        map.remove(&key);
+                        if let Some(key) = unique_key(&ix.columns, row) {
+                            map.remove(&key);
+                        }
                     }
                     IndexData::BTree(set) => {
-                        set.remove(&(key, row.clone()));
+                        set.remove(&(key_of(&ix.columns, row), row.clone()));
                     }
                 }
             }
@@ -231,7 +285,7 @@ impl Table {
         let ix = self.index(index)?;
         self.key_arity(ix, key.len(), false)?;
         Ok(match &ix.data {
-            IndexData::Unique(map) => map.get(key).cloned(),
+            IndexData::Unique(map) => map.get(&Row::from_values(key)).cloned(),
             IndexData::BTree(set) => {
                 set.range((key.to_vec(), Row::empty())..).take_while(|(k, _)| k == key).map(|(_, r)| r.clone()).next()
             }
@@ -301,10 +355,11 @@ impl Table {
                     .collect()
             }
             IndexData::Unique(map) => {
-                let mut rows: Vec<(&Key, &Row)> = map
+                let mut rows: Vec<(Key, &Row)> = map
                     .iter()
+                    .map(|(k, r)| (k.values().to_vec(), r))
                     .filter(|(k, r)| {
-                        within(k) == (true, true) && resume.as_ref().is_none_or(|(rk, rr)| (*k, *r) > (rk, rr))
+                        within(k) == (true, true) && resume.as_ref().is_none_or(|(rk, rr)| (k, *r) > (rk, rr))
                     })
                     .collect();
                 rows.sort();

@@ -256,3 +256,29 @@ fn bad_modules_are_refused_with_clear_errors() {
     let unknown_import = r#"(module (import "sluice" "explode" (func)) (memory (export "memory") 1))"#;
     assert!(err(unknown_import).starts_with("module does not instantiate"));
 }
+
+/// Databases are independent: while one spins through its time budget on another thread, a
+/// second serves calls, and the spinning one then serves again too.
+#[test]
+fn a_spinning_database_does_not_hold_up_another() {
+    let slow = HostConfig { time_budget: Duration::from_secs(2), memory_limit: 4 << 20 };
+    let mut spinning = Host::load(test_module().as_bytes(), slow).unwrap();
+    let mut serving = load();
+    let (started, spin_started) = std::sync::mpsc::channel();
+    let spinner = std::thread::spawn(move || {
+        started.send(()).unwrap();
+        let err = spinning.call("spin", "[]", CommitMeta::default()).unwrap_err();
+        (spinning, err, Instant::now())
+    });
+    spin_started.recv().unwrap();
+    for id in 1..=20u64 {
+        serving.call("add", &format!(r#"[{id}, "x"]"#), CommitMeta::default()).unwrap();
+    }
+    let served = Instant::now();
+    let (mut spinning, err, spun) = spinner.join().unwrap();
+    assert!(matches!(err, ReducerError::TimedOut { .. }), "{err}");
+    assert!(served < spun, "the other database served all its calls while this one spun");
+    assert_eq!(items(&serving).len(), 20);
+    spinning.call("add", r#"[1, "after"]"#, CommitMeta::default()).unwrap();
+    assert_eq!(items(&spinning), vec![item(1, "after")]);
+}

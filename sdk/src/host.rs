@@ -219,6 +219,17 @@ pub unsafe fn free_args(ptr: *const u8, len: i32) {
     }
 }
 
+/// Level of the log line a panic writes just before the module traps; the host reports it as
+/// the trap's reason.
+const PANIC_LEVEL: u32 = 0;
+
+/// Routes panic messages to the host (once per instance), so a reducer that panics fails
+/// with its message instead of a bare `unreachable` trap.
+pub fn install_panic_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| std::panic::set_hook(Box::new(|info| log(PANIC_LEVEL, &info.to_string()))));
+}
+
 /// The last reducer error, kept until the next one so the host can read it.
 static LAST_ERROR: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
 

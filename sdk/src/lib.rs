@@ -229,7 +229,7 @@ impl<E: std::fmt::Display> ReducerResult for Result<(), E> {
 /// Support for the macros' generated code.
 #[doc(hidden)]
 pub mod rt {
-    pub use crate::host::{finish, free_args, packed_str};
+    pub use crate::host::{finish, free_args, install_panic_hook, packed_str};
 }
 
 /// Writes to the database's log at a level (1 error … 5 trace).

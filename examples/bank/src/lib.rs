@@ -19,6 +19,17 @@ pub fn seed(ctx: &ReducerContext, n: u64) -> Result<(), String> {
     Ok(())
 }
 
+/// Opens one account (the one-insert benchmark's reducer).
+#[reducer]
+pub fn open(ctx: &ReducerContext, id: u64, balance: i64) -> Result<(), String> {
+    ctx.db.account().insert(Account { id, balance })?;
+    Ok(())
+}
+
+/// Does nothing (the empty-reducer benchmark's reducer).
+#[reducer]
+pub fn noop(_ctx: &ReducerContext) {}
+
 /// Moves `amount` from one account to another.
 #[reducer]
 pub fn transfer(ctx: &ReducerContext, from_id: u64, to_id: u64, amount: i64) -> Result<(), String> {

@@ -277,6 +277,7 @@ pub fn reducer(attr: TokenStream, item: TokenStream) -> TokenStream {
 
         #[no_mangle]
         pub extern "C" fn #entry(ptr: *const u8, len: i32) -> i64 {
+            ::sluice_sdk::rt::install_panic_hook();
             let (ctx, #(#args,)*) = {
                 // SAFETY: the host passes a buffer it wrote into this module's memory.
                 let buf = unsafe { ::core::slice::from_raw_parts(ptr, len as usize) };
