@@ -133,7 +133,8 @@ fn misbehaving_reducers_are_rolled_back_with_their_reason() {
     let tx = call("add", r#"[5, "also kept"]"#).unwrap();
     assert_eq!(tx.offset, 2, "failed calls take no offset");
     let ds = host.datastore();
-    let notes: Vec<Value> = ds.scan(ds.table_id("note").unwrap()).unwrap().map(|r| r.get(0)).collect();
+    let mut notes: Vec<Value> = ds.scan(ds.table_id("note").unwrap()).unwrap().map(|r| r.get(0)).collect();
+    notes.sort();
     assert_eq!(notes, vec![Value::UInt(1), Value::UInt(5)], "nothing of the failed calls remains");
     let panics: Vec<_> =
         host.take_logs().into_iter().filter(|l| l.level == sluice_runtime::host::PANIC_LEVEL).collect();

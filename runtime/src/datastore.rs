@@ -271,9 +271,9 @@ impl Datastore {
         self.table(table)?.range(index, lo, hi, after, limit)
     }
 
-    /// A page of `scan`: up to `limit` rows (all copies of the last one) after `after`.
-    pub fn scan_page(&self, table: TableId, after: Option<&Row>, limit: usize) -> Result<Vec<Row>> {
-        Ok(self.table(table)?.scan_page(after, limit))
+    /// Whether a table holds `row`.
+    pub fn contains(&self, table: TableId, row: &Row) -> Result<bool> {
+        Ok(self.table(table)?.contains(row))
     }
 
     /// Every row of a table (duplicates repeated).

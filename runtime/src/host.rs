@@ -14,9 +14,11 @@
 //! caller's 32-byte identity and the timestamp (microseconds since the Unix epoch, u64 little
 //! endian) — then its arguments as one row in the engine's compact row encoding. Host functions, module `sluice`, take table and index ids and encoded rows or
 //! keys; those that produce data return its length n >= 0 and leave it for `read_result(ptr)`
-//! to copy, or return -1 - n and leave an n-byte error message there instead. `scan` and `range`
-//! return pages of at most `limit` rows after a given row, so a module iterates a table without
-//! the host keeping any iterator state.
+//! to copy, or return -1 - n and leave an n-byte error message there instead. A table scan is an
+//! iterator the host keeps for the rest of the call (`iter_open`, `iter_next` for pages of at
+//! most `limit` rows, `iter_close`): a snapshot of the rows, skipping those deleted before they
+//! are reached. `range` returns pages of an index range resumed after a given row, keeping no
+//! state.
 
 use crate::args;
 use crate::datastore::Datastore;
@@ -114,6 +116,24 @@ struct State {
     logs: Vec<LogLine>,
     /// The instance's exported memory, once instantiated (host functions read and write it).
     memory: Option<Memory>,
+    /// The call's open table scans, by id; all dropped when the call ends.
+    iters: Vec<Option<ScanIter>>,
+}
+
+impl State {
+    fn new(ds: Datastore, limits: Limits) -> State {
+        State { ds, result: Vec::new(), limits, logs: Vec::new(), memory: None, iters: Vec::new() }
+    }
+}
+
+/// Table scans a call may hold open at once (each holds a snapshot of its table's rows).
+const MAX_ITERS: usize = 16;
+
+/// An open table scan: the rows as the scan began, and how far the module has read.
+struct ScanIter {
+    table: TableId,
+    rows: Vec<Row>,
+    pos: usize,
 }
 
 /// The memory limit, remembering whether it refused a request during the current call.
@@ -180,7 +200,7 @@ impl Drop for Host {
 
 fn store(engine: &Engine, ds: Datastore, config: &HostConfig) -> Store<State> {
     let limits = Limits { memory: config.memory_limit, refused: false };
-    let state = State { ds, result: Vec::new(), limits, logs: Vec::new(), memory: None };
+    let state = State::new(ds, limits);
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limits);
     store
@@ -397,6 +417,7 @@ impl Host {
         self.store.set_epoch_deadline(ticks(self.config.time_budget));
         let logged = self.store.data().logs.len();
         let outcome = self.run(id, &buffer);
+        self.store.data_mut().iters.clear();
         for line in &mut self.store.data_mut().logs[logged..] {
             line.reducer = reducer.clone();
         }
@@ -442,16 +463,7 @@ impl Host {
     }
 
     fn reinstantiate(&mut self) {
-        let state = std::mem::replace(
-            self.store.data_mut(),
-            State {
-                ds: Datastore::new(),
-                result: Vec::new(),
-                limits: Limits::default(),
-                logs: Vec::new(),
-                memory: None,
-            },
-        );
+        let state = std::mem::replace(self.store.data_mut(), State::new(Datastore::new(), Limits::default()));
         let mut store = store(&self.engine, state.ds, &self.config);
         store.data_mut().logs = state.logs;
         store.set_epoch_deadline(ticks(self.config.time_budget));
@@ -652,15 +664,43 @@ fn link(linker: &mut Linker<State>) -> wasmtime::Result<()> {
             Ok(outcome(&mut c, r.map(rows_bytes)))
         },
     )?;
-    linker.func_wrap(
-        "sluice",
-        "scan",
-        |mut c: Caller<'_, State>, table: i32, after: i32, after_len: i32, limit: i32| {
-            let after = guest_row(&mut c, "scan", after, after_len)?;
-            let r = c.data().ds.scan_page(table as u32 as usize, after.as_ref(), limit.max(1) as usize);
-            Ok(outcome(&mut c, r.map(rows_bytes)))
-        },
-    )?;
+    linker.func_wrap("sluice", "iter_open", |mut c: Caller<'_, State>, table: i32| {
+        let s = c.data_mut();
+        let slot = s.iters.iter().position(Option::is_none).unwrap_or(s.iters.len());
+        if slot >= MAX_ITERS {
+            return Err(wasmtime::format_err!("iter_open: more than {MAX_ITERS} table scans open at once"));
+        }
+        let table = table as u32 as usize;
+        let r = s.ds.scan(table).map(|rows| rows.cloned().collect::<Vec<_>>()).map(|rows| {
+            if slot == s.iters.len() {
+                s.iters.push(None);
+            }
+            s.iters[slot] = Some(ScanIter { table, rows, pos: 0 });
+            (slot as u32).to_le_bytes().to_vec()
+        });
+        Ok(outcome(&mut c, r))
+    })?;
+    linker.func_wrap("sluice", "iter_next", |mut c: Caller<'_, State>, id: i32, limit: i32| {
+        let s = c.data_mut();
+        let Some(Some(it)) = s.iters.get_mut(id as u32 as usize) else {
+            return Err(wasmtime::format_err!("iter_next: no open scan {id}"));
+        };
+        let mut page = Vec::new();
+        while page.len() < limit.max(1) as usize && it.pos < it.rows.len() {
+            let row = &it.rows[it.pos];
+            it.pos += 1;
+            if s.ds.contains(it.table, row).unwrap_or(false) {
+                page.push(row.clone());
+            }
+        }
+        Ok(outcome(&mut c, Ok(rows_bytes(page))))
+    })?;
+    linker.func_wrap("sluice", "iter_close", |mut c: Caller<'_, State>, id: i32| {
+        if let Some(slot) = c.data_mut().iters.get_mut(id as u32 as usize) {
+            *slot = None;
+        }
+        Ok(())
+    })?;
     linker.func_wrap("sluice", "count", |c: Caller<'_, State>, table: i32| {
         Ok(c.data().ds.count(table as u32 as usize).map_or(-1, |n| n as i64))
     })?;

@@ -57,6 +57,9 @@ impl TableDef {
         if self.schema.primary_key.iter().any(|&c| c >= n) {
             return bad("primary key names a column that does not exist".into());
         }
+        if let Some(c) = self.schema.primary_key.iter().map(|&c| &self.schema.columns[c]).find(|c| c.nullable) {
+            return bad(format!("primary key column `{}` must be NOT NULL", c.name));
+        }
         for (i, ix) in self.indexes.iter().enumerate() {
             if ix.columns.is_empty() || ix.columns.iter().any(|&c| c >= n) {
                 return bad(format!("index `{}` names no column or one that does not exist", ix.name));

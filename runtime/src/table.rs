@@ -5,7 +5,7 @@ use crate::error::{DatastoreError, Result};
 use crate::schema::{IndexKind, TableDef};
 use hashbrown::HashMap;
 use sluice_planner::{DataType, Row, Value};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::ops::Bound;
 
 /// The values of an index's columns, ordered as the values order (numbers numerically).
@@ -47,8 +47,9 @@ fn unique_key(columns: &[usize], row: &Row) -> Option<Row> {
 
 pub struct Table {
     pub def: TableDef,
-    /// Every row with its multiplicity (only a table without primary key holds duplicates).
-    rows: BTreeMap<Row, usize>,
+    /// A bag's rows (a table without primary key), each with its multiplicity. A keyed
+    /// table's rows are its primary-key index (first of `indexes`), with no second copy.
+    bag: Option<HashMap<Row, usize>>,
     len: usize,
     /// Primary key (if any) first, then the declared indexes in order.
     indexes: Vec<Index>,
@@ -76,7 +77,8 @@ impl Table {
             };
             indexes.push(Index { name: ix.name.clone(), columns: ix.columns.clone(), data });
         }
-        Table { def, rows: BTreeMap::new(), len: 0, indexes, seq: 1 }
+        let bag = def.schema.primary_key.is_empty().then(HashMap::new);
+        Table { def, bag, len: 0, indexes, seq: 1 }
     }
 
     fn name(&self) -> &str {
@@ -87,9 +89,52 @@ impl Table {
         self.len
     }
 
-    /// Every row, duplicates repeated, in an arbitrary but stable order.
+    /// Every row, duplicates repeated, in an arbitrary order (stable while the table is not
+    /// changed).
     pub fn scan(&self) -> impl Iterator<Item = &Row> {
-        self.rows.iter().flat_map(|(r, n)| std::iter::repeat_n(r, *n))
+        let (bag, keyed) = match &self.bag {
+            Some(bag) => (Some(bag.iter()), None),
+            None => (None, Some(self.primary().values())),
+        };
+        let bag = bag.into_iter().flatten().flat_map(|(r, n)| std::iter::repeat_n(r, *n));
+        bag.chain(keyed.into_iter().flatten())
+    }
+
+    /// A keyed table's primary-key index: its rows.
+    fn primary(&self) -> &HashMap<Row, Row> {
+        match &self.indexes[0].data {
+            IndexData::Unique(map) => map,
+            IndexData::BTree(_) => unreachable!("a keyed table's first index is its primary key"),
+        }
+    }
+
+    /// How many copies of `row` the table holds.
+    fn copies(&self, row: &Row) -> usize {
+        match &self.bag {
+            Some(bag) => bag.get(row).copied().unwrap_or(0),
+            None => {
+                let key = unique_key(&self.indexes[0].columns, row);
+                key.and_then(|k| self.primary().get(&k)).is_some_and(|r| r == row) as usize
+            }
+        }
+    }
+
+    /// Records one copy more (`add`) or less of `row` in a bag; returns how many remain.
+    /// A keyed table keeps no count: it holds one copy, in its indexes.
+    fn count(&mut self, row: &Row, add: bool) -> usize {
+        let Some(bag) = &mut self.bag else { return add as usize };
+        if add {
+            let n = bag.entry(row.clone()).or_default();
+            *n += 1;
+            return *n;
+        }
+        let n = bag.get_mut(row).expect("a counted row");
+        *n -= 1;
+        let left = *n;
+        if left == 0 {
+            bag.remove(row);
+        }
+        left
     }
 
     /// The position of the index named `name` (`primary_key` for the primary key).
@@ -196,12 +241,8 @@ impl Table {
     /// updated in place.
     pub fn replace(&mut self, old: &Row, new: Row) -> Result<()> {
         self.check_unique_replacing(&new, Some(old))?;
-        let n = self.rows.get_mut(old).expect("the replaced row is present");
-        *n -= 1;
-        let last = *n == 0;
-        if last {
-            self.rows.remove(old);
-        }
+        let last = self.count(old, false) == 0;
+        self.count(&new, true);
         for ix in &mut self.indexes {
             match &mut ix.data {
                 IndexData::Unique(map) => {
@@ -223,7 +264,6 @@ impl Table {
                 }
             }
         }
-        *self.rows.entry(new).or_default() += 1;
         Ok(())
     }
 
@@ -241,18 +281,16 @@ impl Table {
                 }
             }
         }
-        *self.rows.entry(row).or_default() += 1;
+        self.count(&row, true);
         self.len += 1;
     }
 
     /// Removes one copy of `row`; false if there is none.
     pub fn remove(&mut self, row: &Row) -> bool {
-        let Some(n) = self.rows.get_mut(row) else { return false };
-        *n -= 1;
-        let last = *n == 0;
-        if last {
-            self.rows.remove(row);
+        if self.copies(row) == 0 {
+            return false;
         }
+        let last = self.count(row, false) == 0;
         self.len -= 1;
         if last {
             for ix in &mut self.indexes {
@@ -292,24 +330,14 @@ impl Table {
         })
     }
 
-    /// Up to `limit` rows after `after` (from the start when `None`), in the order of `scan`:
-    /// the pages of an iterator that holds no state in the host.
-    pub fn scan_page(&self, after: Option<&Row>, limit: usize) -> Vec<Row> {
-        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
-        let mut out = Vec::new();
-        for (r, n) in self.rows.range::<Row, _>((start, Bound::Unbounded)) {
-            if out.len() >= limit {
-                break;
-            }
-            // All copies of a row go in one page, so resuming after it is exact.
-            out.extend(std::iter::repeat_n(r, *n).cloned());
-        }
-        out
+    /// Whether the table holds `row`.
+    pub fn contains(&self, row: &Row) -> bool {
+        self.copies(row) > 0
     }
 
     /// Rows whose index key (or a prefix of it, as long as the bounds) lies within the bounds,
     /// in key order (then row order), resuming after the row `after` and stopping at `limit`
-    /// rows: an iterator's pages.
+    /// distinct rows (copies of a row in a bag come together): an iterator's pages.
     pub fn range(
         &self,
         index: usize,
@@ -351,7 +379,8 @@ impl Table {
                     .skip_while(|((above, _), _)| !above)
                     .take_while(|((_, below), _)| *below)
                     .take(limit)
-                    .map(|(_, r)| r.clone())
+                    // One entry stands for every copy of a row (only a bag has copies).
+                    .flat_map(|(_, r)| std::iter::repeat_n(r, self.copies(r)).cloned())
                     .collect()
             }
             IndexData::Unique(map) => {

@@ -26,7 +26,9 @@ mod sys {
             after_len: i32,
             limit: i32,
         ) -> i64;
-        pub fn scan(table: i32, after: *const u8, after_len: i32, limit: i32) -> i64;
+        pub fn iter_open(table: i32) -> i64;
+        pub fn iter_next(iter: i32, limit: i32) -> i64;
+        pub fn iter_close(iter: i32);
         pub fn count(table: i32) -> i64;
         pub fn read_result(ptr: *mut u8);
         pub fn log(level: i32, ptr: *const u8, len: i32);
@@ -85,7 +87,13 @@ mod sys {
     ) -> i64 {
         no_host()
     }
-    pub unsafe fn scan(_: i32, _: *const u8, _: i32, _: i32) -> i64 {
+    pub unsafe fn iter_open(_: i32) -> i64 {
+        no_host()
+    }
+    pub unsafe fn iter_next(_: i32, _: i32) -> i64 {
+        no_host()
+    }
+    pub unsafe fn iter_close(_: i32) {
         no_host()
     }
     pub unsafe fn count(_: i32) -> i64 {
@@ -174,10 +182,19 @@ pub fn range(table: i32, index: i32, lo: &RangeBound, hi: &RangeBound, after: Op
     data(r)
 }
 
-/// Up to `limit` rows of a table after the row `after`.
-pub fn scan(table: i32, after: Option<&[u8]>, limit: i32) -> Vec<u8> {
-    let (after, after_len) = after_arg(after);
-    data(unsafe { sys::scan(table, after, after_len, limit) })
+/// Opens a scan of a table (the host snapshots its rows); returns the scan's id.
+pub fn iter_open(table: i32) -> i32 {
+    let id = data(unsafe { sys::iter_open(table) });
+    i32::from_le_bytes([id[0], id[1], id[2], id[3]])
+}
+
+/// The next up to `limit` rows of an open scan (none: the scan is over).
+pub fn iter_next(iter: i32, limit: i32) -> Vec<u8> {
+    data(unsafe { sys::iter_next(iter, limit) })
+}
+
+pub fn iter_close(iter: i32) {
+    unsafe { sys::iter_close(iter) }
 }
 
 pub fn count(table: i32) -> u64 {

@@ -111,10 +111,10 @@ impl<T: Table> TableHandle<T> {
         host::insert(self.table, &row.encode()).map(|bytes| T::decode(&bytes))
     }
 
-    /// Every row, fetched from the host a page at a time. Rows inserted during the iteration
-    /// may or may not be seen; rows deleted before they are reached are not.
+    /// Every row, in no particular order, fetched from the host a page at a time: the rows as
+    /// the iteration began, less those deleted before they are reached.
     pub fn iter(&self) -> RowIter<T> {
-        RowIter::new(self.table, None)
+        RowIter::new(Source::Scan { table: self.table, iter: None })
     }
 
     pub fn count(&self) -> u64 {
@@ -129,12 +129,17 @@ impl<T: Table> TableHandle<T> {
     }
 }
 
-/// Rows of a table or of an index range, fetched from the host a page at a time (the host
-/// resumes after the last row fetched, and keeps no state between pages).
+/// Where a `RowIter`'s rows come from.
+enum Source {
+    /// A table scan: the host's iterator, opened on the first `next`.
+    Scan { table: i32, iter: Option<i32> },
+    /// An index range, paged by resuming after the last row fetched (no host state).
+    Range { table: i32, index: i32, lo: host::RangeBound, hi: host::RangeBound },
+}
+
+/// Rows of a table or of an index range, fetched from the host a page at a time.
 pub struct RowIter<T> {
-    table: i32,
-    /// The index and bounds of a range; `None` scans the table.
-    range: Option<(i32, host::RangeBound, host::RangeBound)>,
+    source: Source,
     page: Vec<Vec<u8>>,
     pos: usize,
     done: bool,
@@ -142,8 +147,18 @@ pub struct RowIter<T> {
 }
 
 impl<T: Table> RowIter<T> {
-    fn new(table: i32, range: Option<(i32, host::RangeBound, host::RangeBound)>) -> RowIter<T> {
-        RowIter { table, range, page: Vec::new(), pos: 0, done: false, row: PhantomData }
+    fn new(source: Source) -> RowIter<T> {
+        RowIter { source, page: Vec::new(), pos: 0, done: false, row: PhantomData }
+    }
+
+    fn fetch(&mut self) -> Vec<Vec<u8>> {
+        let bytes = match &mut self.source {
+            Source::Scan { table, iter } => host::iter_next(*iter.get_or_insert_with(|| host::iter_open(*table)), PAGE),
+            Source::Range { table, index, lo, hi } => {
+                host::range(*table, *index, lo, hi, self.page.last().map(Vec::as_slice), PAGE)
+            }
+        };
+        host::rows(bytes)
     }
 }
 
@@ -155,12 +170,7 @@ impl<T: Table> Iterator for RowIter<T> {
             if self.done {
                 return None;
             }
-            let after = self.page.last().map(Vec::as_slice);
-            let bytes = match &self.range {
-                None => host::scan(self.table, after, PAGE),
-                Some((index, lo, hi)) => host::range(self.table, *index, lo, hi, after, PAGE),
-            };
-            self.page = host::rows(bytes);
+            self.page = self.fetch();
             self.pos = 0;
             self.done = self.page.len() < PAGE as usize;
             if self.page.is_empty() {
@@ -169,6 +179,14 @@ impl<T: Table> Iterator for RowIter<T> {
         }
         self.pos += 1;
         Some(T::decode(&self.page[self.pos - 1]))
+    }
+}
+
+impl<T> Drop for RowIter<T> {
+    fn drop(&mut self) {
+        if let Source::Scan { iter: Some(id), .. } = self.source {
+            host::iter_close(id);
+        }
     }
 }
 
@@ -205,7 +223,7 @@ impl<T: Table, K: IndexKey> Index<T, K> {
             Bound::Unbounded => (Vec::new(), 2),
         };
         let (lo, hi) = (bound(range.start_bound()), bound(range.end_bound()));
-        RowIter::new(self.table, Some((self.index, lo, hi)))
+        RowIter::new(Source::Range { table: self.table, index: self.index, lo, hi })
     }
 }
 
