@@ -1,9 +1,9 @@
 //! The wasmtime host: compiles a module once, reads its description, creates its tables, and
 //! runs its reducers, each as one datastore transaction: called by clients, run for lifecycle
-//! events (init, client connected / disconnected), or run when a schedule table's row falls due. A reducer that returns an error,
-//! traps, runs past its time budget (epoch interruption) or past its memory limit is rolled
-//! back and its caller gets the reason; after a trap the instance is replaced, so the
-//! database keeps serving.
+//! events (init, client connected / disconnected), or run when a schedule table's row falls
+//! due. A reducer that returns an error, traps, runs past its time budget (epoch interruption)
+//! or past its memory limit is rolled back and its caller gets the reason; after a trap the
+//! instance is replaced, so the database keeps serving.
 //!
 //! The ABI. The module exports `memory` and `sluice_alloc(len: i32) -> i32`; per table
 //! `__sluice_table__<name>() -> i64` and per reducer `__sluice_describe_reducer__<name>() -> i64`
@@ -390,7 +390,7 @@ impl Host {
         };
         let ds = &mut self.store.data_mut().ds;
         ds.begin().expect("no transaction is open between calls");
-        let consumed = match (&values[s.at], &values[s.repeat]) {
+        let moved_on = match (&values[s.at], &values[s.repeat]) {
             (Value::UInt(at), Value::UInt(repeat)) if *repeat > 0 => {
                 let mut next = values.clone();
                 let due = at.saturating_add(*repeat);
@@ -399,8 +399,13 @@ impl Host {
             }
             _ => ds.delete(s.table, &row).map(drop),
         };
-        consumed.expect("the schedule row exists and its new time fits its constraints");
-        let error = self.invoke(s.reducer, &values, &meta).err();
+        // A row that cannot move on (its new time breaks one of the module's own constraints)
+        // is dropped, so it cannot fall due again and again.
+        let dropped = moved_on.err().map(|e| {
+            ds.delete(s.table, &row).expect("the schedule row exists in the open transaction");
+            ReducerError::Failed { reducer: reducer.clone(), message: format!("schedule row dropped: {e}") }
+        });
+        let error = self.invoke(s.reducer, &values, &meta).err().or(dropped);
         let tx = self.store.data_mut().ds.commit(meta).expect("the run's transaction is open");
         ScheduledRun { reducer, tx, error }
     }
