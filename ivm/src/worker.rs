@@ -2,8 +2,9 @@
 //! query dataflows, and the commands the engine sends every worker.
 
 use crate::delta::{Diff, Offset, QueryId, Transaction};
-use crate::render::{column_key, shared_arrangements, BaseTraces, Renderer};
+use crate::render::{column_key, shared_arrangements, BaseTraces, Renderer, RowsTrace};
 use differential_dataflow::input::InputSession;
+use differential_dataflow::trace::cursor::{cursor_list, Cursor};
 use differential_dataflow::trace::implementations::spine_fueled::SpineBatch;
 use differential_dataflow::trace::TraceReader;
 use sluice_planner::{Plan, Row};
@@ -42,6 +43,9 @@ pub type Outputs = Vec<(QueryId, Vec<(Row, Offset, Diff)>)>;
 
 struct Table {
     input: InputSession<Offset, Row, Diff>,
+    /// Inputs of the table's arrangements by key columns, fed the same changes as `input`
+    /// (keyed on the way in), so a by-key arrangement reads no other dataflow.
+    keyed: Vec<(Vec<usize>, InputSession<Offset, (Row, Row), Diff>)>,
     dataflows: Vec<usize>,
     /// Probes the table's arrangements (by row and by key).
     probe: ProbeHandle<Offset>,
@@ -128,7 +132,8 @@ impl WorkerState {
         // Compaction starts with the next transaction, once the trace has caught up (a join
         // importing it requires its physical compaction not to run ahead of its batches).
         self.traces.insert(name.clone(), BaseTraces { rows, by_key: HashMap::new() });
-        self.tables.insert(name.clone(), Table { input, dataflows: vec![dataflow], probe, readers: 0 });
+        let table = Table { input, keyed: Vec::new(), dataflows: vec![dataflow], probe, readers: 0 };
+        self.tables.insert(name.clone(), table);
         self.step_until(worker, self.now + 1, &[name]);
     }
 
@@ -138,11 +143,13 @@ impl WorkerState {
             for tx in txs {
                 for change in &tx.changes {
                     let table = self.tables.get_mut(&change.table).expect("engine checked the table");
-                    for r in &change.deletes {
-                        table.input.update_at(r.clone(), tx.offset, -1);
-                    }
-                    for r in &change.inserts {
-                        table.input.update_at(r.clone(), tx.offset, 1);
+                    for (rows, diff) in [(&change.deletes, -1), (&change.inserts, 1)] {
+                        for r in rows {
+                            for (cols, keyed) in &mut table.keyed {
+                                keyed.update_at((column_key(cols, r), r.clone()), tx.offset, diff);
+                            }
+                            table.input.update_at(r.clone(), tx.offset, diff);
+                        }
                     }
                 }
             }
@@ -159,6 +166,10 @@ impl WorkerState {
             let t = self.tables.get_mut(name).expect("engine checked the table");
             t.input.advance_to(last + 1);
             t.input.flush();
+            for (_, keyed) in &mut t.keyed {
+                keyed.advance_to(last + 1);
+                keyed.flush();
+            }
         }
         self.now = last;
         self.step_until(worker, last + 1, &advanced);
@@ -181,31 +192,40 @@ impl WorkerState {
             let t = self.tables.get_mut(name).expect("engine checked the table");
             t.input.advance_to(self.now + 1);
             t.input.flush();
+            for (_, keyed) in &mut t.keyed {
+                keyed.advance_to(self.now + 1);
+                keyed.flush();
+            }
             t.readers += 1;
         }
         self.step_until(worker, self.now + 1, &tables);
-        // Shared arrangements by join key are their own dataflows, built before the query's.
+        // Shared arrangements by join key are their own dataflows, built before the query's:
+        // an input loaded with this worker's share of the table's current rows, then fed every
+        // later change alongside the table's own input.
         for (table, cols) in shared_arrangements(plan) {
             let traces = self.traces.get_mut(&table).expect("engine checked the table");
             if traces.by_key.contains_key(&cols) {
                 continue;
             }
+            let mut keyed = InputSession::new();
+            for (row, diff) in current_rows(&mut traces.rows, self.now) {
+                keyed.update_at((column_key(&cols, &row), row), self.now, diff);
+            }
             let probe = self.tables[&table].probe.clone();
             let dataflow = worker.next_dataflow_index();
-            let key_cols = cols.clone();
             let trace = worker.dataflow(|scope| {
-                let arranged = traces
-                    .rows
-                    .import(scope)
-                    .as_collection(|r, _| r.clone())
-                    .map(move |r| (column_key(&key_cols, &r), r))
-                    .arrange_by_key();
+                let arranged = keyed.to_collection(scope).arrange_by_key();
                 arranged.stream.clone().probe_with(&probe);
                 arranged.trace
             });
-            traces.by_key.insert(cols, trace);
-            self.tables.get_mut(&table).expect("table").dataflows.push(dataflow);
+            keyed.advance_to(self.now + 1);
+            keyed.flush();
+            traces.by_key.insert(cols.clone(), trace);
+            let t = self.tables.get_mut(&table).expect("table");
+            t.keyed.push((cols, keyed));
+            t.dataflows.push(dataflow);
         }
+        self.step_until(worker, self.now + 1, &tables);
         let output = Rc::new(RefCell::new(Vec::new()));
         let probe = ProbeHandle::new();
         let dataflow = worker.next_dataflow_index();
@@ -238,4 +258,25 @@ impl WorkerState {
             })
             .collect()
     }
+}
+
+/// This worker's share of a table's rows as of `now` (the trace is complete through it), with
+/// their multiplicities.
+fn current_rows(trace: &mut RowsTrace, now: Offset) -> Vec<(Row, Diff)> {
+    let upper = [now + 1];
+    let batches = trace.batches_through(AntichainRef::new(&upper)).expect("the trace is complete through now");
+    let (mut cursor, storage) = cursor_list(batches);
+    let mut out = Vec::new();
+    while let Some(row) = cursor.get_key(&storage) {
+        let mut n: Diff = 0;
+        while cursor.get_val(&storage).is_some() {
+            cursor.map_times(&storage, |_, d| n += *d);
+            cursor.step_val(&storage);
+        }
+        if n != 0 {
+            out.push((row.clone(), n));
+        }
+        cursor.step_key(&storage);
+    }
+    out
 }
