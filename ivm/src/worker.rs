@@ -41,11 +41,14 @@ pub struct Reply {
 /// Output updates of each query produced while handling a command.
 pub type Outputs = Vec<(QueryId, Vec<(Row, Offset, Diff)>)>;
 
+/// The input of a by-key arrangement: (key, row) pairs.
+type KeyedInput = InputSession<Offset, (Row, Row), Diff>;
+
 struct Table {
     input: InputSession<Offset, Row, Diff>,
     /// Inputs of the table's arrangements by key columns, fed the same changes as `input`
     /// (keyed on the way in), so a by-key arrangement reads no other dataflow.
-    keyed: Vec<(Vec<usize>, InputSession<Offset, (Row, Row), Diff>)>,
+    keyed: Vec<(Vec<usize>, KeyedInput)>,
     dataflows: Vec<usize>,
     /// Probes the table's arrangements (by row and by key).
     probe: ProbeHandle<Offset>,
