@@ -118,6 +118,11 @@ impl<'s, 'b> Renderer<'s, 'b> {
         Renderer { scope, tables, worker_index, imported: HashMap::new() }
     }
 
+    /// The tables whose arrangement by row this renderer imported.
+    pub fn imported_tables(&self) -> Vec<String> {
+        self.imported.keys().cloned().collect()
+    }
+
     fn base(&mut self, table: &str) -> &mut BaseTraces {
         self.tables.get_mut(table).expect("planned tables exist in the engine")
     }

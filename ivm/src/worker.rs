@@ -44,18 +44,54 @@ pub type Outputs = Vec<(QueryId, Vec<(Row, Offset, Diff)>)>;
 /// The input of a by-key arrangement: (key, row) pairs.
 type KeyedInput = InputSession<Offset, (Row, Row), Diff>;
 
+/// Offsets a table's by-row input may fall behind while no query imports that arrangement
+/// (queries reading only by-key arrangements do not need it current): this bounds the
+/// updates it holds unsorted, and catching up sorts them in one batch.
+const ROWS_LAG: Offset = 256;
+
 struct Table {
     input: InputSession<Offset, Row, Diff>,
     /// Inputs of the table's arrangements by key columns, fed the same changes as `input`
     /// (keyed on the way in), so a by-key arrangement reads no other dataflow.
     keyed: Vec<(Vec<usize>, KeyedInput)>,
     dataflows: Vec<usize>,
-    /// Probes the table's arrangements (by row and by key).
+    /// Probes the arrangement by row.
     probe: ProbeHandle<Offset>,
+    /// Probes the arrangements by key.
+    keyed_probe: ProbeHandle<Offset>,
     /// Live queries reading the table. A table no query reads and no transaction changes is
-    /// left alone (its input not advanced), so idle tables cost nothing per transaction; it
+    /// left alone (its inputs not advanced), so idle tables cost nothing per transaction; it
     /// catches up when a query starts reading it.
     readers: usize,
+    /// Live queries importing the arrangement by row.
+    row_readers: usize,
+    /// The by-row input has been advanced past this offset.
+    rows_at: Offset,
+    /// The by-row input holds changes after `rows_at`.
+    rows_dirty: bool,
+}
+
+impl Table {
+    /// Advances the by-row input past `now`; true if it moved.
+    fn advance_rows(&mut self, now: Offset) -> bool {
+        if self.rows_at >= now {
+            return false;
+        }
+        self.input.advance_to(now + 1);
+        self.input.flush();
+        self.rows_at = now;
+        self.rows_dirty = false;
+        true
+    }
+
+    /// Advances the by-key inputs past `now`; true if there are any.
+    fn advance_keyed(&mut self, now: Offset) -> bool {
+        for (_, keyed) in &mut self.keyed {
+            keyed.advance_to(now + 1);
+            keyed.flush();
+        }
+        !self.keyed.is_empty()
+    }
 }
 
 struct Query {
@@ -63,6 +99,8 @@ struct Query {
     probe: ProbeHandle<Offset>,
     output: Rc<RefCell<Vec<(Row, Offset, Diff)>>>,
     tables: Vec<String>,
+    /// The tables whose arrangement by row the query imports.
+    row_tables: Vec<String>,
 }
 
 /// Per-worker state.
@@ -103,6 +141,11 @@ impl WorkerState {
                             t.readers -= 1;
                         }
                     }
+                    for t in &q.row_tables {
+                        if let Some(t) = self.tables.get_mut(t) {
+                            t.row_readers -= 1;
+                        }
+                    }
                 }
             }
         }
@@ -135,9 +178,20 @@ impl WorkerState {
         // Compaction starts with the next transaction, once the trace has caught up (a join
         // importing it requires its physical compaction not to run ahead of its batches).
         self.traces.insert(name.clone(), BaseTraces { rows, by_key: HashMap::new() });
-        let table = Table { input, keyed: Vec::new(), dataflows: vec![dataflow], probe, readers: 0 };
-        self.tables.insert(name.clone(), table);
-        self.step_until(worker, self.now + 1, &[name]);
+        let table = Table {
+            input,
+            keyed: Vec::new(),
+            dataflows: vec![dataflow],
+            probe,
+            keyed_probe: ProbeHandle::new(),
+            readers: 0,
+            row_readers: 0,
+            rows_at: self.now,
+            rows_dirty: false,
+        };
+        let probes = [table.probe.clone()];
+        self.tables.insert(name, table);
+        self.step_until(worker, self.now + 1, &probes);
     }
 
     fn apply(&mut self, worker: &mut Worker, txs: &[Transaction]) {
@@ -157,31 +211,36 @@ impl WorkerState {
                 }
             }
         }
-        // Advance the tables that changed or that some query reads.
-        let mut advanced: Vec<String> =
-            self.tables.iter().filter(|(_, t)| t.readers > 0).map(|(name, _)| name.clone()).collect();
-        for tx in txs {
-            advanced.extend(tx.changes.iter().map(|c| c.table.clone()));
-        }
-        advanced.sort_unstable();
-        advanced.dedup();
-        for name in &advanced {
-            let t = self.tables.get_mut(name).expect("engine checked the table");
-            t.input.advance_to(last + 1);
-            t.input.flush();
-            for (_, keyed) in &mut t.keyed {
-                keyed.advance_to(last + 1);
-                keyed.flush();
+        // Advance the by-key inputs of the tables that changed or that some query reads, and
+        // the by-row inputs some query imports or that fell too far behind.
+        let mut changed: Vec<&str> = txs.iter().flat_map(|tx| tx.changes.iter().map(|c| c.table.as_str())).collect();
+        changed.sort_unstable();
+        changed.dedup();
+        let mut probes = Vec::new();
+        let (mut rows_moved, mut keys_moved) = (Vec::new(), Vec::new());
+        for (name, t) in &mut self.tables {
+            let is_changed = changed.binary_search(&name.as_str()).is_ok();
+            t.rows_dirty |= is_changed;
+            if (t.readers > 0 || is_changed) && t.advance_keyed(last) {
+                probes.push(t.keyed_probe.clone());
+                keys_moved.push(name.clone());
+            }
+            let lagging = t.rows_dirty && last - t.rows_at >= ROWS_LAG;
+            if (t.row_readers > 0 || lagging) && t.advance_rows(last) {
+                probes.push(t.probe.clone());
+                rows_moved.push(name.clone());
             }
         }
         self.now = last;
-        self.step_until(worker, last + 1, &advanced);
+        self.step_until(worker, last + 1, &probes);
         let frontier = [last];
-        for name in &advanced {
+        for name in &rows_moved {
             let traces = self.traces.get_mut(name).expect("traces of a table");
             traces.rows.set_logical_compaction(AntichainRef::new(&frontier));
             traces.rows.set_physical_compaction(AntichainRef::new(&frontier));
-            for t in traces.by_key.values_mut() {
+        }
+        for name in &keys_moved {
+            for t in self.traces.get_mut(name).expect("traces of a table").by_key.values_mut() {
                 t.set_logical_compaction(AntichainRef::new(&frontier));
                 t.set_physical_compaction(AntichainRef::new(&frontier));
             }
@@ -189,19 +248,17 @@ impl WorkerState {
     }
 
     fn add_query(&mut self, worker: &mut Worker, id: QueryId, plan: &Plan) {
-        // Idle tables catch up to the current offset first.
+        // The plan's tables catch up to the current offset first.
         let tables = plan.tables();
+        let mut probes = Vec::new();
         for name in &tables {
             let t = self.tables.get_mut(name).expect("engine checked the table");
-            t.input.advance_to(self.now + 1);
-            t.input.flush();
-            for (_, keyed) in &mut t.keyed {
-                keyed.advance_to(self.now + 1);
-                keyed.flush();
-            }
+            t.advance_rows(self.now);
+            t.advance_keyed(self.now);
             t.readers += 1;
+            probes.extend([t.probe.clone(), t.keyed_probe.clone()]);
         }
-        self.step_until(worker, self.now + 1, &tables);
+        self.step_until(worker, self.now + 1, &probes);
         // Shared arrangements by join key are their own dataflows, built before the query's:
         // an input loaded with this worker's share of the table's current rows, then fed every
         // later change alongside the table's own input.
@@ -214,7 +271,7 @@ impl WorkerState {
             for (row, diff) in current_rows(&mut traces.rows, self.now) {
                 keyed.update_at((column_key(&cols, &row), row), self.now, diff);
             }
-            let probe = self.tables[&table].probe.clone();
+            let probe = self.tables[&table].keyed_probe.clone();
             let dataflow = worker.next_dataflow_index();
             let trace = worker.dataflow(|scope| {
                 let arranged = keyed.to_collection(scope).arrange_by_key();
@@ -228,26 +285,28 @@ impl WorkerState {
             t.keyed.push((cols, keyed));
             t.dataflows.push(dataflow);
         }
-        self.step_until(worker, self.now + 1, &tables);
+        self.step_until(worker, self.now + 1, &probes);
         let output = Rc::new(RefCell::new(Vec::new()));
         let probe = ProbeHandle::new();
         let dataflow = worker.next_dataflow_index();
         let index = worker.index();
         let traces = &mut self.traces;
         let sink = Rc::clone(&output);
-        worker.dataflow(|scope| {
+        let row_tables = worker.dataflow(|scope| {
             let mut r = Renderer::new(scope, traces, index);
             r.render(plan).inspect_batch(move |_, data| sink.borrow_mut().extend_from_slice(data)).probe_with(&probe);
+            r.imported_tables()
         });
-        self.queries.insert(id, Query { dataflow, probe, output, tables });
+        for name in &row_tables {
+            self.tables.get_mut(name).expect("engine checked the table").row_readers += 1;
+        }
+        self.queries.insert(id, Query { dataflow, probe, output, tables, row_tables });
     }
 
-    /// Steps until every query, and the arrangements of `tables`, are complete up to `target`.
-    fn step_until(&self, worker: &mut Worker, target: Offset, tables: &[String]) {
+    /// Steps until every query, and the arrangements `probes` watch, are complete up to `target`.
+    fn step_until(&self, worker: &mut Worker, target: Offset, probes: &[ProbeHandle<Offset>]) {
         let behind = |p: &ProbeHandle<Offset>| p.less_than(&target);
-        let table_probes: Vec<&ProbeHandle<Offset>> =
-            tables.iter().filter_map(|t| self.tables.get(t)).map(|t| &t.probe).collect();
-        while table_probes.iter().any(|p| behind(p)) || self.queries.values().any(|q| behind(&q.probe)) {
+        while probes.iter().any(behind) || self.queries.values().any(|q| behind(&q.probe)) {
             worker.step();
         }
     }
