@@ -1,20 +1,26 @@
 //! Rendering logical plans as differential dataflow over `Row` collections.
 //!
-//! Base tables come in as imported, shared arrangements: each table's rows arranged once
-//! (by the whole row) and, per join key used by any query, once more by that key; every query
-//! dataflow imports them instead of building its own copies.
+//! Base tables come in as shared arrangements: each table's rows arranged once (by the whole
+//! row) and, per join key used by any query, once more by that key; join sides import them
+//! instead of building their own copies. A query reading a table's rows as a collection gets
+//! an input of its own, loaded with the current rows and then fed each change, so it costs
+//! nothing per transaction beyond those changes.
 
 use crate::aggregate::render_aggregate;
 use crate::delta::{Diff, Offset};
 use crate::topk::render_topk;
+use differential_dataflow::input::InputSession;
 use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
+use differential_dataflow::trace::cursor::{cursor_list, Cursor};
 use differential_dataflow::trace::implementations::{KeySpine, ValSpine};
+use differential_dataflow::trace::TraceReader;
 use differential_dataflow::{AsCollection, VecCollection};
 use sluice_planner::expr::{canonical_key, truth};
 use sluice_planner::{Expr, JoinKey, JoinKind, Plan, Row, SetOpKind, Value};
 use std::collections::HashMap;
 use timely::dataflow::operators::vec::ToStream;
 use timely::dataflow::Scope;
+use timely::progress::frontier::AntichainRef;
 
 /// A collection of rows in a query dataflow.
 pub type Coll<'s> = VecCollection<'s, Offset, Row, Diff>;
@@ -101,8 +107,16 @@ pub struct Renderer<'s, 'b> {
     pub scope: Scope<'s, Offset>,
     pub tables: &'b mut HashMap<String, BaseTraces>,
     pub worker_index: usize,
-    imported: HashMap<String, Coll<'s>>,
+    /// The offset the query starts at: scans are loaded with the rows as of it.
+    now: Offset,
+    /// Per table, the collection the query's scan of it produces (self-joins share it).
+    scanned: HashMap<String, Coll<'s>>,
+    /// The scans' inputs, for the worker to advance (once the dataflow is built) and feed.
+    pub scans: Vec<(String, ScanInput)>,
 }
+
+/// The input of a query's scan of a base table.
+pub type ScanInput = InputSession<Offset, Row, Diff>;
 
 fn passes(pred: &Option<Expr>, row: &Row) -> bool {
     pred.as_ref().is_none_or(|p| truth(&p.eval(&row.values())) == Some(true))
@@ -114,13 +128,13 @@ pub fn nulls(n: usize) -> Row {
 }
 
 impl<'s, 'b> Renderer<'s, 'b> {
-    pub fn new(scope: Scope<'s, Offset>, tables: &'b mut HashMap<String, BaseTraces>, worker_index: usize) -> Self {
-        Renderer { scope, tables, worker_index, imported: HashMap::new() }
-    }
-
-    /// The tables whose arrangement by row this renderer imported.
-    pub fn imported_tables(&self) -> Vec<String> {
-        self.imported.keys().cloned().collect()
+    pub fn new(
+        scope: Scope<'s, Offset>,
+        tables: &'b mut HashMap<String, BaseTraces>,
+        worker_index: usize,
+        now: Offset,
+    ) -> Self {
+        Renderer { scope, tables, worker_index, now, scanned: HashMap::new(), scans: Vec::new() }
     }
 
     fn base(&mut self, table: &str) -> &mut BaseTraces {
@@ -131,12 +145,17 @@ impl<'s, 'b> Renderer<'s, 'b> {
     pub fn render(&mut self, plan: &Plan) -> Coll<'s> {
         match plan {
             Plan::Get { table, .. } => {
-                if let Some(c) = self.imported.get(table) {
+                if let Some(c) = self.scanned.get(table) {
                     return c.clone();
                 }
-                let scope = self.scope;
-                let c = self.base(table).rows.import(scope).as_collection(|r, _| r.clone());
-                self.imported.insert(table.clone(), c.clone());
+                let now = self.now;
+                let mut input = ScanInput::new();
+                for (row, diff) in rows_as_of(&mut self.base(table).rows, now) {
+                    input.update_at(row, now, diff);
+                }
+                let c = input.to_collection(self.scope);
+                self.scans.push((table.clone(), input));
+                self.scanned.insert(table.clone(), c.clone());
                 c
             }
             Plan::Constant { rows, .. } => {
@@ -284,4 +303,25 @@ fn set_op<'s>(l: Coll<'s>, r: Coll<'s>, op: SetOpKind, all: bool) -> Coll<'s> {
 /// Multiplicity max(a - b, 0) per row.
 fn except_all<'s>(l: Coll<'s>, r: Coll<'s>) -> Coll<'s> {
     l.concat(r.negate()).threshold(|_, c| if *c > 0 { *c } else { 0 })
+}
+
+/// This worker's share of a table's rows as of `now` (the trace is complete through it), with
+/// their multiplicities.
+pub fn rows_as_of(trace: &mut RowsTrace, now: Offset) -> Vec<(Row, Diff)> {
+    let upper = [now + 1];
+    let batches = trace.batches_through(AntichainRef::new(&upper)).expect("the trace is complete through now");
+    let (mut cursor, storage) = cursor_list(batches);
+    let mut out = Vec::new();
+    while let Some(row) = cursor.get_key(&storage) {
+        let mut n: Diff = 0;
+        while cursor.get_val(&storage).is_some() {
+            cursor.map_times(&storage, |_, d| n += *d);
+            cursor.step_val(&storage);
+        }
+        if n != 0 {
+            out.push((row.clone(), n));
+        }
+        cursor.step_key(&storage);
+    }
+    out
 }

@@ -2,9 +2,8 @@
 //! query dataflows, and the commands the engine sends every worker.
 
 use crate::delta::{Diff, Offset, QueryId, Transaction};
-use crate::render::{column_key, shared_arrangements, BaseTraces, Renderer, RowsTrace};
+use crate::render::{column_key, rows_as_of, shared_arrangements, BaseTraces, Renderer, ScanInput};
 use differential_dataflow::input::InputSession;
-use differential_dataflow::trace::cursor::{cursor_list, Cursor};
 use differential_dataflow::trace::implementations::spine_fueled::SpineBatch;
 use differential_dataflow::trace::TraceReader;
 use sluice_planner::{Plan, Row};
@@ -44,9 +43,9 @@ pub type Outputs = Vec<(QueryId, Vec<(Row, Offset, Diff)>)>;
 /// The input of a by-key arrangement: (key, row) pairs.
 type KeyedInput = InputSession<Offset, (Row, Row), Diff>;
 
-/// Offsets a table's by-row input may fall behind while no query imports that arrangement
-/// (queries reading only by-key arrangements do not need it current): this bounds the
-/// updates it holds unsorted, and catching up sorts them in one batch.
+/// Offsets a table's by-row input may fall behind: no query reads that arrangement as changes
+/// come (it serves to load new scans and by-key arrangements, after a catch-up), so this only
+/// bounds the updates it holds unsorted, and catching up sorts them in one batch.
 const ROWS_LAG: Offset = 256;
 
 struct Table {
@@ -54,6 +53,8 @@ struct Table {
     /// Inputs of the table's arrangements by key columns, fed the same changes as `input`
     /// (keyed on the way in), so a by-key arrangement reads no other dataflow.
     keyed: Vec<(Vec<usize>, KeyedInput)>,
+    /// Inputs of the queries' scans of the table, fed the same changes.
+    scans: Vec<(QueryId, ScanInput)>,
     dataflows: Vec<usize>,
     /// Probes the arrangement by row.
     probe: ProbeHandle<Offset>,
@@ -63,8 +64,6 @@ struct Table {
     /// left alone (its inputs not advanced), so idle tables cost nothing per transaction; it
     /// catches up when a query starts reading it.
     readers: usize,
-    /// Live queries importing the arrangement by row.
-    row_readers: usize,
     /// The by-row input has been advanced past this offset.
     rows_at: Offset,
     /// The by-row input holds changes after `rows_at`.
@@ -84,11 +83,16 @@ impl Table {
         true
     }
 
-    /// Advances the by-key inputs past `now`; true if there are any.
+    /// Advances the by-key and scan inputs past `now`; true if there are by-key ones (a
+    /// scan's progress shows in its query's probe).
     fn advance_keyed(&mut self, now: Offset) -> bool {
         for (_, keyed) in &mut self.keyed {
             keyed.advance_to(now + 1);
             keyed.flush();
+        }
+        for (_, scan) in &mut self.scans {
+            scan.advance_to(now + 1);
+            scan.flush();
         }
         !self.keyed.is_empty()
     }
@@ -99,8 +103,6 @@ struct Query {
     probe: ProbeHandle<Offset>,
     output: Rc<RefCell<Vec<(Row, Offset, Diff)>>>,
     tables: Vec<String>,
-    /// The tables whose arrangement by row the query imports.
-    row_tables: Vec<String>,
 }
 
 /// Per-worker state.
@@ -139,11 +141,7 @@ impl WorkerState {
                     for t in &q.tables {
                         if let Some(t) = self.tables.get_mut(t) {
                             t.readers -= 1;
-                        }
-                    }
-                    for t in &q.row_tables {
-                        if let Some(t) = self.tables.get_mut(t) {
-                            t.row_readers -= 1;
+                            t.scans.retain(|(q, _)| *q != id);
                         }
                     }
                 }
@@ -181,11 +179,11 @@ impl WorkerState {
         let table = Table {
             input,
             keyed: Vec::new(),
+            scans: Vec::new(),
             dataflows: vec![dataflow],
             probe,
             keyed_probe: ProbeHandle::new(),
             readers: 0,
-            row_readers: 0,
             rows_at: self.now,
             rows_dirty: false,
         };
@@ -205,14 +203,17 @@ impl WorkerState {
                             for (cols, keyed) in &mut table.keyed {
                                 keyed.update_at((column_key(cols, r), r.clone()), tx.offset, diff);
                             }
+                            for (_, scan) in &mut table.scans {
+                                scan.update_at(r.clone(), tx.offset, diff);
+                            }
                             table.input.update_at(r.clone(), tx.offset, diff);
                         }
                     }
                 }
             }
         }
-        // Advance the by-key inputs of the tables that changed or that some query reads, and
-        // the by-row inputs some query imports or that fell too far behind.
+        // Advance the by-key and scan inputs of the tables that changed or that some query
+        // reads, and the by-row inputs that fell too far behind.
         let mut changed: Vec<&str> = txs.iter().flat_map(|tx| tx.changes.iter().map(|c| c.table.as_str())).collect();
         changed.sort_unstable();
         changed.dedup();
@@ -226,7 +227,7 @@ impl WorkerState {
                 keys_moved.push(name.clone());
             }
             let lagging = t.rows_dirty && last - t.rows_at >= ROWS_LAG;
-            if (t.row_readers > 0 || lagging) && t.advance_rows(last) {
+            if lagging && t.advance_rows(last) {
                 probes.push(t.probe.clone());
                 rows_moved.push(name.clone());
             }
@@ -268,7 +269,7 @@ impl WorkerState {
                 continue;
             }
             let mut keyed = InputSession::new();
-            for (row, diff) in current_rows(&mut traces.rows, self.now) {
+            for (row, diff) in rows_as_of(&mut traces.rows, self.now) {
                 keyed.update_at((column_key(&cols, &row), row), self.now, diff);
             }
             let probe = self.tables[&table].keyed_probe.clone();
@@ -292,15 +293,19 @@ impl WorkerState {
         let index = worker.index();
         let traces = &mut self.traces;
         let sink = Rc::clone(&output);
-        let row_tables = worker.dataflow(|scope| {
-            let mut r = Renderer::new(scope, traces, index);
+        let now = self.now;
+        let scans = worker.dataflow(|scope| {
+            let mut r = Renderer::new(scope, traces, index, now);
             r.render(plan).inspect_batch(move |_, data| sink.borrow_mut().extend_from_slice(data)).probe_with(&probe);
-            r.imported_tables()
+            r.scans
         });
-        for name in &row_tables {
-            self.tables.get_mut(name).expect("engine checked the table").row_readers += 1;
+        // Scans start moving once their dataflow is built.
+        for (name, mut scan) in scans {
+            scan.advance_to(now + 1);
+            scan.flush();
+            self.tables.get_mut(&name).expect("engine checked the table").scans.push((id, scan));
         }
-        self.queries.insert(id, Query { dataflow, probe, output, tables, row_tables });
+        self.queries.insert(id, Query { dataflow, probe, output, tables });
     }
 
     /// Steps until every query, and the arrangements `probes` watch, are complete up to `target`.
@@ -320,25 +325,4 @@ impl WorkerState {
             })
             .collect()
     }
-}
-
-/// This worker's share of a table's rows as of `now` (the trace is complete through it), with
-/// their multiplicities.
-fn current_rows(trace: &mut RowsTrace, now: Offset) -> Vec<(Row, Diff)> {
-    let upper = [now + 1];
-    let batches = trace.batches_through(AntichainRef::new(&upper)).expect("the trace is complete through now");
-    let (mut cursor, storage) = cursor_list(batches);
-    let mut out = Vec::new();
-    while let Some(row) = cursor.get_key(&storage) {
-        let mut n: Diff = 0;
-        while cursor.get_val(&storage).is_some() {
-            cursor.map_times(&storage, |_, d| n += *d);
-            cursor.step_val(&storage);
-        }
-        if n != 0 {
-            out.push((row.clone(), n));
-        }
-        cursor.step_key(&storage);
-    }
-    out
 }
