@@ -85,7 +85,7 @@ impl Table {
 
     /// Advances the by-key and scan inputs past `now`; true if there are by-key ones (a
     /// scan's progress shows in its query's probe).
-    fn advance_keyed(&mut self, now: Offset) -> bool {
+    fn advance_fed(&mut self, now: Offset) -> bool {
         for (_, keyed) in &mut self.keyed {
             keyed.advance_to(now + 1);
             keyed.flush();
@@ -173,8 +173,7 @@ impl WorkerState {
         });
         input.advance_to(self.now + 1);
         input.flush();
-        // Compaction starts with the next transaction, once the trace has caught up (a join
-        // importing it requires its physical compaction not to run ahead of its batches).
+        // Compaction starts when the trace is next advanced, once it has caught up.
         self.traces.insert(name.clone(), BaseTraces { rows, by_key: HashMap::new() });
         let table = Table {
             input,
@@ -222,7 +221,7 @@ impl WorkerState {
         for (name, t) in &mut self.tables {
             let is_changed = changed.binary_search(&name.as_str()).is_ok();
             t.rows_dirty |= is_changed;
-            if (t.readers > 0 || is_changed) && t.advance_keyed(last) {
+            if (t.readers > 0 || is_changed) && t.advance_fed(last) {
                 probes.push(t.keyed_probe.clone());
                 keys_moved.push(name.clone());
             }
@@ -255,7 +254,7 @@ impl WorkerState {
         for name in &tables {
             let t = self.tables.get_mut(name).expect("engine checked the table");
             t.advance_rows(self.now);
-            t.advance_keyed(self.now);
+            t.advance_fed(self.now);
             t.readers += 1;
             probes.extend([t.probe.clone(), t.keyed_probe.clone()]);
         }
