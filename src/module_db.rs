@@ -61,9 +61,9 @@ impl ModuleDb {
     pub fn run_scheduled(&mut self, now: u64) -> Vec<(ScheduledRun, Vec<QueryDelta>)> {
         let runs = self.host.run_scheduled(now);
         runs.into_iter()
-            .map(|run| {
-                let (_, deltas) = self.apply(run.tx.clone());
-                (run, deltas)
+            .map(|ScheduledRun { reducer, tx, error }| {
+                let (tx, deltas) = self.apply(tx);
+                (ScheduledRun { reducer, tx, error }, deltas)
             })
             .collect()
     }

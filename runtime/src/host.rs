@@ -365,13 +365,8 @@ impl Host {
         due.sort_by(|(a, x), (b, y)| x.values()[a.at].cmp(&y.values()[b.at]));
         let mut runs = Vec::new();
         for (s, row) in due {
-            let ds = &mut self.store.data_mut().ds;
-            let pk: Vec<Value> = {
-                let def = ds.def(s.table).expect("schedule tables exist");
-                def.schema.primary_key.iter().map(|&c| row.values()[c].clone()).collect()
-            };
             // An earlier run may have changed or cancelled this row.
-            if ds.find_by_pk(s.table, &pk).ok().flatten().as_ref() != Some(&row) {
+            if !self.store.data().ds.contains(s.table, &row).unwrap_or(false) {
                 continue;
             }
             runs.push(self.run_schedule_row(&s, row, now));
