@@ -1,6 +1,6 @@
-//! Memory of base-table arrangements against the raw row bytes: loads a 4-column INTEGER
-//! table into a fresh engine and reports resident-memory growth per row, with no query, and
-//! with a join query that adds a shared by-key arrangement.
+//! Memory of a base table's state against the raw row bytes: loads a 4-column INTEGER table
+//! into a fresh engine and reports resident-memory growth per row: its rows alone, after
+//! updating every row, and with a join query that adds two shared by-key arrangements.
 //!
 //! `cargo bench --bench memory` (SLUICE_BENCH_ROWS sets the row count, default 1M).
 
@@ -46,7 +46,7 @@ fn main() {
     let loaded = rss_bytes();
     let per_row = (loaded - before) as f64 / n as f64;
     println!("rows: {n}, raw bytes per row: {raw_per_row}");
-    println!("base arrangement (by row): {per_row:.1} bytes/row = {:.2}x raw", per_row / raw_per_row as f64);
+    println!("table rows (hash table): {per_row:.1} bytes/row = {:.2}x raw", per_row / raw_per_row as f64);
     // Update every row five times: with compaction, memory follows the current state.
     let mut offset = engine.offset();
     for round in 1..=5i64 {
@@ -76,10 +76,11 @@ fn main() {
         "after updating every row 5 times: {per_row_churned:.1} bytes/row = {:.2}x raw",
         per_row_churned / raw_per_row as f64
     );
-    // A join whose result is empty, so only the shared by-key arrangements remain.
-    let plan = Planner::new(&catalog).plan_sql("SELECT x.id FROM a x JOIN a y ON x.b_id = y.id WHERE y.v < 0").unwrap();
-    let sub = engine.subscribe(&plan).unwrap();
-    engine.unsubscribe(sub.id).unwrap();
+    // A join whose result is empty (v is never negative), so what it adds is the shared
+    // by-key arrangements of all rows (the condition is on both sides: no filtered one).
+    let sql = "SELECT x.id FROM a x JOIN a y ON x.b_id = y.id WHERE x.v + y.v < 0";
+    let sub = engine.subscribe(&Planner::new(&catalog).plan_sql(sql).unwrap()).unwrap();
+    assert!(sub.initial.is_empty());
     let keyed = rss_bytes();
     let per_row_keyed = (keyed - before) as f64 / n as f64;
     println!(

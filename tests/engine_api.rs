@@ -113,3 +113,43 @@ fn arrangements_are_compacted_as_offsets_advance() {
         assert!(records >= live);
     }
 }
+
+#[test]
+fn filtered_join_sides_arrange_only_their_rows_and_arrangements_go_with_their_last_query() {
+    let (catalog, mut engine) = setup();
+    let n: i64 = 100;
+    engine.apply(vec![insert(1, (0..n).map(|i| row(&[i, (i + 1) % n, i % 10])).collect())]).unwrap();
+    let rows = n as usize;
+    assert_eq!(engine.base_arrangement_records(), rows, "the table's rows, nothing arranged yet");
+    let p = Planner::new(&catalog);
+    let filtered = |k: i64| format!("SELECT x.id, y.id FROM t x JOIN t y ON x.g = y.id WHERE x.v < {k}");
+    let mut subs = Vec::new();
+    for k in 0..10 {
+        let sub = engine.subscribe(&p.plan_sql(&filtered(k)).unwrap()).unwrap();
+        assert_eq!(sub.initial.len(), (n / 10 * k) as usize);
+        subs.push(sub);
+    }
+    // Each filter's arrangement of x by g holds only the rows passing it; y by id holds all.
+    let admitted: usize = (0..10).map(|k| (n / 10 * k) as usize).sum();
+    assert_eq!(engine.base_arrangement_records(), rows + admitted + rows);
+    // Moving a row across a filter changes exactly the queries whose filter it crosses.
+    let change = TableChange { table: "t".into(), deletes: vec![row(&[5, 6, 5])], inserts: vec![row(&[5, 6, 1])] };
+    let deltas = engine.apply(vec![Transaction { offset: 2, changes: vec![change] }]).unwrap();
+    let changed: Vec<_> = deltas.iter().map(|d| d.query).collect();
+    let expected: Vec<_> = subs[2..=5].iter().map(|s| s.query).collect();
+    assert_eq!(changed.len(), 4);
+    assert!(expected.iter().all(|q| changed.contains(q)), "{deltas:?}");
+    for s in subs.drain(..) {
+        engine.unsubscribe(s.id).unwrap();
+    }
+    assert_eq!(engine.base_arrangement_records(), rows, "arrangements are dropped with their last query");
+    // Where the unfiltered arrangement exists, a filtered side uses it instead of another.
+    let all = engine.subscribe(&p.plan_sql("SELECT x.id FROM t x JOIN t y ON x.g = y.id").unwrap()).unwrap();
+    let with_all = engine.base_arrangement_records();
+    let some = engine.subscribe(&p.plan_sql(&filtered(3)).unwrap()).unwrap();
+    assert_eq!(some.initial.len(), 31, "row 5 now has v = 1");
+    assert_eq!(engine.base_arrangement_records(), with_all);
+    engine.unsubscribe(all.id).unwrap();
+    engine.unsubscribe(some.id).unwrap();
+    assert_eq!(engine.base_arrangement_records(), rows);
+}

@@ -101,13 +101,12 @@ impl Multiply<Diff> for Accum {
 }
 
 impl Accum {
-    fn of_row(aggs: &[AggCall], row: &Row) -> Accum {
-        let vals = row.values();
+    fn of_values(aggs: &[AggCall], vals: &[Value]) -> Accum {
         let cols = aggs
             .iter()
             .map(|a| match a.func {
                 AggFunc::CountStar => Column::default(),
-                _ => match a.arg.eval(&vals) {
+                _ => match a.arg.eval(vals) {
                     Value::Null => Column::default(),
                     Value::Real(r) => Column { nonnull: 1, real_sum: r, reals: 1, ..Column::default() },
                     v => Column { nonnull: 1, int_sum: v.as_i128().unwrap_or(0), ..Column::default() },
@@ -147,15 +146,20 @@ pub fn render_aggregate<'s>(
     worker: usize,
 ) -> Coll<'s> {
     let groups = group_by.to_vec();
-    let key = move |r: &Row| {
-        let vals = r.values();
-        groups.iter().map(|g| g.eval(&vals)).collect::<Row>()
-    };
-    let keyed = input.map(move |r| (key(&r), r));
     let result = if aggs.iter().all(|a| a.func.is_accumulable() && !a.distinct) {
-        let aggs_v = aggs.to_vec();
-        accumulate(keyed, aggs).map(move |(k, acc)| k.concat(&Row::new(acc.finish(&aggs_v))))
+        // Each row decoded once, into its group and its contribution.
+        let (aggs_in, aggs_out) = (aggs.to_vec(), aggs.to_vec());
+        let contributions = input.explode(move |r| {
+            let vals = r.values();
+            let key: Row = groups.iter().map(|g| g.eval(&vals)).collect();
+            Some((key, Accum::of_values(&aggs_in, &vals)))
+        });
+        totals(contributions).map(move |(k, acc)| k.concat(&Row::new(acc.finish(&aggs_out))))
     } else {
+        let keyed = input.map(move |r| {
+            let vals = r.values();
+            (groups.iter().map(|g| g.eval(&vals)).collect::<Row>(), r)
+        });
         combined(keyed, group_by.len(), aggs)
     };
     if !group_by.is_empty() {
@@ -176,7 +180,12 @@ type AggValues<'s> = VecCollection<'s, Offset, (Row, (usize, Value)), Diff>;
 /// Per-group totals of accumulable aggregates, O(1) per change.
 fn accumulate<'s>(keyed: Keyed<'s>, aggs: &[AggCall]) -> VecCollection<'s, Offset, (Row, Accum), Diff> {
     let aggs = aggs.to_vec();
-    keyed.explode(move |(k, r)| Some((k, Accum::of_row(&aggs, &r)))).count_total().filter(|(_, acc)| acc.rows != 0)
+    totals(keyed.explode(move |(k, r)| Some((k, Accum::of_values(&aggs, &r.values())))))
+}
+
+/// Each group's total of its rows' contributions, for the groups that have rows.
+fn totals<'s>(contributions: VecCollection<'s, Offset, Row, Accum>) -> VecCollection<'s, Offset, (Row, Accum), Diff> {
+    contributions.count_total().filter(|(_, acc)| acc.rows != 0)
 }
 
 /// Aggregates that are not all plain accumulable ones, each maintained without scanning its

@@ -152,7 +152,7 @@ impl Engine {
             return Err(EngineError::TableExists(schema.name.clone()));
         }
         self.tables.insert(schema.name.clone(), schema.clone());
-        self.driver.run(Command::CreateTable(schema.name.clone()));
+        self.driver.run(Command::CreateTable(schema.name.clone(), schema.primary_key.clone()));
         Ok(())
     }
 

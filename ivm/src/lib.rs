@@ -6,6 +6,7 @@ mod aggregate;
 mod delta;
 mod engine;
 mod render;
+mod rows;
 mod topk;
 mod worker;
 

@@ -1,40 +1,66 @@
 //! Rendering logical plans as differential dataflow over `Row` collections.
 //!
-//! Base tables come in as shared arrangements: each table's rows arranged once (by the whole
-//! row) and, per join key used by any query, once more by that key; join sides import them
-//! instead of building their own copies. A query reading a table's rows as a collection gets
-//! an input of its own, loaded with the current rows and then fed each change, so it costs
-//! nothing per transaction beyond those changes.
+//! Base tables come in as shared arrangements: per join key used by any query, a table's rows
+//! arranged by that key — or, where the join side is filtered, by that key over the rows
+//! passing the filter, so a selective query arranges and joins only its rows. Join sides
+//! import them instead of building their own copies. A query reading a table's rows as a
+//! collection gets an input of its own, loaded with the current rows (kept by the worker in a
+//! hash map, see `Base`) and then fed each change, so it costs nothing per transaction beyond
+//! those changes.
 
 use crate::aggregate::render_aggregate;
 use crate::delta::{Diff, Offset};
+use crate::rows::Rows;
 use crate::topk::render_topk;
 use differential_dataflow::input::InputSession;
 use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
-use differential_dataflow::trace::cursor::{cursor_list, Cursor};
-use differential_dataflow::trace::implementations::{KeySpine, ValSpine};
-use differential_dataflow::trace::TraceReader;
+use differential_dataflow::trace::implementations::ValSpine;
 use differential_dataflow::{AsCollection, VecCollection};
 use sluice_planner::expr::{canonical_key, truth};
 use sluice_planner::{Expr, JoinKey, JoinKind, Plan, Row, SetOpKind, Value};
 use std::collections::HashMap;
 use timely::dataflow::operators::vec::ToStream;
 use timely::dataflow::Scope;
-use timely::progress::frontier::AntichainRef;
 
 /// A collection of rows in a query dataflow.
 pub type Coll<'s> = VecCollection<'s, Offset, Row, Diff>;
-/// A trace of rows arranged by the whole row.
-pub type RowsTrace = TraceAgent<KeySpine<Row, Offset, Diff>>;
 /// A trace of rows arranged by a key row.
 pub type KeyedTrace = TraceAgent<ValSpine<Row, Row, Offset, Diff>>;
 type KeyedArranged<'s> = Arranged<'s, KeyedTrace>;
 
-/// The shared arrangements of one base table.
-pub struct BaseTraces {
-    pub rows: RowsTrace,
-    /// Rows arranged by the values of these columns (canonical key form).
-    pub by_key: HashMap<Vec<usize>, KeyedTrace>,
+/// What a shared by-key arrangement holds: the table's rows passing `filter` (all of them
+/// without one), arranged by the values of `cols` (canonical key form).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SharedKey {
+    pub cols: Vec<usize>,
+    pub filter: Option<Expr>,
+}
+
+impl SharedKey {
+    /// Whether a row belongs in the arrangement.
+    pub fn admits(&self, row: &Row) -> bool {
+        passes(&self.filter, row)
+    }
+}
+
+/// One base table's state in a worker: its rows (all on worker 0, which feeds every input)
+/// and its shared arrangements.
+pub struct Base {
+    pub rows: Rows,
+    pub by_key: HashMap<SharedKey, KeyedTrace>,
+}
+
+impl Base {
+    /// The arrangement a join side on `want` uses among those that exist: the exact one, or
+    /// else the unfiltered one by the same columns (the filter is then applied as rows
+    /// match). `None` if neither exists.
+    pub fn choose(&self, want: &SharedKey) -> Option<SharedKey> {
+        if self.by_key.contains_key(want) {
+            return Some(want.clone());
+        }
+        let all = SharedKey { cols: want.cols.clone(), filter: None };
+        self.by_key.contains_key(&all).then_some(all)
+    }
 }
 
 /// Evaluates join keys; `None` when a non-NULL-safe key is NULL (such rows never match).
@@ -83,16 +109,16 @@ pub fn shared_side<'p>(plan: &'p Plan, keys: &[Expr]) -> Option<(&'p str, Option
     Some((table.as_str(), filter, cols))
 }
 
-/// Every (table, key columns) shared arrangement a plan's inner joins can use.
-pub fn shared_arrangements(plan: &Plan) -> Vec<(String, Vec<usize>)> {
+/// Every shared arrangement a plan's inner joins would use, filtered as their sides are.
+pub fn shared_arrangements(plan: &Plan) -> Vec<(String, SharedKey)> {
     let mut out = Vec::new();
     plan.visit(&mut |p| {
         if let Plan::Join { left, right, kind: JoinKind::Inner, keys, .. } = p {
             let lk: Vec<Expr> = keys.iter().map(|k| k.left.clone()).collect();
             let rk: Vec<Expr> = keys.iter().map(|k| k.right.clone()).collect();
             for (side, k) in [(&**left, lk), (&**right, rk)] {
-                if let Some((t, _, cols)) = shared_side(side, &k) {
-                    out.push((t.to_string(), cols));
+                if let Some((t, filter, cols)) = shared_side(side, &k) {
+                    out.push((t.to_string(), SharedKey { cols, filter: filter.cloned() }));
                 }
             }
         }
@@ -105,7 +131,7 @@ pub fn shared_arrangements(plan: &Plan) -> Vec<(String, Vec<usize>)> {
 /// Renders plans within one query dataflow.
 pub struct Renderer<'s, 'b> {
     pub scope: Scope<'s, Offset>,
-    pub tables: &'b mut HashMap<String, BaseTraces>,
+    pub tables: &'b mut HashMap<String, Base>,
     pub worker_index: usize,
     /// The offset the query starts at: scans are loaded with the rows as of it.
     now: Offset,
@@ -130,14 +156,14 @@ pub fn nulls(n: usize) -> Row {
 impl<'s, 'b> Renderer<'s, 'b> {
     pub fn new(
         scope: Scope<'s, Offset>,
-        tables: &'b mut HashMap<String, BaseTraces>,
+        tables: &'b mut HashMap<String, Base>,
         worker_index: usize,
         now: Offset,
     ) -> Self {
         Renderer { scope, tables, worker_index, now, scanned: HashMap::new(), scans: Vec::new() }
     }
 
-    fn base(&mut self, table: &str) -> &mut BaseTraces {
+    fn base(&mut self, table: &str) -> &mut Base {
         self.tables.get_mut(table).expect("planned tables exist in the engine")
     }
 
@@ -150,8 +176,8 @@ impl<'s, 'b> Renderer<'s, 'b> {
                 }
                 let now = self.now;
                 let mut input = ScanInput::new();
-                for (row, diff) in rows_as_of(&mut self.base(table).rows, now) {
-                    input.update_at(row, now, diff);
+                for (row, diff) in self.base(table).rows.iter() {
+                    input.update_at(row.clone(), now, diff);
                 }
                 let c = input.to_collection(self.scope);
                 self.scans.push((table.clone(), input));
@@ -204,9 +230,13 @@ impl<'s, 'b> Renderer<'s, 'b> {
             let exprs: Vec<Expr> = keys.iter().map(|(e, _)| e.clone()).collect();
             if let Some((table, filter, cols)) = shared_side(plan, &exprs) {
                 let scope = self.scope;
-                let filter = filter.cloned();
-                if let Some(trace) = self.base(table).by_key.get_mut(&cols) {
-                    return (trace.import(scope), filter);
+                let want = SharedKey { cols, filter: filter.cloned() };
+                let base = self.base(table);
+                if let Some(key) = base.choose(&want) {
+                    // A filter the arrangement does not apply is applied as rows match.
+                    let rest = if key.filter.is_some() { None } else { want.filter };
+                    let trace = base.by_key.get_mut(&key).expect("chosen among existing");
+                    return (trace.import(scope), rest);
                 }
             }
         }
@@ -230,10 +260,9 @@ impl<'s, 'b> Renderer<'s, 'b> {
             let (larr, lfilter) = self.keyed(left, &lkeys, true);
             let (rarr, rfilter) = self.keyed(right, &rkeys, true);
             // Shared arrangements hold rows with NULL keys too; those never match.
-            let null_safe: Vec<bool> = keys.iter().map(|k| k.null_safe).collect();
+            let null_unsafe: Vec<bool> = keys.iter().map(|k| !k.null_safe).collect();
             return larr.join_core(rarr, move |k: &Row, l: &Row, r: &Row| {
-                let null_key = k.values().iter().zip(&null_safe).any(|(v, safe)| v.is_null() && !safe);
-                if null_key || !passes(&lfilter, l) || !passes(&rfilter, r) {
+                if k.null_where(&null_unsafe) || !passes(&lfilter, l) || !passes(&rfilter, r) {
                     return None;
                 }
                 let row = l.concat(r);
@@ -303,25 +332,4 @@ fn set_op<'s>(l: Coll<'s>, r: Coll<'s>, op: SetOpKind, all: bool) -> Coll<'s> {
 /// Multiplicity max(a - b, 0) per row.
 fn except_all<'s>(l: Coll<'s>, r: Coll<'s>) -> Coll<'s> {
     l.concat(r.negate()).threshold(|_, c| if *c > 0 { *c } else { 0 })
-}
-
-/// This worker's share of a table's rows as of `now` (the trace is complete through it), with
-/// their multiplicities.
-pub fn rows_as_of(trace: &mut RowsTrace, now: Offset) -> Vec<(Row, Diff)> {
-    let upper = [now + 1];
-    let batches = trace.batches_through(AntichainRef::new(&upper)).expect("the trace is complete through now");
-    let (mut cursor, storage) = cursor_list(batches);
-    let mut out = Vec::new();
-    while let Some(row) = cursor.get_key(&storage) {
-        let mut n: Diff = 0;
-        while cursor.get_val(&storage).is_some() {
-            cursor.map_times(&storage, |_, d| n += *d);
-            cursor.step_val(&storage);
-        }
-        if n != 0 {
-            out.push((row.clone(), n));
-        }
-        cursor.step_key(&storage);
-    }
-    out
 }

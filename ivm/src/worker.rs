@@ -2,7 +2,8 @@
 //! query dataflows, and the commands the engine sends every worker.
 
 use crate::delta::{Diff, Offset, QueryId, Transaction};
-use crate::render::{column_key, rows_as_of, shared_arrangements, BaseTraces, Renderer, ScanInput};
+use crate::render::{column_key, shared_arrangements, Base, Renderer, ScanInput, SharedKey};
+use crate::rows::Rows;
 use differential_dataflow::input::InputSession;
 use differential_dataflow::trace::implementations::spine_fueled::SpineBatch;
 use differential_dataflow::trace::TraceReader;
@@ -19,7 +20,8 @@ use timely::worker::Worker;
 /// What the engine asks of every worker.
 #[derive(Clone)]
 pub enum Command {
-    CreateTable(String),
+    /// A table and its primary-key columns.
+    CreateTable(String, Vec<usize>),
     DropTable(String),
     Apply(Arc<Vec<Transaction>>),
     AddQuery(QueryId, Arc<Plan>),
@@ -43,58 +45,40 @@ pub type Outputs = Vec<(QueryId, Vec<(Row, Offset, Diff)>)>;
 /// The input of a by-key arrangement: (key, row) pairs.
 type KeyedInput = InputSession<Offset, (Row, Row), Diff>;
 
-/// Offsets a table's by-row input may fall behind: no query reads that arrangement as changes
-/// come (it serves to load new scans and by-key arrangements, after a catch-up), so this only
-/// bounds the updates it holds unsorted, and catching up sorts them in one batch.
-const ROWS_LAG: Offset = 256;
-
-struct Table {
-    input: InputSession<Offset, Row, Diff>,
-    /// Inputs of the table's arrangements by key columns, fed the same changes as `input`
-    /// (keyed on the way in), so a by-key arrangement reads no other dataflow.
-    keyed: Vec<(Vec<usize>, KeyedInput)>,
-    /// Inputs of the queries' scans of the table, fed the same changes.
-    scans: Vec<(QueryId, ScanInput)>,
-    dataflows: Vec<usize>,
-    /// Probes the arrangement by row.
+/// A shared by-key arrangement's input and dataflow.
+struct Keyed {
+    key: SharedKey,
+    input: KeyedInput,
+    dataflow: usize,
+    /// Its own probe: a dropped dataflow's probe would hold a shared handle back.
     probe: ProbeHandle<Offset>,
-    /// Probes the arrangements by key.
-    keyed_probe: ProbeHandle<Offset>,
-    /// Live queries reading the table. A table no query reads and no transaction changes is
-    /// left alone (its inputs not advanced), so idle tables cost nothing per transaction; it
-    /// catches up when a query starts reading it.
-    readers: usize,
-    /// The by-row input has been advanced past this offset.
-    rows_at: Offset,
-    /// The by-row input holds changes after `rows_at`.
-    rows_dirty: bool,
+    /// Live queries importing the arrangement; it is dropped with the last.
+    users: usize,
+}
+
+/// The inputs fed a base table's changes.
+#[derive(Default)]
+struct Table {
+    /// Inputs of the table's arrangements by key (filtered and keyed on the way in), so a
+    /// by-key arrangement reads no other dataflow.
+    keyed: Vec<Keyed>,
+    /// Inputs of the queries' scans of the table.
+    scans: Vec<(QueryId, ScanInput)>,
 }
 
 impl Table {
-    /// Advances the by-row input past `now`; true if it moved.
-    fn advance_rows(&mut self, now: Offset) -> bool {
-        if self.rows_at >= now {
-            return false;
-        }
-        self.input.advance_to(now + 1);
-        self.input.flush();
-        self.rows_at = now;
-        self.rows_dirty = false;
-        true
-    }
-
-    /// Advances the by-key and scan inputs past `now`; true if there are by-key ones (a
-    /// scan's progress shows in its query's probe).
-    fn advance_fed(&mut self, now: Offset) -> bool {
-        for (_, keyed) in &mut self.keyed {
-            keyed.advance_to(now + 1);
-            keyed.flush();
+    /// Advances the by-key and scan inputs past `now`; returns the by-key arrangements'
+    /// probes (a scan's progress shows in its query's probe).
+    fn advance(&mut self, now: Offset) -> impl Iterator<Item = ProbeHandle<Offset>> + '_ {
+        for keyed in &mut self.keyed {
+            keyed.input.advance_to(now + 1);
+            keyed.input.flush();
         }
         for (_, scan) in &mut self.scans {
             scan.advance_to(now + 1);
             scan.flush();
         }
-        !self.keyed.is_empty()
+        self.keyed.iter().map(|k| k.probe.clone())
     }
 }
 
@@ -103,12 +87,14 @@ struct Query {
     probe: ProbeHandle<Offset>,
     output: Rc<RefCell<Vec<(Row, Offset, Diff)>>>,
     tables: Vec<String>,
+    /// The shared by-key arrangements it imports.
+    arrangements: Vec<(String, SharedKey)>,
 }
 
 /// Per-worker state.
 pub struct WorkerState {
     tables: HashMap<String, Table>,
-    traces: HashMap<String, BaseTraces>,
+    bases: HashMap<String, Base>,
     queries: HashMap<QueryId, Query>,
     /// Last applied offset: the state every arrangement reflects.
     now: Offset,
@@ -116,7 +102,7 @@ pub struct WorkerState {
 
 impl WorkerState {
     pub fn new(now: Offset) -> WorkerState {
-        WorkerState { tables: HashMap::new(), traces: HashMap::new(), queries: HashMap::new(), now }
+        WorkerState { tables: HashMap::new(), bases: HashMap::new(), queries: HashMap::new(), now }
     }
 
     /// Carries out one command; returns the query output it produced.
@@ -124,71 +110,34 @@ impl WorkerState {
         let mut base_records = 0;
         match cmd {
             Command::Stats => base_records = self.base_records(),
-            Command::CreateTable(name) => self.create_table(worker, name),
+            Command::CreateTable(name, key) => {
+                self.bases.insert(name.clone(), Base { rows: Rows::new(key), by_key: HashMap::new() });
+                self.tables.insert(name, Table::default());
+            }
             Command::DropTable(name) => {
-                if let Some(t) = self.tables.remove(&name) {
-                    self.traces.remove(&name);
-                    for d in t.dataflows {
-                        worker.drop_dataflow(d);
-                    }
+                self.bases.remove(&name);
+                for k in self.tables.remove(&name).map(|t| t.keyed).unwrap_or_default() {
+                    worker.drop_dataflow(k.dataflow);
                 }
             }
             Command::Apply(txs) => self.apply(worker, &txs),
             Command::AddQuery(id, plan) => self.add_query(worker, id, &plan),
-            Command::DropQuery(id) => {
-                if let Some(q) = self.queries.remove(&id) {
-                    worker.drop_dataflow(q.dataflow);
-                    for t in &q.tables {
-                        if let Some(t) = self.tables.get_mut(t) {
-                            t.readers -= 1;
-                            t.scans.retain(|(q, _)| *q != id);
-                        }
-                    }
-                }
-            }
+            Command::DropQuery(id) => self.drop_query(worker, id),
         }
         self.step_until(worker, self.now + 1, &[]);
         Reply { outputs: self.drain(), base_records }
     }
 
+    /// Distinct rows held for base tables plus update records in their arrangements.
     fn base_records(&self) -> usize {
         let mut n = 0;
-        for t in self.traces.values() {
-            t.rows.map_spans(|s| n += s.inner.as_ref().map_or(0, |b| b.len()));
-            for k in t.by_key.values() {
+        for b in self.bases.values() {
+            n += b.rows.len();
+            for k in b.by_key.values() {
                 k.map_spans(|s| n += s.inner.as_ref().map_or(0, |b| b.len()));
             }
         }
         n
-    }
-
-    fn create_table(&mut self, worker: &mut Worker, name: String) {
-        let mut input = InputSession::new();
-        let probe = ProbeHandle::new();
-        let dataflow = worker.next_dataflow_index();
-        let rows = worker.dataflow(|scope| {
-            let arranged = input.to_collection(scope).arrange_by_self();
-            arranged.stream.clone().probe_with(&probe);
-            arranged.trace
-        });
-        input.advance_to(self.now + 1);
-        input.flush();
-        // Compaction starts when the trace is next advanced, once it has caught up.
-        self.traces.insert(name.clone(), BaseTraces { rows, by_key: HashMap::new() });
-        let table = Table {
-            input,
-            keyed: Vec::new(),
-            scans: Vec::new(),
-            dataflows: vec![dataflow],
-            probe,
-            keyed_probe: ProbeHandle::new(),
-            readers: 0,
-            rows_at: self.now,
-            rows_dirty: false,
-        };
-        let probes = [table.probe.clone()];
-        self.tables.insert(name, table);
-        self.step_until(worker, self.now + 1, &probes);
     }
 
     fn apply(&mut self, worker: &mut Worker, txs: &[Transaction]) {
@@ -197,50 +146,38 @@ impl WorkerState {
             for tx in txs {
                 for change in &tx.changes {
                     let table = self.tables.get_mut(&change.table).expect("engine checked the table");
-                    for (rows, diff) in [(&change.deletes, -1), (&change.inserts, 1)] {
-                        for r in rows {
-                            for (cols, keyed) in &mut table.keyed {
-                                keyed.update_at((column_key(cols, r), r.clone()), tx.offset, diff);
+                    let rows = &mut self.bases.get_mut(&change.table).expect("engine checked the table").rows;
+                    for (changed, diff) in [(&change.deletes, -1), (&change.inserts, 1)] {
+                        for r in changed {
+                            for k in &mut table.keyed {
+                                if k.key.admits(r) {
+                                    k.input.update_at((column_key(&k.key.cols, r), r.clone()), tx.offset, diff);
+                                }
                             }
                             for (_, scan) in &mut table.scans {
                                 scan.update_at(r.clone(), tx.offset, diff);
                             }
-                            table.input.update_at(r.clone(), tx.offset, diff);
+                            rows.add(r, diff);
                         }
                     }
                 }
             }
         }
-        // Advance the by-key and scan inputs of the tables that changed or that some query
-        // reads, and the by-row inputs that fell too far behind.
-        let mut changed: Vec<&str> = txs.iter().flat_map(|tx| tx.changes.iter().map(|c| c.table.as_str())).collect();
-        changed.sort_unstable();
-        changed.dedup();
+        // Every input moves on, so every query and arrangement is complete through `last`.
         let mut probes = Vec::new();
-        let (mut rows_moved, mut keys_moved) = (Vec::new(), Vec::new());
+        let mut moved = Vec::new();
         for (name, t) in &mut self.tables {
-            let is_changed = changed.binary_search(&name.as_str()).is_ok();
-            t.rows_dirty |= is_changed;
-            if (t.readers > 0 || is_changed) && t.advance_fed(last) {
-                probes.push(t.keyed_probe.clone());
-                keys_moved.push(name.clone());
-            }
-            let lagging = t.rows_dirty && last - t.rows_at >= ROWS_LAG;
-            if lagging && t.advance_rows(last) {
-                probes.push(t.probe.clone());
-                rows_moved.push(name.clone());
+            let before = probes.len();
+            probes.extend(t.advance(last));
+            if probes.len() > before {
+                moved.push(name.clone());
             }
         }
         self.now = last;
         self.step_until(worker, last + 1, &probes);
         let frontier = [last];
-        for name in &rows_moved {
-            let traces = self.traces.get_mut(name).expect("traces of a table");
-            traces.rows.set_logical_compaction(AntichainRef::new(&frontier));
-            traces.rows.set_physical_compaction(AntichainRef::new(&frontier));
-        }
-        for name in &keys_moved {
-            for t in self.traces.get_mut(name).expect("traces of a table").by_key.values_mut() {
+        for name in &moved {
+            for t in self.bases.get_mut(name).expect("base of a table").by_key.values_mut() {
                 t.set_logical_compaction(AntichainRef::new(&frontier));
                 t.set_physical_compaction(AntichainRef::new(&frontier));
             }
@@ -248,30 +185,27 @@ impl WorkerState {
     }
 
     fn add_query(&mut self, worker: &mut Worker, id: QueryId, plan: &Plan) {
-        // The plan's tables catch up to the current offset first.
-        let tables = plan.tables();
+        // Every input is advanced through `now` at each step, so the arrangements are current.
+        // Shared arrangements by join key are their own dataflows, built before the query's
+        // unless a usable one exists: an input loaded with the table's current rows (all on
+        // worker 0), then fed every later change.
         let mut probes = Vec::new();
-        for name in &tables {
-            let t = self.tables.get_mut(name).expect("engine checked the table");
-            t.advance_rows(self.now);
-            t.advance_fed(self.now);
-            t.readers += 1;
-            probes.extend([t.probe.clone(), t.keyed_probe.clone()]);
-        }
-        self.step_until(worker, self.now + 1, &probes);
-        // Shared arrangements by join key are their own dataflows, built before the query's:
-        // an input loaded with this worker's share of the table's current rows, then fed every
-        // later change alongside the table's own input.
-        for (table, cols) in shared_arrangements(plan) {
-            let traces = self.traces.get_mut(&table).expect("engine checked the table");
-            if traces.by_key.contains_key(&cols) {
+        let mut arrangements = Vec::new();
+        for (table, want) in shared_arrangements(plan) {
+            let base = self.bases.get_mut(&table).expect("engine checked the table");
+            if let Some(key) = base.choose(&want) {
+                let t = self.tables.get_mut(&table).expect("table");
+                t.keyed.iter_mut().find(|k| k.key == key).expect("input of an arrangement").users += 1;
+                arrangements.push((table, key));
                 continue;
             }
             let mut keyed = InputSession::new();
-            for (row, diff) in rows_as_of(&mut traces.rows, self.now) {
-                keyed.update_at((column_key(&cols, &row), row), self.now, diff);
+            for (row, diff) in base.rows.iter() {
+                if want.admits(row) {
+                    keyed.update_at((column_key(&want.cols, row), row.clone()), self.now, diff);
+                }
             }
-            let probe = self.tables[&table].keyed_probe.clone();
+            let probe = ProbeHandle::new();
             let dataflow = worker.next_dataflow_index();
             let trace = worker.dataflow(|scope| {
                 let arranged = keyed.to_collection(scope).arrange_by_key();
@@ -280,21 +214,22 @@ impl WorkerState {
             });
             keyed.advance_to(self.now + 1);
             keyed.flush();
-            traces.by_key.insert(cols.clone(), trace);
+            base.by_key.insert(want.clone(), trace);
             let t = self.tables.get_mut(&table).expect("table");
-            t.keyed.push((cols, keyed));
-            t.dataflows.push(dataflow);
+            t.keyed.push(Keyed { key: want.clone(), input: keyed, dataflow, probe: probe.clone(), users: 1 });
+            probes.push(probe);
+            arrangements.push((table, want));
         }
         self.step_until(worker, self.now + 1, &probes);
         let output = Rc::new(RefCell::new(Vec::new()));
         let probe = ProbeHandle::new();
         let dataflow = worker.next_dataflow_index();
         let index = worker.index();
-        let traces = &mut self.traces;
+        let bases = &mut self.bases;
         let sink = Rc::clone(&output);
         let now = self.now;
         let scans = worker.dataflow(|scope| {
-            let mut r = Renderer::new(scope, traces, index, now);
+            let mut r = Renderer::new(scope, bases, index, now);
             r.render(plan).inspect_batch(move |_, data| sink.borrow_mut().extend_from_slice(data)).probe_with(&probe);
             r.scans
         });
@@ -304,7 +239,28 @@ impl WorkerState {
             scan.flush();
             self.tables.get_mut(&name).expect("engine checked the table").scans.push((id, scan));
         }
-        self.queries.insert(id, Query { dataflow, probe, output, tables });
+        self.queries.insert(id, Query { dataflow, probe, output, tables: plan.tables(), arrangements });
+    }
+
+    /// Drops a query's dataflow, and the shared arrangements no other query imports.
+    fn drop_query(&mut self, worker: &mut Worker, id: QueryId) {
+        let Some(q) = self.queries.remove(&id) else { return };
+        worker.drop_dataflow(q.dataflow);
+        for t in &q.tables {
+            if let Some(t) = self.tables.get_mut(t) {
+                t.scans.retain(|(q, _)| *q != id);
+            }
+        }
+        for (table, key) in q.arrangements {
+            let t = self.tables.get_mut(&table).expect("tables outlive their queries");
+            let i = t.keyed.iter().position(|k| k.key == key).expect("input of an arrangement");
+            t.keyed[i].users -= 1;
+            if t.keyed[i].users == 0 {
+                let k = t.keyed.swap_remove(i);
+                worker.drop_dataflow(k.dataflow);
+                self.bases.get_mut(&table).expect("base of a table").by_key.remove(&key);
+            }
+        }
     }
 
     /// Steps until every query, and the arrangements `probes` watch, are complete up to `target`.

@@ -13,6 +13,7 @@
 use crate::types::Value;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use smallvec::SmallVec;
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -81,13 +82,54 @@ impl Row {
         }
     }
 
-    /// Number of values.
+    /// Number of values (counted without decoding them).
     pub fn len(&self) -> usize {
-        self.iter().count()
+        let bytes = self.as_bytes();
+        let (mut pos, mut n) = (0, 0);
+        while pos < bytes.len() {
+            skip(bytes, &mut pos);
+            n += 1;
+        }
+        n
+    }
+
+    /// Whether any value is NULL where `check` is true (read from the tags, not decoded).
+    pub fn null_where(&self, check: &[bool]) -> bool {
+        let bytes = self.as_bytes();
+        let mut pos = 0;
+        for &c in check {
+            if pos >= bytes.len() {
+                return false;
+            }
+            if c && bytes[pos] == NULL {
+                return true;
+            }
+            skip(bytes, &mut pos);
+        }
+        false
     }
 
     pub fn is_empty(&self) -> bool {
         self.as_bytes().is_empty()
+    }
+
+    /// The encoded bytes of the values at `cols` (all of them for none): borrowed where the
+    /// columns are a prefix, as primary keys usually are.
+    pub fn columns_bytes(&self, cols: &[usize]) -> Cow<'_, [u8]> {
+        let bytes = self.as_bytes();
+        if cols.is_empty() {
+            return Cow::Borrowed(bytes);
+        }
+        if cols.iter().enumerate().all(|(i, &c)| i == c) {
+            let mut pos = 0;
+            for _ in cols {
+                if pos < bytes.len() {
+                    skip(bytes, &mut pos);
+                }
+            }
+            return Cow::Borrowed(&bytes[..pos]);
+        }
+        Cow::Owned(self.project(cols).as_bytes().to_vec())
     }
 
     /// Decodes every value.
@@ -278,9 +320,25 @@ fn decode(b: &[u8], pos: &mut usize) -> Value {
     }
 }
 
+/// Advances past one value of a well-formed row (no validation).
+#[inline]
 fn skip(b: &[u8], pos: &mut usize) {
-    let ok = try_skip(b, pos);
-    debug_assert!(ok);
+    let tag = b[*pos];
+    *pos += 1;
+    match tag {
+        INT | UINT => {
+            while b[*pos] >= 0x80 {
+                *pos += 1;
+            }
+            *pos += 1;
+        }
+        REAL => *pos += 8,
+        TEXT | BYTES => {
+            let n = get_varint(b, pos) as usize;
+            *pos += n;
+        }
+        _ => {}
+    }
 }
 
 /// Advances past one encoded value; false if the bytes are malformed.
@@ -436,6 +494,16 @@ mod tests {
         assert_eq!(back, sample());
         assert_eq!(r.len(), 10);
         assert_eq!(r.get(2), Value::Int(-3));
+        assert_eq!(
+            r.project(&[9, 8, 7]).values().to_vec(),
+            vec![sample()[9].clone(), sample()[8].clone(), sample()[7].clone()]
+        );
+        assert_eq!(&*r.columns_bytes(&[]), r.as_bytes());
+        assert_eq!(&*r.columns_bytes(&[0, 1, 2]), r.prefix(3).as_bytes());
+        assert_eq!(&*r.columns_bytes(&[7, 2]), r.project(&[7, 2]).as_bytes());
+        assert!(r.null_where(&[true]));
+        assert!(!r.null_where(&[false, true, true, true, true, true, true, true, true, true]));
+        assert!(Row::new(vec![Value::text("x"), Value::Null]).null_where(&[false, true]));
         assert_eq!(Row::new(vec![Value::Real(-0.0)]), Row::new(vec![Value::Real(0.0)]));
         assert_ne!(Row::new(vec![Value::Int(1)]), Row::new(vec![Value::Int(2)]));
     }
