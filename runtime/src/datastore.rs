@@ -6,6 +6,7 @@
 use crate::error::{DatastoreError, Result};
 use crate::record::{CommitMeta, TxRecord};
 use crate::schema::{TableDef, TableId};
+use crate::snapshot::TableState;
 use crate::table::{format_key, Table, PRIMARY_KEY};
 use sluice_planner::{Row, TableChange, Value};
 use std::collections::HashMap;
@@ -283,5 +284,79 @@ impl Datastore {
 
     pub fn count(&self, table: TableId) -> Result<usize> {
         Ok(self.table(table)?.len())
+    }
+
+    /// Every table's definition, sequence and rows (sorted, so equal states are equal
+    /// snapshots), for a snapshot.
+    pub fn tables_state(&self) -> Vec<TableState> {
+        self.tables
+            .iter()
+            .flatten()
+            .map(|t| {
+                let mut rows: Vec<Row> = t.scan().cloned().collect();
+                rows.sort_unstable();
+                TableState { def: t.def.clone(), seq: t.seq, rows }
+            })
+            .collect()
+    }
+
+    /// Loads a snapshot's tables (defined as this datastore's, all still empty) as of `offset`.
+    pub fn restore(&mut self, offset: u64, tables: Vec<TableState>) -> Result<()> {
+        let bad = |reason: String| DatastoreError::Replay { offset, reason };
+        if self.tx.is_some() || self.offset != 0 {
+            return Err(bad("the datastore is not fresh".into()));
+        }
+        for state in tables {
+            let id = self.table_id(state.def.name()).map_err(|_| bad(format!("no table `{}`", state.def.name())))?;
+            let t = self.table_mut(id)?;
+            if t.def != state.def {
+                return Err(bad(format!("table `{}` is defined differently", state.def.name())));
+            }
+            for row in state.rows {
+                t.check_unique(&row).map_err(|e| bad(e.to_string()))?;
+                t.insert_checked(row);
+            }
+            t.seq = state.seq;
+        }
+        self.offset = offset;
+        Ok(())
+    }
+
+    /// Applies a committed transaction's record from the log (its net changes, as
+    /// committed). It must be the next offset and apply exactly.
+    pub fn replay(&mut self, record: &TxRecord) -> Result<()> {
+        let bad = |reason: String| DatastoreError::Replay { offset: record.offset, reason };
+        if self.tx.is_some() || record.offset != self.offset + 1 {
+            return Err(bad(format!("expected offset {}", self.offset + 1)));
+        }
+        // Checked first, so a record that does not apply changes nothing.
+        let mut ids = Vec::with_capacity(record.changes.len());
+        for c in &record.changes {
+            let id = self.table_id(&c.table).map_err(|_| bad(format!("no table `{}`", c.table)))?;
+            let t = self.table(id)?;
+            let arity = t.def.schema.columns.len();
+            if let Some(r) = c.deletes.iter().find(|r| !t.contains(r)) {
+                return Err(bad(format!("table `{}` has no row {r:?} to delete", c.table)));
+            }
+            if c.inserts.iter().chain(&c.deletes).any(|r| r.len() != arity) {
+                return Err(bad(format!("a row of table `{}` has the wrong number of values", c.table)));
+            }
+            ids.push(id);
+        }
+        for (c, id) in record.changes.iter().zip(ids) {
+            let t = self.table_mut(id)?;
+            for r in &c.deletes {
+                t.remove(r);
+            }
+            for r in &c.inserts {
+                t.check_unique(r).map_err(|e| bad(e.to_string()))?;
+                t.insert_checked(r.clone());
+                if let Some(v) = t.def.auto_inc.and_then(|col| r.get(col).as_i128()) {
+                    t.seq = t.seq.max(v + 1);
+                }
+            }
+        }
+        self.offset = record.offset;
+        Ok(())
     }
 }

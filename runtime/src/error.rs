@@ -33,6 +33,8 @@ pub enum DatastoreError {
     KeyArity { table: String, expected: usize, got: usize },
     #[error("table `{table}`, column `{column}`: auto-increment sequence exhausted")]
     SequenceExhausted { table: String, column: String },
+    #[error("commit record at offset {offset} does not apply: {reason}")]
+    Replay { offset: u64, reason: String },
     #[error("no transaction is open")]
     NoTransaction,
     #[error("a transaction is already open")]

@@ -26,6 +26,7 @@ use crate::error::DatastoreError;
 use crate::module_def::{Lifecycle, ModuleDesc, REPEAT_MICROS, SCHEDULED_AT, SCHEDULE_INDEX};
 use crate::record::{CommitMeta, TxRecord};
 use crate::schema::TableId;
+use crate::snapshot::TableState;
 use sluice_planner::{Row, Value};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -290,6 +291,16 @@ impl Host {
 
     pub fn datastore(&self) -> &Datastore {
         &self.store.data().ds
+    }
+
+    /// Loads a snapshot's tables into a freshly loaded host, as of `offset`.
+    pub fn restore(&mut self, offset: u64, tables: Vec<TableState>) -> Result<(), DatastoreError> {
+        self.store.data_mut().ds.restore(offset, tables)
+    }
+
+    /// Applies a committed transaction's record from the log, without running its reducer.
+    pub fn replay(&mut self, record: &TxRecord) -> Result<(), DatastoreError> {
+        self.store.data_mut().ds.replay(record)
     }
 
     /// Lines the module logged since the last call of this method.

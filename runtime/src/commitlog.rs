@@ -1,0 +1,207 @@
+//! The commit log's on-disk format and its reader: append-only segment files of
+//! length-prefixed, CRC32C-checked records, one per committed transaction.
+//!
+//! A segment is named by the offset of its first record (`00000000000000000001.log`) and
+//! starts with a header: the magic `SLUICELG`, a format version (u32) and that first offset
+//! (u64). Each record is its payload's length (u32), the payload's CRC32C (u32), then the
+//! payload: the `TxRecord` in postcard encoding. All integers are little-endian.
+//!
+//! Reading checks every record. Damage at the very end of the last segment — a record cut
+//! short, or a last record whose checksum fails — is what a crash during an append leaves: it
+//! was never acknowledged, so it is reported as a torn tail for the caller to cut off. Damage
+//! anywhere else (a bad checksum with records after it, a gap in the offsets, a bad header)
+//! is an error naming the file and byte offset: nothing is silently dropped.
+
+use crate::record::TxRecord;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+pub const MAGIC: &[u8; 8] = b"SLUICELG";
+pub const VERSION: u32 = 1;
+/// Bytes of a segment's header.
+pub const HEADER: u64 = 20;
+/// Bytes of a record's frame before its payload.
+pub const FRAME: u64 = 8;
+/// Largest payload accepted (a larger length is damage, not a record).
+pub const MAX_RECORD: u32 = 1 << 30;
+
+/// Problems reading a commit log.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{}, byte {at}: {reason}", path.display())]
+    Damaged { path: PathBuf, at: u64, reason: String },
+}
+
+impl LogError {
+    pub fn io(path: &Path, source: io::Error) -> LogError {
+        LogError::Io { path: path.to_path_buf(), source }
+    }
+    fn damaged(path: &Path, at: u64, reason: impl Into<String>) -> LogError {
+        LogError::Damaged { path: path.to_path_buf(), at, reason: reason.into() }
+    }
+}
+
+/// File name of the segment whose first record has `offset`.
+pub fn segment_name(offset: u64) -> String {
+    format!("{offset:020}.log")
+}
+
+/// A segment's header bytes.
+pub fn header(first: u64) -> Vec<u8> {
+    let mut h = Vec::with_capacity(HEADER as usize);
+    h.extend_from_slice(MAGIC);
+    h.extend_from_slice(&VERSION.to_le_bytes());
+    h.extend_from_slice(&first.to_le_bytes());
+    h
+}
+
+/// A record framed for appending: length, checksum, payload.
+pub fn frame(record: &TxRecord) -> Vec<u8> {
+    let payload = postcard::to_allocvec(record).expect("records serialize");
+    let mut out = Vec::with_capacity(FRAME as usize + payload.len());
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
+    out.extend_from_slice(&payload);
+    out
+}
+
+/// The segments in `dir`, by first offset.
+pub fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, LogError> {
+    let mut out = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(LogError::io(dir, e)),
+    };
+    for entry in entries {
+        let path = entry.map_err(|e| LogError::io(dir, e))?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+        if let Some(first) = name.strip_suffix(".log").and_then(|s| s.parse::<u64>().ok()) {
+            out.push((first, path));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Where a log's valid records end: the last segment and the length to keep. `torn` says
+/// what was found past it (to cut off), if anything.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct LogEnd {
+    /// Offset of the last valid record (0 if none).
+    pub last_offset: u64,
+    /// The last segment and its valid length, if there is a segment.
+    pub segment: Option<(PathBuf, u64)>,
+    /// A torn tail after the valid records: its byte position and what was wrong.
+    pub torn: Option<(u64, String)>,
+}
+
+/// Reads every record of the log in `dir` in order, handing those after `after` to `each`
+/// (which may stop the scan by returning false). Returns where the valid log ends.
+pub fn read(dir: &Path, after: u64, mut each: impl FnMut(TxRecord) -> bool) -> Result<LogEnd, LogError> {
+    let segs = segments(dir)?;
+    let mut end = LogEnd::default();
+    // Segments wholly before `after` are skipped unread (the next one starts at or before it).
+    let start = segs.iter().rposition(|(first, _)| *first <= after + 1).unwrap_or(0);
+    for (i, (first, path)) in segs.iter().enumerate().skip(start) {
+        let last_segment = i + 1 == segs.len();
+        let mut bytes = Vec::new();
+        File::open(path).and_then(|mut f| f.read_to_end(&mut bytes)).map_err(|e| LogError::io(path, e))?;
+        let (records, valid, torn) = parse_segment(path, &bytes, *first, last_segment)?;
+        let next = first + records.len() as u64;
+        if let Some((following, next_path)) = segs.get(i + 1) {
+            if *following != next {
+                return Err(LogError::damaged(next_path, 0, format!("segment should start at offset {next}")));
+            }
+        }
+        for r in records {
+            end.last_offset = r.offset;
+            if r.offset > after && !each(r) {
+                return Ok(end);
+            }
+        }
+        end.last_offset = next.saturating_sub(1);
+        end.segment = Some((path.clone(), valid));
+        end.torn = torn;
+    }
+    Ok(end)
+}
+
+type Parsed = (Vec<TxRecord>, u64, Option<(u64, String)>);
+
+/// A segment's records, the length of its valid part, and a torn tail after it (only the
+/// last segment may have one; elsewhere damage is an error).
+fn parse_segment(path: &Path, bytes: &[u8], first: u64, last: bool) -> Result<Parsed, LogError> {
+    if bytes.len() < HEADER as usize {
+        if last && header(first).starts_with(bytes) {
+            // Created, never written past its header: nothing in it was acknowledged.
+            return Ok((Vec::new(), 0, Some((0, "segment header cut short".into()))));
+        }
+        return Err(LogError::damaged(path, 0, "segment header cut short"));
+    }
+    if &bytes[..8] != MAGIC {
+        return Err(LogError::damaged(path, 0, "not a commit-log segment (bad magic)"));
+    }
+    let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+    if version != VERSION {
+        return Err(LogError::damaged(path, 8, format!("unsupported format version {version}")));
+    }
+    let header_first = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes"));
+    if header_first != first {
+        return Err(LogError::damaged(path, 12, format!("header says first offset {header_first}, name says {first}")));
+    }
+    let mut records: Vec<TxRecord> = Vec::new();
+    let mut pos = HEADER as usize;
+    while pos < bytes.len() {
+        let at = pos as u64;
+        let problem = match check_frame(&bytes[pos..]) {
+            Ok(payload) => {
+                let record: TxRecord = postcard::from_bytes(payload)
+                    .map_err(|e| LogError::damaged(path, at, format!("record does not decode: {e}")))?;
+                let want = first + records.len() as u64;
+                if record.offset != want {
+                    return Err(LogError::damaged(
+                        path,
+                        at,
+                        format!("record has offset {}, expected {want}", record.offset),
+                    ));
+                }
+                records.push(record);
+                pos += FRAME as usize + payload.len();
+                continue;
+            }
+            Err(problem) => problem,
+        };
+        // What a crash during an append leaves is the end of the file; a good record after
+        // the bad one means damage in the middle.
+        if !last || (pos + 1..bytes.len()).any(|p| check_frame(&bytes[p..]).is_ok()) {
+            return Err(LogError::damaged(path, at, format!("{problem}, with data after it")));
+        }
+        return Ok((records, at, Some((at, problem.to_string()))));
+    }
+    Ok((records, pos as u64, None))
+}
+
+/// The payload of the record framed at the start of `bytes`, or what is wrong with it.
+fn check_frame(bytes: &[u8]) -> Result<&[u8], &'static str> {
+    if bytes.len() < FRAME as usize {
+        return Err("record frame cut short");
+    }
+    let len = u32::from_le_bytes(bytes[..4].try_into().expect("4 bytes"));
+    let crc = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes"));
+    if len > MAX_RECORD {
+        return Err("implausible record length");
+    }
+    let end = FRAME as usize + len as usize;
+    if end > bytes.len() {
+        return Err("record cut short");
+    }
+    let payload = &bytes[FRAME as usize..end];
+    if crc32c::crc32c(payload) != crc {
+        return Err("record checksum does not match");
+    }
+    Ok(payload)
+}

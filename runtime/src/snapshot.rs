@@ -1,0 +1,112 @@
+//! Snapshots: a database's whole state at one offset — every table's definition, rows and
+//! auto-increment sequence, plus the module's wasm — in one file, written atomically
+//! (temporary file, fsync, rename, fsync of the directory) and checked by CRC32C when read.
+//!
+//! File: the magic `SLUICESN`, a format version (u32), the offset (u64), the payload's length
+//! (u64) and CRC32C (u32), then the payload (postcard). Named `<offset, 20 digits>.snap`.
+
+use crate::commitlog::LogError;
+use crate::logwriter::sync_dir;
+use crate::schema::TableDef;
+use serde::{Deserialize, Serialize};
+use sluice_planner::Row;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+const MAGIC: &[u8; 8] = b"SLUICESN";
+const VERSION: u32 = 1;
+const HEADER: usize = 32;
+
+/// One table's state.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TableState {
+    pub def: TableDef,
+    /// The next auto-increment value.
+    pub seq: i128,
+    /// Its rows, a row repeated as often as a bag holds it.
+    pub rows: Vec<Row>,
+}
+
+/// A database's state as of `offset`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub offset: u64,
+    /// When the transaction at `offset` ran (µs since the Unix epoch; 0 for offset 0).
+    pub timestamp_micros: u64,
+    pub module: Vec<u8>,
+    pub tables: Vec<TableState>,
+}
+
+fn file_name(offset: u64) -> String {
+    format!("{offset:020}.snap")
+}
+
+/// The snapshots in `dir`, by offset.
+pub fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>, LogError> {
+    let mut out = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(LogError::io(dir, e)),
+    };
+    for entry in entries {
+        let path = entry.map_err(|e| LogError::io(dir, e))?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+        if let Some(offset) = name.strip_suffix(".snap").and_then(|s| s.parse::<u64>().ok()) {
+            out.push((offset, path));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Writes a snapshot into `dir` atomically; returns its path.
+pub fn write(dir: &Path, snapshot: &Snapshot) -> Result<PathBuf, LogError> {
+    std::fs::create_dir_all(dir).map_err(|e| LogError::io(dir, e))?;
+    let payload = postcard::to_allocvec(snapshot).expect("snapshots serialize");
+    let mut bytes = Vec::with_capacity(HEADER + payload.len());
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&VERSION.to_le_bytes());
+    bytes.extend_from_slice(&snapshot.offset.to_le_bytes());
+    bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
+    bytes.extend_from_slice(&payload);
+    let path = dir.join(file_name(snapshot.offset));
+    let tmp = dir.join(format!(".{}.tmp", file_name(snapshot.offset)));
+    let written = std::fs::File::create(&tmp).and_then(|mut f| {
+        f.write_all(&bytes)?;
+        f.sync_all()
+    });
+    written.map_err(|e| LogError::io(&tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| LogError::io(&path, e))?;
+    sync_dir(dir)?;
+    Ok(path)
+}
+
+/// Reads and checks a snapshot.
+pub fn read(path: &Path) -> Result<Snapshot, LogError> {
+    let bytes = std::fs::read(path).map_err(|e| LogError::io(path, e))?;
+    let damaged = |at: u64, reason: &str| LogError::Damaged { path: path.to_path_buf(), at, reason: reason.into() };
+    if bytes.len() < HEADER || &bytes[..8] != MAGIC {
+        return Err(damaged(0, "not a snapshot (bad header)"));
+    }
+    let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+    if u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes")) != VERSION {
+        return Err(damaged(8, "unsupported snapshot version"));
+    }
+    let (offset, len) = (word(12), word(20));
+    let crc = u32::from_le_bytes(bytes[28..32].try_into().expect("4 bytes"));
+    let payload = &bytes[HEADER..];
+    if payload.len() as u64 != len {
+        return Err(damaged(20, "snapshot length does not match its header"));
+    }
+    if crc32c::crc32c(payload) != crc {
+        return Err(damaged(HEADER as u64, "snapshot checksum does not match"));
+    }
+    let snapshot: Snapshot =
+        postcard::from_bytes(payload).map_err(|e| damaged(HEADER as u64, &format!("snapshot does not decode: {e}")))?;
+    if snapshot.offset != offset {
+        return Err(damaged(12, "snapshot offset does not match its header"));
+    }
+    Ok(snapshot)
+}

@@ -1,0 +1,323 @@
+//! A database's files in its directory: `snapshots/` and `log/`. Creating a database writes
+//! a snapshot at offset 0 (empty tables and the module); every committed transaction is
+//! appended to the log; a snapshot is taken every N transactions and at clean shutdown.
+//! Opening one recovers it: the newest valid snapshot, then the log's records after it (a torn
+//! tail cut off, damage refused). The log is kept whole, so any past offset can be rebuilt
+//! (`as_of`) from the snapshot before it and the records up to it.
+
+use crate::commitlog::{self, LogEnd, LogError};
+use crate::datastore::Datastore;
+use crate::error::DatastoreError;
+use crate::host::{Host, HostConfig, LoadError};
+use crate::logwriter::{LogConfig, LogWriter};
+use crate::record::TxRecord;
+use crate::snapshot::{self, Snapshot};
+use std::path::{Path, PathBuf};
+
+/// Storage settings.
+#[derive(Clone, Debug)]
+pub struct StorageConfig {
+    pub log: LogConfig,
+    /// A snapshot is taken after this many transactions (0: only at clean shutdown).
+    pub snapshot_every: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig { log: LogConfig::default(), snapshot_every: 100_000 }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("{}: a database already exists there", .0.display())]
+    Exists(PathBuf),
+    #[error("{}: no usable snapshot ({reason})", dir.display())]
+    NoSnapshot { dir: PathBuf, reason: String },
+    #[error("the snapshot's module does not load: {0}")]
+    Module(#[from] LoadError),
+    #[error("recovery failed: {0}")]
+    Replay(#[from] DatastoreError),
+    #[error("offset {asked} is past the last transaction ({last})")]
+    Future { asked: u64, last: u64 },
+    #[error("no transaction at or before time {0}")]
+    BeforeTime(u64),
+    #[error("commit log: {0}")]
+    Writer(String),
+}
+
+/// What recovery found.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct RecoveryReport {
+    /// Offset of the snapshot recovery started from.
+    pub snapshot: u64,
+    /// Log records replayed after it.
+    pub replayed: u64,
+    /// A torn tail cut off the log: file, byte position, what was wrong.
+    pub torn: Option<(PathBuf, u64, String)>,
+    /// Snapshots passed over because they are damaged (newest first), with the reason.
+    pub skipped: Vec<String>,
+}
+
+/// An open database's storage: the log's writer and the snapshot schedule.
+pub struct Storage {
+    dir: PathBuf,
+    log: LogWriter,
+    config: StorageConfig,
+    module: Vec<u8>,
+    last_snapshot: u64,
+}
+
+fn log_dir(dir: &Path) -> PathBuf {
+    dir.join("log")
+}
+
+fn snapshot_dir(dir: &Path) -> PathBuf {
+    dir.join("snapshots")
+}
+
+/// Whether `dir` holds a database.
+pub fn exists(dir: &Path) -> bool {
+    snapshot_dir(dir).is_dir()
+}
+
+impl Storage {
+    /// Creates a database for a module in `dir` (which must not hold one). The host is fresh:
+    /// its caller runs `init` and logs it like any transaction.
+    pub fn create(
+        dir: &Path,
+        wasm: &[u8],
+        host: HostConfig,
+        config: StorageConfig,
+    ) -> Result<(Host, Storage), StorageError> {
+        if exists(dir) {
+            return Err(StorageError::Exists(dir.to_path_buf()));
+        }
+        let host = Host::load(wasm, host)?;
+        let state =
+            Snapshot { offset: 0, timestamp_micros: 0, module: wasm.to_vec(), tables: host.datastore().tables_state() };
+        snapshot::write(&snapshot_dir(dir), &state)?;
+        let log = LogWriter::open(&log_dir(dir), &LogEnd::default(), config.log.clone())?;
+        Ok((host, Storage { dir: dir.to_path_buf(), log, config, module: wasm.to_vec(), last_snapshot: 0 }))
+    }
+
+    /// Recovers the database in `dir`.
+    pub fn open(
+        dir: &Path,
+        host: HostConfig,
+        config: StorageConfig,
+    ) -> Result<(Host, Storage, RecoveryReport), StorageError> {
+        let mut report = RecoveryReport::default();
+        let (snap, skipped) = newest_snapshot(dir, u64::MAX)?;
+        report.skipped = skipped;
+        report.snapshot = snap.offset;
+        let mut host = Host::load(&snap.module, host)?;
+        host.restore(snap.offset, snap.tables)?;
+        let mut failure = None;
+        let end = commitlog::read(&log_dir(dir), snap.offset, |record| {
+            if let Err(e) = host.replay(&record) {
+                failure = Some(e);
+                return false;
+            }
+            report.replayed += 1;
+            true
+        })?;
+        if let Some(e) = failure {
+            return Err(e.into());
+        }
+        if end.last_offset < snap.offset {
+            return Err(StorageError::Log(LogError::Damaged {
+                path: log_dir(dir),
+                at: 0,
+                reason: format!("the log ends at offset {}, before the snapshot at {}", end.last_offset, snap.offset),
+            }));
+        }
+        if let (Some((path, _)), Some((at, reason))) = (&end.segment, &end.torn) {
+            report.torn = Some((path.clone(), *at, reason.clone()));
+        }
+        let log = LogWriter::open(&log_dir(dir), &end, config.log.clone())?;
+        let storage = Storage { dir: dir.to_path_buf(), log, config, module: snap.module, last_snapshot: snap.offset };
+        Ok((host, storage, report))
+    }
+
+    /// Hands a committed transaction to the log; it is durable once `durable()` reaches it.
+    /// Takes a snapshot when one is due.
+    pub fn append(&mut self, record: &TxRecord, host: &Host) -> Result<(), StorageError> {
+        self.log.append(record);
+        let every = self.config.snapshot_every;
+        if every > 0 && record.offset - self.last_snapshot >= every {
+            self.snapshot(host, record.meta.timestamp_micros)?;
+        }
+        Ok(())
+    }
+
+    /// Transactions up to this offset are durable.
+    pub fn durable(&self) -> u64 {
+        self.log.durable()
+    }
+
+    /// Waits until the transaction at `offset` is durable.
+    pub fn wait(&self, offset: u64) -> Result<(), StorageError> {
+        self.log.wait(offset).map_err(StorageError::Writer)
+    }
+
+    /// Writes a snapshot of the host's state (once the log holds everything before it, so the
+    /// log never has a gap behind a snapshot).
+    pub fn snapshot(&mut self, host: &Host, timestamp_micros: u64) -> Result<PathBuf, StorageError> {
+        let offset = host.datastore().offset();
+        self.wait(offset)?;
+        let state =
+            Snapshot { offset, timestamp_micros, module: self.module.clone(), tables: host.datastore().tables_state() };
+        let path = snapshot::write(&snapshot_dir(&self.dir), &state)?;
+        self.last_snapshot = offset;
+        Ok(path)
+    }
+
+    /// Clean shutdown: everything durable, and a snapshot so the next start replays nothing.
+    pub fn close(mut self, host: &Host, timestamp_micros: u64) -> Result<(), StorageError> {
+        if host.datastore().offset() > self.last_snapshot {
+            self.snapshot(host, timestamp_micros)?;
+        }
+        self.log.close().map_err(StorageError::Writer)
+    }
+}
+
+/// The newest snapshot at or before `offset` that reads back intact, and the damaged ones
+/// passed over.
+fn newest_snapshot(dir: &Path, offset: u64) -> Result<(Snapshot, Vec<String>), StorageError> {
+    let mut skipped = Vec::new();
+    for (at, path) in snapshot::list(&snapshot_dir(dir))?.into_iter().rev() {
+        if at > offset {
+            continue;
+        }
+        match snapshot::read(&path) {
+            Ok(s) => return Ok((s, skipped)),
+            Err(e) => skipped.push(e.to_string()),
+        }
+    }
+    let why = if skipped.is_empty() { "none found".to_string() } else { skipped.join("; ") };
+    Err(StorageError::NoSnapshot { dir: dir.to_path_buf(), reason: why })
+}
+
+/// A past point of a database: an offset, or the last transaction at or before a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AsOf {
+    Offset(u64),
+    /// Microseconds since the Unix epoch.
+    Time(u64),
+}
+
+/// The database's tables as they were at a past point, rebuilt from the snapshot before it
+/// and the log records up to it (no module is loaded: the tables come from the snapshot).
+pub fn as_of(dir: &Path, point: AsOf) -> Result<Datastore, StorageError> {
+    let (limit, time) = match point {
+        AsOf::Offset(n) => (n, u64::MAX),
+        AsOf::Time(t) => (u64::MAX, t),
+    };
+    // The newest snapshot no later than the point (a snapshot's time is its last
+    // transaction's).
+    let mut skipped = Vec::new();
+    let mut chosen = None;
+    for (at, path) in snapshot::list(&snapshot_dir(dir))?.into_iter().rev() {
+        if at > limit {
+            continue;
+        }
+        match snapshot::read(&path) {
+            Ok(s) if s.timestamp_micros <= time => {
+                chosen = Some(s);
+                break;
+            }
+            Ok(_) => {}
+            Err(e) => skipped.push(e.to_string()),
+        }
+    }
+    let snap = chosen.ok_or_else(|| StorageError::NoSnapshot { dir: dir.to_path_buf(), reason: skipped.join("; ") })?;
+    let mut ds = Datastore::new();
+    for t in &snap.tables {
+        ds.create_table(t.def.clone())?;
+    }
+    ds.restore(snap.offset, snap.tables)?;
+    let mut failure = None;
+    let end = commitlog::read(&log_dir(dir), snap.offset, |record| {
+        if record.offset > limit || record.meta.timestamp_micros > time {
+            return false;
+        }
+        if let Err(e) = ds.replay(&record) {
+            failure = Some(e);
+            return false;
+        }
+        true
+    })?;
+    if let Some(e) = failure {
+        return Err(e.into());
+    }
+    match point {
+        AsOf::Offset(n) if ds.offset() < n => Err(StorageError::Future { asked: n, last: end.last_offset }),
+        AsOf::Time(t) if ds.offset() == 0 && snap.timestamp_micros == 0 && end.last_offset > 0 => {
+            Err(StorageError::BeforeTime(t))
+        }
+        _ => Ok(ds),
+    }
+}
+
+/// Every transaction's record in the log after `after`, in order, to `each` (which may stop
+/// by returning false).
+pub fn history(dir: &Path, after: u64, each: impl FnMut(TxRecord) -> bool) -> Result<LogEnd, StorageError> {
+    Ok(commitlog::read(&log_dir(dir), after, each)?)
+}
+
+/// What `verify` found in a database directory.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct VerifyReport {
+    /// Snapshots that read back intact, by offset.
+    pub snapshots: Vec<u64>,
+    /// Damaged snapshots, with the reason.
+    pub bad_snapshots: Vec<String>,
+    /// Log segments and records read.
+    pub segments: usize,
+    pub records: u64,
+    pub last_offset: u64,
+    /// A torn tail (recovery would cut it off): file, byte, reason.
+    pub torn: Option<(PathBuf, u64, String)>,
+    /// Damage that refuses start-up.
+    pub damage: Option<String>,
+}
+
+impl VerifyReport {
+    /// Whether the database would start (a torn tail is expected after a crash).
+    pub fn ok(&self) -> bool {
+        self.damage.is_none() && !self.snapshots.is_empty()
+    }
+}
+
+/// Checks a database directory without changing it: every snapshot and the whole log.
+pub fn verify(dir: &Path) -> Result<VerifyReport, StorageError> {
+    let mut report = VerifyReport::default();
+    for (at, path) in snapshot::list(&snapshot_dir(dir))? {
+        match snapshot::read(&path) {
+            Ok(_) => report.snapshots.push(at),
+            Err(e) => report.bad_snapshots.push(e.to_string()),
+        }
+    }
+    report.segments = commitlog::segments(&log_dir(dir))?.len();
+    let mut records = 0;
+    match commitlog::read(&log_dir(dir), 0, |_| {
+        records += 1;
+        true
+    }) {
+        Ok(end) => {
+            report.last_offset = end.last_offset;
+            if let (Some((path, _)), Some((at, reason))) = (end.segment, end.torn) {
+                report.torn = Some((path, at, reason));
+            }
+        }
+        Err(e) => report.damage = Some(e.to_string()),
+    }
+    report.records = records;
+    if report.damage.is_none() && report.snapshots.last().is_some_and(|s| *s > report.last_offset) {
+        report.damage = Some(format!("the log ends at offset {}, before the newest snapshot", report.last_offset));
+    }
+    Ok(report)
+}
