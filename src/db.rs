@@ -31,6 +31,28 @@ impl Database {
         Database { catalog: Catalog::new(), store: Datastore::new(), engine: Engine::new(EngineConfig { workers }) }
     }
 
+    /// A database over an existing datastore's tables and rows (a past state read back from
+    /// disk, say), as of its offset.
+    pub fn load(store: Datastore, workers: usize) -> Result<Database> {
+        let mut db = Database {
+            catalog: Catalog::new(),
+            store: Datastore::new(),
+            engine: Engine::new(EngineConfig { workers }),
+        };
+        let mut changes = Vec::new();
+        for def in store.defs() {
+            db.catalog.add_table(def.schema.clone())?;
+            db.engine.create_table(&def.schema)?;
+            let inserts = store.scan(store.table_id(def.name())?)?.cloned().collect();
+            changes.push(sluice_ivm::TableChange { table: def.name().to_string(), inserts, deletes: Vec::new() });
+        }
+        if store.offset() > 0 {
+            db.engine.apply(vec![Transaction { offset: store.offset(), changes }])?;
+        }
+        db.store = store;
+        Ok(db)
+    }
+
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
     }

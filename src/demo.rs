@@ -6,7 +6,9 @@
 use crate::module_db::ModuleDb;
 use anyhow::Result;
 use sluice_planner::Row;
-use sluice_runtime::{CommitMeta, Host, HostConfig, Lifecycle};
+use sluice_runtime::storage;
+use sluice_runtime::{CommitMeta, Durability, Host, HostConfig, Lifecycle, LogConfig, StorageConfig};
+use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The game module, built by `sluice build examples/game`.
@@ -30,25 +32,56 @@ fn show(row: &Row) -> String {
     format!("({})", cells.join(", "))
 }
 
-/// Loads the demo, runs `init`, then runs its schedule in real time for `seconds` (forever
-/// if `None`), printing each subscription's initial rows and then its deltas per offset.
-pub fn run(seconds: Option<u64>, extra_bots: u64) -> Result<()> {
-    let host = Host::load(GAME_WASM, HostConfig::default())?;
-    let mut db = ModuleDb::new(host, 1)?;
+/// Loads the demo (in memory, or kept in `data_dir/game`: created with `init`, or recovered),
+/// then runs its schedule in real time for `seconds` (forever if `None`), printing each
+/// subscription's initial rows and then its deltas per offset once they are durable.
+pub fn run(seconds: Option<u64>, extra_bots: u64, data_dir: Option<&Path>, durability: Durability) -> Result<()> {
+    let meta = || CommitMeta { timestamp_micros: now_micros(), ..CommitMeta::default() };
+    let mut committed = Vec::new();
+    let mut db = match data_dir.map(|d| d.join("game")) {
+        Some(dir) => {
+            let config =
+                StorageConfig { log: LogConfig { durability, ..LogConfig::default() }, ..StorageConfig::default() };
+            if storage::exists(&dir) {
+                let (db, report) = ModuleDb::open(&dir, 1, config)?;
+                println!(
+                    "recovered {}: snapshot at offset {}, {} transactions replayed",
+                    dir.display(),
+                    report.snapshot,
+                    report.replayed
+                );
+                if let Some((file, at, reason)) = report.torn {
+                    println!("cut off a torn tail: {}, byte {at}: {reason}", file.display());
+                }
+                db
+            } else {
+                println!("created {}", dir.display());
+                ModuleDb::create(&dir, GAME_WASM, 1, config, meta())?
+            }
+        }
+        None => {
+            let mut db = ModuleDb::new(Host::load(GAME_WASM, HostConfig::default())?, 1)?;
+            committed.push(db.lifecycle(Lifecycle::Init, meta()).expect("the game has init")?);
+            db
+        }
+    };
     let mut subs = Vec::new();
     for sql in QUERIES {
         let sub = db.subscribe(sql)?;
         println!("subscribed: {sql}");
+        for r in &sub.initial {
+            println!("  {}", show(r));
+        }
         subs.push(sub.query);
     }
-    let meta = CommitMeta { timestamp_micros: now_micros(), ..CommitMeta::default() };
-    let mut committed = vec![db.lifecycle(Lifecycle::Init, meta).expect("the game has init")?];
     if extra_bots > 0 {
-        let meta = CommitMeta { timestamp_micros: now_micros(), ..CommitMeta::default() };
-        committed.push(db.call("spawn_bots", &format!("[{extra_bots}]"), meta)?);
+        committed.push(db.call("spawn_bots", &format!("[{extra_bots}]"), meta())?);
     }
     let deadline = seconds.map(|s| Instant::now() + Duration::from_secs(s));
     loop {
+        if let Some((last, _)) = committed.last() {
+            db.wait_durable(last.offset)?;
+        }
         for (tx, deltas) in committed.drain(..) {
             for d in deltas {
                 let q = subs.iter().position(|q| *q == d.query).map_or(0, |i| i + 1);
@@ -63,7 +96,7 @@ pub fn run(seconds: Option<u64>, extra_bots: u64) -> Result<()> {
             }
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
-            return Ok(());
+            return db.close(now_micros());
         }
         let next = db.host().next_scheduled().unwrap_or(u64::MAX);
         let wait = next.saturating_sub(now_micros()).min(100_000);

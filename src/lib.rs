@@ -5,5 +5,6 @@
 pub mod build;
 pub mod db;
 pub mod demo;
+pub mod history;
 pub mod module_db;
 pub mod slt;

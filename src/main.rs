@@ -3,6 +3,7 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use sluice::slt::{run_file, Mode};
+use sluice_runtime::Durability;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -37,6 +38,39 @@ enum Command {
         /// Bots to add to the twelve the game starts with.
         #[arg(long, default_value_t = 0)]
         bots: u64,
+        /// Keep the game durably in DIR/game (created, or recovered if it exists).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// With --data-dir: acknowledge transactions once written, without waiting for fsync.
+        #[arg(long, value_enum, default_value = "full")]
+        durability: DurabilityArg,
+    },
+    /// Check databases' snapshots and commit logs (a data directory or one database's).
+    Verify { path: PathBuf },
+    /// List a database's transactions: offset, time, reducer, caller, rows changed.
+    Log {
+        name: String,
+        #[arg(long, default_value = "sluice-data")]
+        data_dir: PathBuf,
+        /// Start after this offset.
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        /// At most this many transactions.
+        #[arg(short = 'n', long, default_value_t = usize::MAX)]
+        limit: usize,
+    },
+    /// Run a query on a database's state, now or at a past offset or time.
+    Sql {
+        name: String,
+        query: String,
+        #[arg(long, default_value = "sluice-data")]
+        data_dir: PathBuf,
+        /// An offset, or a time like 2026-11-25T01:02:03Z (the last transaction at or before it).
+        #[arg(long)]
+        as_of: Option<String>,
+        /// One JSON object per row.
+        #[arg(long)]
+        json: bool,
     },
     /// Compile a module crate to WebAssembly (rustup's wasm32 target or Debian's rustc-web).
     Build {
@@ -44,6 +78,15 @@ enum Command {
         #[arg(default_value = ".")]
         dir: PathBuf,
     },
+}
+
+/// `--durability`: when a transaction counts as durable.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum DurabilityArg {
+    /// After its commit-log record is fsynced (group commit).
+    Full,
+    /// After its record is written, without waiting for fsync.
+    Relaxed,
 }
 
 fn main() -> ExitCode {
@@ -71,8 +114,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("{passed} passed, {failed} failed");
             Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
-        Command::Demo { seconds, bots } => {
-            sluice::demo::run(seconds, bots)?;
+        Command::Demo { seconds, bots, data_dir, durability } => {
+            let durability = match durability {
+                DurabilityArg::Full => Durability::Full,
+                DurabilityArg::Relaxed => Durability::Relaxed,
+            };
+            sluice::demo::run(seconds, bots, data_dir.as_deref(), durability)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify { path } => {
+            Ok(if sluice::history::verify(&path)? { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Log { name, data_dir, after, limit } => {
+            sluice::history::log(&data_dir.join(name), after, limit)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sql { name, query, data_dir, as_of, json } => {
+            let as_of = as_of.as_deref().map(sluice::history::parse_as_of).transpose()?;
+            sluice::history::sql(&data_dir.join(name), &query, as_of, json)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Build { dir } => {

@@ -1,11 +1,16 @@
 //! A database running a module: the wasm host (datastore and reducers) wired to the IVM engine,
 //! so that every committed transaction — a reducer call, a lifecycle event, a scheduled run —
-//! is one offset of every subscription's deltas.
+//! is one offset of every subscription's deltas; and, for a durable database, appended to its
+//! commit log (group commit) with snapshots on schedule.
 
-use anyhow::Result;
-use sluice_ivm::{Engine, EngineConfig, QueryDelta, Subscription};
+use anyhow::{Context, Result};
+use sluice_ivm::{Engine, EngineConfig, QueryDelta, Subscription, TableChange, Transaction};
 use sluice_planner::{Catalog, Planner};
-use sluice_runtime::{CommitMeta, Host, Lifecycle, ReducerError, ScheduledRun, TxRecord};
+use sluice_runtime::{
+    CommitMeta, Host, HostConfig, Lifecycle, RecoveryReport, ReducerError, ScheduledRun, Storage, StorageConfig,
+    TxRecord,
+};
+use std::path::Path;
 
 use crate::db::transaction;
 
@@ -13,21 +18,61 @@ pub struct ModuleDb {
     host: Host,
     engine: Engine,
     catalog: Catalog,
+    /// The commit log and snapshots of a durable database.
+    storage: Option<Storage>,
 }
 
 /// A committed transaction and the deltas it caused.
 pub type Committed = (TxRecord, Vec<QueryDelta>);
 
 impl ModuleDb {
-    /// Wires a freshly loaded module (no transaction run yet) to an engine with `workers`.
+    /// Wires a loaded module to an engine with `workers`, in memory only.
     pub fn new(host: Host, workers: usize) -> Result<ModuleDb> {
+        ModuleDb::wire(host, workers, None)
+    }
+
+    /// Creates a durable database for a module in `dir` and runs its `init` reducer (logged
+    /// like every later transaction).
+    pub fn create(
+        dir: &Path,
+        wasm: &[u8],
+        workers: usize,
+        config: StorageConfig,
+        meta: CommitMeta,
+    ) -> Result<ModuleDb> {
+        let (host, storage) = Storage::create(dir, wasm, HostConfig::default(), config)?;
+        let mut db = ModuleDb::wire(host, workers, Some(storage))?;
+        if let Some(outcome) = db.lifecycle(Lifecycle::Init, meta) {
+            let (tx, _) = outcome.context("the module's init reducer failed")?;
+            db.wait_durable(tx.offset)?;
+        }
+        Ok(db)
+    }
+
+    /// Recovers the durable database in `dir`: its newest valid snapshot and the log after it;
+    /// the engine starts from the recovered rows.
+    pub fn open(dir: &Path, workers: usize, config: StorageConfig) -> Result<(ModuleDb, RecoveryReport)> {
+        let (host, storage, report) = Storage::open(dir, HostConfig::default(), config)?;
+        Ok((ModuleDb::wire(host, workers, Some(storage))?, report))
+    }
+
+    fn wire(host: Host, workers: usize, storage: Option<Storage>) -> Result<ModuleDb> {
         let mut engine = Engine::new(EngineConfig { workers });
         let mut catalog = Catalog::new();
-        for def in host.datastore().defs() {
+        let ds = host.datastore();
+        let mut changes = Vec::new();
+        for def in ds.defs() {
             engine.create_table(&def.schema)?;
             catalog.add_table(def.schema.clone())?;
+            let id = ds.table_id(def.name())?;
+            let inserts = ds.scan(id)?.cloned().collect();
+            changes.push(TableChange { table: def.name().to_string(), inserts, deletes: Vec::new() });
         }
-        Ok(ModuleDb { host, engine, catalog })
+        // A recovered state enters the engine as one transaction at its offset.
+        if ds.offset() > 0 {
+            engine.apply(vec![Transaction { offset: ds.offset(), changes }])?;
+        }
+        Ok(ModuleDb { host, engine, catalog, storage })
     }
 
     pub fn host(&self) -> &Host {
@@ -41,6 +86,12 @@ impl ModuleDb {
     }
 
     fn apply(&mut self, tx: TxRecord) -> Committed {
+        if let Some(storage) = &mut self.storage {
+            // Appending cannot fail here; a snapshot can, and the log still holds everything.
+            if let Err(e) = storage.append(&tx, &self.host) {
+                eprintln!("warning: snapshot at offset {} failed: {e}", tx.offset);
+            }
+        }
         let deltas = self.engine.apply(vec![transaction(tx.clone())]).expect("commit records come in offset order");
         (tx, deltas)
     }
@@ -66,5 +117,27 @@ impl ModuleDb {
                 (ScheduledRun { reducer, tx, error }, deltas)
             })
             .collect()
+    }
+
+    /// Transactions up to this offset are durable (all of them, in memory only).
+    pub fn durable(&self) -> u64 {
+        self.storage.as_ref().map_or(self.host.datastore().offset(), Storage::durable)
+    }
+
+    /// Waits until the transaction at `offset` is durable: before then, neither its result
+    /// nor its deltas may leave the database.
+    pub fn wait_durable(&self, offset: u64) -> Result<()> {
+        if let Some(s) = &self.storage {
+            s.wait(offset)?;
+        }
+        Ok(())
+    }
+
+    /// Clean shutdown: everything durable and a snapshot taken.
+    pub fn close(self, timestamp_micros: u64) -> Result<()> {
+        if let Some(s) = self.storage {
+            s.close(&self.host, timestamp_micros)?;
+        }
+        Ok(())
     }
 }

@@ -1,0 +1,128 @@
+//! Reading databases' files from the command line: `sluice verify` checks data directories,
+//! `sluice log` lists a database's transactions, `sluice sql --as-of` answers a query on the
+//! state at a past offset or time (rebuilt from the snapshot before it and the log).
+
+use crate::db::{Database, Outcome};
+use anyhow::{bail, Context, Result};
+use sluice_planner::Row;
+use sluice_runtime::storage::{self, AsOf};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, UNIX_EPOCH};
+
+/// Checks every database under `path` (a database directory, or a data directory holding
+/// them) and prints what it finds; false if any would refuse to start.
+pub fn verify(path: &Path) -> Result<bool> {
+    let dirs: Vec<PathBuf> = if storage::exists(path) {
+        vec![path.to_path_buf()]
+    } else {
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(path)
+            .with_context(|| format!("{}", path.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| storage::exists(p))
+            .collect();
+        dirs.sort();
+        dirs
+    };
+    if dirs.is_empty() {
+        bail!("{}: no database found", path.display());
+    }
+    let mut all_ok = true;
+    for dir in dirs {
+        let r = storage::verify(&dir)?;
+        let verdict = if r.ok() { "ok" } else { "DAMAGED" };
+        println!("{}: {verdict}", dir.display());
+        println!("  snapshots: {:?}", r.snapshots);
+        for bad in &r.bad_snapshots {
+            println!("  damaged snapshot: {bad}");
+        }
+        println!("  log: {} segments, {} records, last offset {}", r.segments, r.records, r.last_offset);
+        if let Some((file, at, reason)) = &r.torn {
+            println!("  torn tail (cut off at the next start): {}, byte {at}: {reason}", file.display());
+        }
+        if let Some(d) = &r.damage {
+            println!("  damage: {d}");
+        }
+        all_ok &= r.ok();
+    }
+    Ok(all_ok)
+}
+
+/// Prints a database's transactions after offset `after`: offset, time, reducer, caller and
+/// rows changed; at most `limit` of them.
+pub fn log(dir: &Path, after: u64, limit: usize) -> Result<()> {
+    println!("{:>10}  {:<27}  {:<20}  {:<16}  rows", "offset", "time", "reducer", "caller");
+    let mut shown = 0;
+    storage::history(dir, after, |r| {
+        let caller = if r.meta.caller.is_empty() { "-" } else { &r.meta.caller[..r.meta.caller.len().min(16)] };
+        println!(
+            "{:>10}  {:<27}  {:<20}  {:<16}  {}",
+            r.offset,
+            format_time(r.meta.timestamp_micros),
+            r.meta.reducer,
+            caller,
+            r.len()
+        );
+        shown += 1;
+        shown < limit
+    })?;
+    Ok(())
+}
+
+fn format_time(micros: u64) -> String {
+    humantime::format_rfc3339_micros(UNIX_EPOCH + Duration::from_micros(micros)).to_string()
+}
+
+/// An `--as-of` argument: an offset, or an RFC 3339 time (`2026-11-25T01:02:03Z`).
+pub fn parse_as_of(s: &str) -> Result<AsOf> {
+    if let Ok(n) = s.parse::<u64>() {
+        return Ok(AsOf::Offset(n));
+    }
+    let t = humantime::parse_rfc3339_weak(s)
+        .with_context(|| format!("--as-of {s}: neither an offset nor a time like 2026-11-25T01:02:03Z"))?;
+    let micros = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+    Ok(AsOf::Time(micros))
+}
+
+/// Runs a query on the database's state at `as_of` (the last durable state if `None`) and
+/// prints the rows as a table, or as JSON lines with `json`.
+pub fn sql(dir: &Path, query: &str, as_of: Option<AsOf>, json: bool) -> Result<()> {
+    let point = as_of.unwrap_or(AsOf::Time(u64::MAX));
+    let store = storage::as_of(dir, point)?;
+    let offset = store.offset();
+    let mut db = Database::load(store, 1)?;
+    let Outcome::Rows { plan, rows } = db.execute(query)? else { bail!("only queries can run on a past state") };
+    let names: Vec<String> = plan.columns.iter().map(|(name, _)| name.clone()).collect();
+    if json {
+        for r in &rows {
+            let obj: serde_json::Map<String, serde_json::Value> = names
+                .iter()
+                .cloned()
+                .zip(r.values().iter().map(|v| serde_json::Value::String(v.to_string())))
+                .collect();
+            println!("{}", serde_json::Value::Object(obj));
+        }
+    } else {
+        print_table(&names, &rows);
+        println!("({} rows, as of offset {offset})", rows.len());
+    }
+    Ok(())
+}
+
+/// A psql-style table.
+pub fn print_table(names: &[String], rows: &[Row]) {
+    let cells: Vec<Vec<String>> = rows.iter().map(|r| r.values().iter().map(|v| v.to_string()).collect()).collect();
+    let widths: Vec<usize> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| cells.iter().map(|c| c.get(i).map_or(0, |s| s.chars().count())).max().unwrap_or(0).max(n.len()))
+        .collect();
+    let line = |vals: &[String]| {
+        let padded: Vec<String> = vals.iter().zip(&widths).map(|(v, w)| format!(" {v:<w$} ")).collect();
+        println!("{}", padded.join("|").trim_end());
+    };
+    line(names);
+    println!("{}", widths.iter().map(|w| "-".repeat(w + 2)).collect::<Vec<_>>().join("+"));
+    for c in &cells {
+        line(c);
+    }
+}
