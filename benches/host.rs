@@ -1,7 +1,9 @@
 //! Reducer calls per second on the executor alone (no network, no fsync), with the bank
 //! example: an empty reducer, one insert, and `transfer` between random accounts of 100k;
 //! then `transfer` with the engine maintaining three live subscriptions over the accounts,
-//! its commit records applied one per engine call and in batches of 100.
+//! its commit records applied one per engine call and in batches of 100; and `transfer` with
+//! its record appended to the commit log (group commit, fsync per batch; and relaxed, no fsync)
+//! against the same calls in memory, in one run.
 //!
 //! `cargo bench --bench host` (needs a wasm toolchain: see `sluice build`).
 
@@ -12,18 +14,34 @@ use sluice::build::build;
 use sluice::db::transaction;
 use sluice_ivm::{Engine, EngineConfig};
 use sluice_planner::{Catalog, Planner};
-use sluice_runtime::{CommitMeta, Host, HostConfig};
-use std::path::Path;
+use sluice_runtime::{CommitMeta, Durability, Host, HostConfig, LogConfig, Storage, StorageConfig};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 const ACCOUNTS: u64 = 100_000;
 /// Commit records applied per engine call in the batched variant.
 const BATCH: usize = 100;
 
-fn bank() -> Host {
+fn bank_wasm() -> Vec<u8> {
     let wasm = build(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/bank")).expect("bank builds");
-    let mut host = Host::load(&std::fs::read(wasm).unwrap(), HostConfig::default()).unwrap();
+    std::fs::read(wasm).unwrap()
+}
+
+fn bank() -> Host {
+    let mut host = Host::load(&bank_wasm(), HostConfig::default()).unwrap();
     host.call("seed", &format!("[{ACCOUNTS}]"), CommitMeta::default()).unwrap();
     host
+}
+
+/// The bank as a durable database in a fresh directory, seeded.
+fn durable_bank(durability: Durability) -> (Host, Storage, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("sluice-bench-{durability:?}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let config = StorageConfig { log: LogConfig { durability, ..LogConfig::default() }, ..StorageConfig::default() };
+    let (mut host, mut storage) = Storage::create(&dir, &bank_wasm(), HostConfig::default(), config).unwrap();
+    let seed = host.call("seed", &format!("[{ACCOUNTS}]"), CommitMeta::default()).unwrap();
+    storage.append(&seed, &host).unwrap();
+    (host, storage, dir)
 }
 
 /// An engine holding the bank's accounts with three live subscriptions.
@@ -99,5 +117,43 @@ fn reducers(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, reducers);
+/// Transfers per second with each record appended to the commit log, beside the same calls
+/// in memory: the executor runs on while the writer thread fsyncs batches; each measured
+/// stretch ends when its last transaction is durable.
+fn durability(c: &mut Criterion) {
+    let mut group = c.benchmark_group("durability");
+    group.throughput(Throughput::Elements(1));
+    let mut rng = StdRng::seed_from_u64(2);
+    let mut args = move || {
+        let (a, b) = (rng.random_range(1..=ACCOUNTS), rng.random_range(1..=ACCOUNTS));
+        format!("[{a}, {b}, 1]")
+    };
+    let mut host = bank();
+    group.bench_function("transfer_in_memory", |bch| {
+        bch.iter(|| host.call("transfer", &args(), CommitMeta::default()).unwrap())
+    });
+    for (name, durability) in
+        [("transfer_logged_fsync", Durability::Full), ("transfer_logged_relaxed", Durability::Relaxed)]
+    {
+        let (mut host, mut storage, dir) = durable_bank(durability);
+        group.bench_function(name, |bch| {
+            bch.iter_custom(|iters| {
+                let t = Instant::now();
+                let mut last = 0;
+                for _ in 0..iters {
+                    let tx = host.call("transfer", &args(), CommitMeta::default()).unwrap();
+                    last = tx.offset;
+                    storage.append(&tx, &host).unwrap();
+                }
+                storage.wait(last).unwrap();
+                t.elapsed()
+            })
+        });
+        drop(storage);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    group.finish();
+}
+
+criterion_group!(benches, reducers, durability);
 criterion_main!(benches);

@@ -5,6 +5,8 @@
 pub mod build;
 pub mod db;
 pub mod demo;
+pub mod executor;
 pub mod history;
 pub mod module_db;
+pub mod server;
 pub mod slt;

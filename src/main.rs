@@ -45,6 +45,20 @@ enum Command {
         #[arg(long, value_enum, default_value = "full")]
         durability: DurabilityArg,
     },
+    /// Start the server: databases from the data directory (recovered) or in memory, served
+    /// over HTTP; the demo module is published as `game` when absent.
+    Start {
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        listen: std::net::SocketAddr,
+        #[arg(long, default_value = "sluice-data")]
+        data_dir: PathBuf,
+        /// Keep databases in memory only (nothing written to disk).
+        #[arg(long)]
+        in_memory: bool,
+        /// `relaxed` acknowledges transactions once written, without waiting for fsync.
+        #[arg(long, value_enum, default_value = "full")]
+        durability: DurabilityArg,
+    },
     /// Check databases' snapshots and commit logs (a data directory or one database's).
     Verify { path: PathBuf },
     /// List a database's transactions: offset, time, reducer, caller, rows changed.
@@ -89,6 +103,15 @@ enum DurabilityArg {
     Relaxed,
 }
 
+impl From<DurabilityArg> for Durability {
+    fn from(d: DurabilityArg) -> Durability {
+        match d {
+            DurabilityArg::Full => Durability::Full,
+            DurabilityArg::Relaxed => Durability::Relaxed,
+        }
+    }
+}
+
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
@@ -115,11 +138,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         Command::Demo { seconds, bots, data_dir, durability } => {
-            let durability = match durability {
-                DurabilityArg::Full => Durability::Full,
-                DurabilityArg::Relaxed => Durability::Relaxed,
+            sluice::demo::run(seconds, bots, data_dir.as_deref(), durability.into())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Start { listen, data_dir, in_memory, durability } => {
+            let config = sluice::server::ServerConfig {
+                listen,
+                data_dir: (!in_memory).then_some(data_dir),
+                durability: durability.into(),
             };
-            sluice::demo::run(seconds, bots, data_dir.as_deref(), durability)?;
+            tokio::runtime::Runtime::new()?.block_on(sluice::server::run(config))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify { path } => {

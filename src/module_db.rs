@@ -5,7 +5,7 @@
 
 use anyhow::{Context, Result};
 use sluice_ivm::{Engine, EngineConfig, QueryDelta, Subscription, TableChange, Transaction};
-use sluice_planner::{Catalog, Planner};
+use sluice_planner::{Catalog, Planner, QueryPlan, Row};
 use sluice_runtime::{
     CommitMeta, Host, HostConfig, Lifecycle, RecoveryReport, ReducerError, ScheduledRun, Storage, StorageConfig,
     TxRecord,
@@ -83,6 +83,14 @@ impl ModuleDb {
     pub fn subscribe(&mut self, sql: &str) -> Result<Subscription> {
         let plan = Planner::new(&self.catalog).plan_sql(sql)?;
         Ok(self.engine.subscribe(&plan)?)
+    }
+
+    /// Evaluates a one-off query on the current state: its plan (column names and types) and
+    /// rows, in its ORDER BY order.
+    pub fn query(&mut self, sql: &str) -> Result<(QueryPlan, Vec<Row>)> {
+        let plan = Planner::new(&self.catalog).plan_sql(sql)?;
+        let rows = self.engine.evaluate(&plan)?;
+        Ok((plan, rows))
     }
 
     fn apply(&mut self, tx: TxRecord) -> Committed {
