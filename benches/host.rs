@@ -3,7 +3,8 @@
 //! then `transfer` with the engine maintaining three live subscriptions over the accounts,
 //! its commit records applied one per engine call and in batches of 100; and `transfer` with
 //! its record appended to the commit log (group commit, fsync per batch; and relaxed, no fsync)
-//! against the same calls in memory, in one run.
+//! against the same calls in memory, in one run; and recovery (snapshot plus log replay) with
+//! the log's bytes per transaction.
 //!
 //! `cargo bench --bench host` (needs a wasm toolchain: see `sluice build`).
 
@@ -155,5 +156,46 @@ fn durability(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, reducers, durability);
+/// Recovery time per transaction replayed, and the log's bytes per transaction and per row
+/// change: the bank's 100k accounts in a snapshot, then 200k transfers in the log after it.
+fn recovery(c: &mut Criterion) {
+    const TRANSFERS: u64 = 200_000;
+    let (mut host, mut storage, dir) = durable_bank(Durability::Full);
+    storage.snapshot(&host, 0).unwrap();
+    let log_bytes = |dir: &Path| -> u64 {
+        let segments = std::fs::read_dir(dir.join("log")).unwrap();
+        segments.map(|e| e.unwrap().metadata().unwrap().len()).sum()
+    };
+    let before = log_bytes(&dir);
+    let mut rng = StdRng::seed_from_u64(3);
+    let (mut last, mut rows) = (0, 0);
+    for _ in 0..TRANSFERS {
+        let (a, b) = (rng.random_range(1..=ACCOUNTS), rng.random_range(1..=ACCOUNTS));
+        let tx = host.call("transfer", &format!("[{a}, {b}, 1]"), CommitMeta::default()).unwrap();
+        (last, rows) = (tx.offset, rows + tx.len());
+        storage.append(&tx, &host).unwrap();
+    }
+    storage.wait(last).unwrap();
+    drop(storage); // no clean shutdown: recovery replays all of them
+    let bytes = log_bytes(&dir) - before;
+    println!(
+        "log: {bytes} bytes for {TRANSFERS} transfers = {:.1} bytes per transaction, {:.1} per row change ({rows} rows)",
+        bytes as f64 / TRANSFERS as f64,
+        bytes as f64 / rows as f64
+    );
+    let mut group = c.benchmark_group("recovery");
+    group.sample_size(10).throughput(Throughput::Elements(TRANSFERS));
+    let config = StorageConfig { snapshot_every: 0, ..StorageConfig::default() };
+    group.bench_function("replay_200k_transfers_after_100k_account_snapshot", |bch| {
+        bch.iter(|| {
+            let (host, _storage, report) = Storage::open(&dir, HostConfig::default(), config.clone()).unwrap();
+            assert_eq!(report.replayed, TRANSFERS);
+            host
+        })
+    });
+    group.finish();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+criterion_group!(benches, reducers, durability, recovery);
 criterion_main!(benches);

@@ -58,6 +58,9 @@ enum Command {
         /// `relaxed` acknowledges transactions once written, without waiting for fsync.
         #[arg(long, value_enum, default_value = "full")]
         durability: DurabilityArg,
+        /// Take a snapshot of a database every N transactions (0: only at shutdown).
+        #[arg(long, default_value_t = 100_000)]
+        snapshot_every: u64,
     },
     /// Check databases' snapshots and commit logs (a data directory or one database's).
     Verify { path: PathBuf },
@@ -141,11 +144,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             sluice::demo::run(seconds, bots, data_dir.as_deref(), durability.into())?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Start { listen, data_dir, in_memory, durability } => {
+        Command::Start { listen, data_dir, in_memory, durability, snapshot_every } => {
             let config = sluice::server::ServerConfig {
                 listen,
                 data_dir: (!in_memory).then_some(data_dir),
                 durability: durability.into(),
+                snapshot_every,
             };
             tokio::runtime::Runtime::new()?.block_on(sluice::server::run(config))?;
             Ok(ExitCode::SUCCESS)

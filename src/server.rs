@@ -44,6 +44,8 @@ pub struct ServerConfig {
     /// Where databases live; `None` keeps them in memory.
     pub data_dir: Option<PathBuf>,
     pub durability: Durability,
+    /// A snapshot every this many transactions (0: only at shutdown).
+    pub snapshot_every: u64,
 }
 
 struct Databases {
@@ -116,10 +118,8 @@ fn check_name(name: &str) -> Result<(), Failure> {
 
 impl Databases {
     fn storage_config(&self) -> StorageConfig {
-        StorageConfig {
-            log: LogConfig { durability: self.config.durability, ..LogConfig::default() },
-            ..StorageConfig::default()
-        }
+        let log = LogConfig { durability: self.config.durability, ..LogConfig::default() };
+        StorageConfig { log, snapshot_every: self.config.snapshot_every }
     }
 
     /// Opens every database in the data directory, and publishes the demo as `game` if absent.

@@ -286,17 +286,12 @@ impl Datastore {
         Ok(self.table(table)?.len())
     }
 
-    /// Every table's definition, sequence and rows (sorted, so equal states are equal
-    /// snapshots), for a snapshot.
+    /// Every table's definition, sequence and rows (in no particular order), for a snapshot.
     pub fn tables_state(&self) -> Vec<TableState> {
         self.tables
             .iter()
             .flatten()
-            .map(|t| {
-                let mut rows: Vec<Row> = t.scan().cloned().collect();
-                rows.sort_unstable();
-                TableState { def: t.def.clone(), seq: t.seq, rows }
-            })
+            .map(|t| TableState { def: t.def.clone(), seq: t.seq, rows: t.scan().cloned().collect() })
             .collect()
     }
 

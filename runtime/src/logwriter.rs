@@ -54,6 +54,25 @@ struct Shared {
     changed: Condvar,
 }
 
+/// Waits for the durable offset, from any thread.
+pub struct Waiter(Arc<Shared>);
+
+impl Waiter {
+    /// Waits until the record at `offset` is durable; an error if the writer has failed.
+    pub fn wait(&self, offset: u64) -> Result<(), String> {
+        let mut state = self.0.state.lock().expect("log state");
+        loop {
+            if state.durable >= offset {
+                return Ok(());
+            }
+            if let Some(e) = &state.failed {
+                return Err(e.clone());
+            }
+            state = self.0.changed.wait(state).expect("log state");
+        }
+    }
+}
+
 /// The commit log's appending end.
 pub struct LogWriter {
     sender: Option<Sender<(u64, Vec<u8>)>>,
@@ -116,16 +135,12 @@ impl LogWriter {
 
     /// Waits until the record at `offset` is durable; an error if the writer has failed.
     pub fn wait(&self, offset: u64) -> Result<(), String> {
-        let mut state = self.shared.state.lock().expect("log state");
-        loop {
-            if state.durable >= offset {
-                return Ok(());
-            }
-            if let Some(e) = &state.failed {
-                return Err(e.clone());
-            }
-            state = self.shared.changed.wait(state).expect("log state");
-        }
+        self.waiter().wait(offset)
+    }
+
+    /// A handle another thread can wait on.
+    pub fn waiter(&self) -> Waiter {
+        Waiter(Arc::clone(&self.shared))
     }
 
     /// Makes everything appended durable, then stops the writer.

@@ -27,6 +27,14 @@ pub struct TableState {
     pub rows: Vec<Row>,
 }
 
+impl TableState {
+    /// The same state with its rows in order: equal states compare equal.
+    pub fn sorted(mut self) -> TableState {
+        self.rows.sort_unstable();
+        self
+    }
+}
+
 /// A database's state as of `offset`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
@@ -60,10 +68,11 @@ pub fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>, LogError> {
     Ok(out)
 }
 
-/// Writes a snapshot into `dir` atomically; returns its path.
-pub fn write(dir: &Path, snapshot: &Snapshot) -> Result<PathBuf, LogError> {
+/// Writes a snapshot into `dir` atomically (rows in order); returns its path.
+pub fn write(dir: &Path, mut snapshot: Snapshot) -> Result<PathBuf, LogError> {
     std::fs::create_dir_all(dir).map_err(|e| LogError::io(dir, e))?;
-    let payload = postcard::to_allocvec(snapshot).expect("snapshots serialize");
+    snapshot.tables = std::mem::take(&mut snapshot.tables).into_iter().map(TableState::sorted).collect();
+    let payload = postcard::to_allocvec(&snapshot).expect("snapshots serialize");
     let mut bytes = Vec::with_capacity(HEADER + payload.len());
     bytes.extend_from_slice(MAGIC);
     bytes.extend_from_slice(&VERSION.to_le_bytes());

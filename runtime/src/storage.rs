@@ -13,6 +13,8 @@ use crate::logwriter::{LogConfig, LogWriter};
 use crate::record::TxRecord;
 use crate::snapshot::{self, Snapshot};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 
 /// Storage settings.
 #[derive(Clone, Debug)]
@@ -66,8 +68,11 @@ pub struct Storage {
     dir: PathBuf,
     log: LogWriter,
     config: StorageConfig,
-    module: Vec<u8>,
+    module: Arc<[u8]>,
+    /// Offset of the last snapshot taken (or being written).
     last_snapshot: u64,
+    /// A snapshot being written in the background.
+    writing: Option<JoinHandle<Result<PathBuf, StorageError>>>,
 }
 
 fn log_dir(dir: &Path) -> PathBuf {
@@ -98,9 +103,11 @@ impl Storage {
         let host = Host::load(wasm, host)?;
         let state =
             Snapshot { offset: 0, timestamp_micros: 0, module: wasm.to_vec(), tables: host.datastore().tables_state() };
-        snapshot::write(&snapshot_dir(dir), &state)?;
+        snapshot::write(&snapshot_dir(dir), state)?;
         let log = LogWriter::open(&log_dir(dir), &LogEnd::default(), config.log.clone())?;
-        Ok((host, Storage { dir: dir.to_path_buf(), log, config, module: wasm.to_vec(), last_snapshot: 0 }))
+        let storage =
+            Storage { dir: dir.to_path_buf(), log, config, module: wasm.into(), last_snapshot: 0, writing: None };
+        Ok((host, storage))
     }
 
     /// Recovers the database in `dir`.
@@ -138,17 +145,29 @@ impl Storage {
             report.torn = Some((path.clone(), *at, reason.clone()));
         }
         let log = LogWriter::open(&log_dir(dir), &end, config.log.clone())?;
-        let storage = Storage { dir: dir.to_path_buf(), log, config, module: snap.module, last_snapshot: snap.offset };
+        let storage = Storage {
+            dir: dir.to_path_buf(),
+            log,
+            config,
+            module: snap.module.into(),
+            last_snapshot: snap.offset,
+            writing: None,
+        };
         Ok((host, storage, report))
     }
 
     /// Hands a committed transaction to the log; it is durable once `durable()` reaches it.
-    /// Takes a snapshot when one is due.
+    /// Starts a snapshot when one is due; reports a background snapshot that failed.
     pub fn append(&mut self, record: &TxRecord, host: &Host) -> Result<(), StorageError> {
         self.log.append(record);
         let every = self.config.snapshot_every;
         if every > 0 && record.offset - self.last_snapshot >= every {
-            self.snapshot(host, record.meta.timestamp_micros)?;
+            // One at a time: while one is still being written, the next waits.
+            if self.writing.as_ref().is_some_and(|w| !w.is_finished()) {
+                return Ok(());
+            }
+            self.finish_snapshot()?;
+            self.start_snapshot(host, record.meta.timestamp_micros);
         }
         Ok(())
     }
@@ -163,24 +182,48 @@ impl Storage {
         self.log.wait(offset).map_err(StorageError::Writer)
     }
 
-    /// Writes a snapshot of the host's state (once the log holds everything before it, so the
-    /// log never has a gap behind a snapshot).
-    pub fn snapshot(&mut self, host: &Host, timestamp_micros: u64) -> Result<PathBuf, StorageError> {
+    /// Copies the host's tables (the executor's only cost) and writes them on a thread of its
+    /// own, once the log holds everything before them (so the log has no gap behind a
+    /// snapshot).
+    fn start_snapshot(&mut self, host: &Host, timestamp_micros: u64) {
         let offset = host.datastore().offset();
-        self.wait(offset)?;
-        let state =
-            Snapshot { offset, timestamp_micros, module: self.module.clone(), tables: host.datastore().tables_state() };
-        let path = snapshot::write(&snapshot_dir(&self.dir), &state)?;
+        let state = Snapshot {
+            offset,
+            timestamp_micros,
+            module: self.module.to_vec(),
+            tables: host.datastore().tables_state(),
+        };
+        let (dir, durable) = (snapshot_dir(&self.dir), self.log.waiter());
         self.last_snapshot = offset;
-        Ok(path)
+        self.writing = Some(std::thread::spawn(move || {
+            durable.wait(offset).map_err(StorageError::Writer)?;
+            Ok(snapshot::write(&dir, state)?)
+        }));
+    }
+
+    /// Waits for the snapshot being written, if any; its path, or why it failed.
+    fn finish_snapshot(&mut self) -> Result<Option<PathBuf>, StorageError> {
+        match self.writing.take() {
+            Some(w) => w.join().map_err(|_| StorageError::Writer("the snapshot thread panicked".into()))?.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes a snapshot of the host's state now; returns its path.
+    pub fn snapshot(&mut self, host: &Host, timestamp_micros: u64) -> Result<PathBuf, StorageError> {
+        self.finish_snapshot()?;
+        self.start_snapshot(host, timestamp_micros);
+        Ok(self.finish_snapshot()?.expect("just started"))
     }
 
     /// Clean shutdown: everything durable, and a snapshot so the next start replays nothing.
     pub fn close(mut self, host: &Host, timestamp_micros: u64) -> Result<(), StorageError> {
+        self.finish_snapshot()?;
         if host.datastore().offset() > self.last_snapshot {
             self.snapshot(host, timestamp_micros)?;
         }
-        self.log.close().map_err(StorageError::Writer)
+        let log = self.log;
+        log.close().map_err(StorageError::Writer)
     }
 }
 
