@@ -158,8 +158,13 @@ impl Databases {
         let meta = CommitMeta { timestamp_micros: now_micros(), ..CommitMeta::default() };
         let executor = match &self.config.data_dir {
             Some(dir) => {
-                let (dir, config) = (dir.join(name), self.storage_config());
-                Executor::spawn(name, move || ModuleDb::create(&dir, &wasm, 1, config, meta))?
+                let (path, config) = (dir.join(name), self.storage_config());
+                let created = Executor::spawn(name, {
+                    let path = path.clone();
+                    move || ModuleDb::create(&path, &wasm, 1, config, meta)
+                });
+                // A module that fails to start leaves no database behind to recover later.
+                created.inspect_err(|_| drop(std::fs::remove_dir_all(&path)))?
             }
             None => Executor::spawn(name, move || {
                 let mut db = ModuleDb::new(Host::load(&wasm, HostConfig::default())?, 1)?;

@@ -264,8 +264,9 @@ impl Engine {
         Ok(current_rows(&self.queries[q], order))
     }
 
-    /// Update records held by all base-table arrangements (by row and by key). With
-    /// compaction this follows the current state, not the history of changes.
+    /// Base-table state held: distinct rows of every table plus the update records of its
+    /// shared arrangements by key. With compaction this follows the current state, not the
+    /// history of changes.
     pub fn base_arrangement_records(&mut self) -> usize {
         self.driver.run(Command::Stats).base_records
     }

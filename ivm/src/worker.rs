@@ -26,7 +26,7 @@ pub enum Command {
     Apply(Arc<Vec<Transaction>>),
     AddQuery(QueryId, Arc<Plan>),
     DropQuery(QueryId),
-    /// Count the update records held by base-table arrangements.
+    /// Count the base tables' rows and the update records of their arrangements.
     Stats,
 }
 
@@ -35,7 +35,7 @@ pub enum Command {
 pub struct Reply {
     /// Output updates of each query produced while handling the command.
     pub outputs: Outputs,
-    /// For `Stats`: update records in this worker's base-table arrangements.
+    /// For `Stats`: this worker's base-table rows plus update records in their arrangements.
     pub base_records: usize,
 }
 
