@@ -35,10 +35,10 @@ fn bank() -> Host {
 }
 
 /// The bank as a durable database in a fresh directory, seeded.
-fn durable_bank(durability: Durability) -> (Host, Storage, PathBuf) {
+fn durable_bank(durability: Durability, snapshot_every: u64) -> (Host, Storage, PathBuf) {
     let dir = std::env::temp_dir().join(format!("sluice-bench-{durability:?}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let config = StorageConfig { log: LogConfig { durability, ..LogConfig::default() }, ..StorageConfig::default() };
+    let config = StorageConfig { log: LogConfig { durability, ..LogConfig::default() }, snapshot_every };
     let (mut host, mut storage) = Storage::create(&dir, &bank_wasm(), HostConfig::default(), config).unwrap();
     let seed = host.call("seed", &format!("[{ACCOUNTS}]"), CommitMeta::default()).unwrap();
     storage.append(&seed, &host).unwrap();
@@ -136,7 +136,7 @@ fn durability(c: &mut Criterion) {
     for (name, durability) in
         [("transfer_logged_fsync", Durability::Full), ("transfer_logged_relaxed", Durability::Relaxed)]
     {
-        let (mut host, mut storage, dir) = durable_bank(durability);
+        let (mut host, mut storage, dir) = durable_bank(durability, StorageConfig::default().snapshot_every);
         group.bench_function(name, |bch| {
             bch.iter_custom(|iters| {
                 let t = Instant::now();
@@ -160,7 +160,7 @@ fn durability(c: &mut Criterion) {
 /// change: the bank's 100k accounts in a snapshot, then 200k transfers in the log after it.
 fn recovery(c: &mut Criterion) {
     const TRANSFERS: u64 = 200_000;
-    let (mut host, mut storage, dir) = durable_bank(Durability::Full);
+    let (mut host, mut storage, dir) = durable_bank(Durability::Full, 0);
     storage.snapshot(&host, 0).unwrap();
     let log_bytes = |dir: &Path| -> u64 {
         let segments = std::fs::read_dir(dir.join("log")).unwrap();

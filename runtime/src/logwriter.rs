@@ -8,7 +8,6 @@ use crate::record::TxRecord;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
@@ -27,7 +26,8 @@ pub enum Durability {
 #[derive(Clone, Debug)]
 pub struct LogConfig {
     pub durability: Durability,
-    /// A segment is closed and a new one started once it passes this many bytes.
+    /// A segment is closed and a new one started once it passes this many bytes (between
+    /// batches, so it may pass it by one batch).
     pub segment_bytes: u64,
 }
 
@@ -37,21 +37,30 @@ impl Default for LogConfig {
     }
 }
 
-/// Bytes written per batch at most, so one write stays bounded.
-const BATCH_BYTES: usize = 8 << 20;
-
 #[derive(Default)]
 struct State {
     /// Records up to this offset are durable.
     durable: u64,
     /// The writer stopped on this error: nothing after `durable` will become durable.
     failed: Option<String>,
+    /// Framed records handed over and not yet taken by the writer, and the offsets of the
+    /// first and last of them.
+    pending: Vec<u8>,
+    first: u64,
+    last: u64,
+    /// The writer is waiting for records (so an append must wake it).
+    idle: bool,
+    /// No more records will come.
+    closed: bool,
 }
 
 #[derive(Default)]
 struct Shared {
     state: Mutex<State>,
+    /// Signalled when the durable offset moves or the writer fails.
     changed: Condvar,
+    /// Signalled when records arrive for an idle writer, or at close.
+    work: Condvar,
 }
 
 /// Waits for the durable offset, from any thread.
@@ -73,9 +82,10 @@ impl Waiter {
     }
 }
 
-/// The commit log's appending end.
+/// The commit log's appending end. Records are framed into a buffer the writer thread takes
+/// whole: while it writes and fsyncs one batch the next accumulates, and waking it costs one
+/// signal per batch, not one per record.
 pub struct LogWriter {
-    sender: Option<Sender<(u64, Vec<u8>)>>,
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
     /// Offset of the last record handed over.
@@ -109,22 +119,28 @@ impl LogWriter {
         };
         let shared = Arc::new(Shared::default());
         shared.state.lock().expect("log state").durable = end.last_offset;
-        let (sender, receiver) = channel();
         let writer = Writer { dir: dir.to_path_buf(), config, segment, shared: Arc::clone(&shared) };
         let thread = std::thread::Builder::new()
             .name("sluice-log".into())
-            .spawn(move || writer.run(receiver))
+            .spawn(move || writer.run())
             .map_err(|e| LogError::io(dir, e))?;
-        Ok(LogWriter { sender: Some(sender), shared, thread: Some(thread), appended: end.last_offset })
+        Ok(LogWriter { shared, thread: Some(thread), appended: end.last_offset })
     }
 
     /// Hands a committed transaction's record to the writer; returns at once.
     pub fn append(&mut self, record: &TxRecord) {
         debug_assert_eq!(record.offset, self.appended + 1, "records come in offset order");
         self.appended = record.offset;
-        if let Some(s) = &self.sender {
-            // A writer that has stopped has recorded why; waiters learn it from `wait`.
-            let _ = s.send((record.offset, frame(record)));
+        let framed = frame(record);
+        let mut state = self.shared.state.lock().expect("log state");
+        if state.pending.is_empty() {
+            state.first = record.offset;
+        }
+        state.pending.extend_from_slice(&framed);
+        state.last = record.offset;
+        if state.idle {
+            state.idle = false;
+            self.shared.work.notify_one();
         }
     }
 
@@ -146,20 +162,22 @@ impl LogWriter {
     /// Makes everything appended durable, then stops the writer.
     pub fn close(mut self) -> Result<(), String> {
         let last = self.appended;
-        self.sender = None;
+        self.stop();
+        self.wait(last)
+    }
+
+    fn stop(&mut self) {
+        self.shared.state.lock().expect("log state").closed = true;
+        self.shared.work.notify_one();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        self.wait(last)
     }
 }
 
 impl Drop for LogWriter {
     fn drop(&mut self) {
-        self.sender = None;
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.stop();
     }
 }
 
@@ -194,56 +212,45 @@ struct Writer {
 }
 
 impl Writer {
-    fn run(mut self, receiver: Receiver<(u64, Vec<u8>)>) {
-        let mut buf: Vec<u8> = Vec::new();
-        while let Ok(first) = receiver.recv() {
-            // Everything queued meanwhile joins the batch.
-            let mut batch = vec![first];
-            let mut bytes = batch[0].1.len();
-            while bytes < BATCH_BYTES {
-                match receiver.try_recv() {
-                    Ok(m) => {
-                        bytes += m.1.len();
-                        batch.push(m);
-                    }
-                    Err(_) => break,
+    fn run(mut self) {
+        let mut batch: Vec<u8> = Vec::new();
+        loop {
+            let (first, last) = {
+                let mut state = self.shared.state.lock().expect("log state");
+                while state.pending.is_empty() && !state.closed {
+                    state.idle = true;
+                    state = self.shared.work.wait(state).expect("log state");
                 }
-            }
-            let last = batch.last().expect("a batch has records").0;
-            if let Err(e) = self.write(&batch, &mut buf) {
+                if state.pending.is_empty() {
+                    return; // closed, everything written
+                }
+                std::mem::swap(&mut batch, &mut state.pending);
+                (state.first, state.last)
+            };
+            if let Err(e) = self.write(first, &batch) {
                 let mut state = self.shared.state.lock().expect("log state");
                 state.failed = Some(format!("commit log write failed: {e}"));
                 self.shared.changed.notify_all();
                 return;
             }
+            batch.clear();
             self.shared.state.lock().expect("log state").durable = last;
             self.shared.changed.notify_all();
         }
     }
 
-    fn write(&mut self, batch: &[(u64, Vec<u8>)], buf: &mut Vec<u8>) -> Result<(), LogError> {
-        buf.clear();
-        for (offset, framed) in batch {
-            if self.segment.len + (buf.len() + framed.len()) as u64 > self.config.segment_bytes
-                && self.segment.len + buf.len() as u64 > HEADER
-            {
-                self.flush(buf)?;
-                self.segment.file.sync_data().map_err(|e| LogError::io(&self.segment.path, e))?;
-                self.segment = Segment::create(&self.dir, *offset)?;
-            }
-            buf.extend_from_slice(framed);
+    /// Appends a batch of framed records, the first at offset `first`: to a new segment if
+    /// the current one has passed its size.
+    fn write(&mut self, first: u64, batch: &[u8]) -> Result<(), LogError> {
+        if self.segment.len >= self.config.segment_bytes && self.segment.len > HEADER {
+            self.segment.file.sync_data().map_err(|e| LogError::io(&self.segment.path, e))?;
+            self.segment = Segment::create(&self.dir, first)?;
         }
-        self.flush(buf)?;
+        self.segment.file.write_all(batch).map_err(|e| LogError::io(&self.segment.path, e))?;
+        self.segment.len += batch.len() as u64;
         if self.config.durability == Durability::Full {
             self.segment.file.sync_data().map_err(|e| LogError::io(&self.segment.path, e))?;
         }
-        Ok(())
-    }
-
-    fn flush(&mut self, buf: &mut Vec<u8>) -> Result<(), LogError> {
-        self.segment.file.write_all(buf).map_err(|e| LogError::io(&self.segment.path, e))?;
-        self.segment.len += buf.len() as u64;
-        buf.clear();
         Ok(())
     }
 }

@@ -74,8 +74,13 @@ fn state(ds: &Datastore) -> Vec<TableState> {
 fn write_log(dir: &Path, records: &[TxRecord], segment_bytes: u64) {
     let config = LogConfig { durability: Durability::Full, segment_bytes };
     let mut log = LogWriter::open(dir, &LogEnd::default(), config).unwrap();
-    for r in records {
+    for (i, r) in records.iter().enumerate() {
         log.append(r);
+        // Half the records wait to be durable, so segments roll over between batches of
+        // one and of several records.
+        if i % 2 == 0 {
+            log.wait(r.offset).unwrap();
+        }
     }
     log.close().unwrap();
 }
