@@ -59,11 +59,7 @@ pub fn run(seconds: Option<u64>, extra_bots: u64, data_dir: Option<&Path>, durab
                 ModuleDb::create(&dir, GAME_WASM, 1, config, meta())?
             }
         }
-        None => {
-            let mut db = ModuleDb::new(Host::load(GAME_WASM, HostConfig::default())?, 1)?;
-            committed.push(db.lifecycle(Lifecycle::Init, meta()).expect("the game has init")?);
-            db
-        }
+        None => ModuleDb::new(Host::load(GAME_WASM, HostConfig::default())?, 1)?,
     };
     let mut subs = Vec::new();
     for sql in QUERIES {
@@ -73,6 +69,10 @@ pub fn run(seconds: Option<u64>, extra_bots: u64, data_dir: Option<&Path>, durab
             println!("  {}", show(r));
         }
         subs.push(sub.query);
+    }
+    // In memory, `init` runs after subscribing, so its rows show as deltas.
+    if data_dir.is_none() {
+        committed.push(db.lifecycle(Lifecycle::Init, meta()).expect("the game has init")?);
     }
     if extra_bots > 0 {
         committed.push(db.call("spawn_bots", &format!("[{extra_bots}]"), meta())?);
