@@ -112,6 +112,22 @@ fn the_bank_survives_restarts_and_reads_back_every_past_offset() {
     let verify = storage::verify(&dir).unwrap();
     assert_eq!(verify.bad_snapshots.len(), 1);
     assert!(verify.ok(), "an older snapshot still serves: {verify:?}");
+    drop(db);
+    // Damage in the middle of the log that recovery needs refuses start-up, naming the file
+    // and byte; `verify` reports it.
+    let segments = sluice_runtime::commitlog::segments(&dir.join("log")).unwrap();
+    let (_, first) = &segments[0];
+    let mut bytes = std::fs::read(first).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x01;
+    std::fs::write(first, bytes).unwrap();
+    let err = ModuleDb::open(&dir, 1, config(40)).err().expect("start-up refused").to_string();
+    assert!(err.contains(&first.display().to_string()) && err.contains("byte"), "{err}");
+    let verify = storage::verify(&dir).unwrap();
+    assert!(!verify.ok() && verify.damage.is_some(), "{verify:?}");
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice")).args(["verify", dir.to_str().unwrap()]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("DAMAGED"));
 }
 
 /// The recovered offset a durable demo reports when it starts ("recovered DIR: snapshot at
