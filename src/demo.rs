@@ -8,6 +8,7 @@ use anyhow::Result;
 use sluice_planner::Row;
 use sluice_runtime::storage;
 use sluice_runtime::{CommitMeta, Durability, Host, HostConfig, Lifecycle, LogConfig, StorageConfig};
+use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -32,11 +33,31 @@ fn show(row: &Row) -> String {
     format!("({})", cells.join(", "))
 }
 
+/// Standard output that notices when its reader has gone (`sluice demo | head`).
+#[derive(Default)]
+struct Out {
+    gone: bool,
+}
+
+impl Out {
+    fn line(&mut self, text: &str) -> Result<()> {
+        if self.gone {
+            return Ok(());
+        }
+        match writeln!(std::io::stdout(), "{text}") {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => self.gone = true,
+            other => other?,
+        }
+        Ok(())
+    }
+}
+
 /// Loads the demo (in memory, or kept in `data_dir/game`: created with `init`, or recovered),
 /// then runs its schedule in real time for `seconds` (forever if `None`), printing each
 /// subscription's initial rows and then its deltas per offset once they are durable.
 pub fn run(seconds: Option<u64>, extra_bots: u64, data_dir: Option<&Path>, durability: Durability) -> Result<()> {
     let meta = || CommitMeta { timestamp_micros: now_micros(), ..CommitMeta::default() };
+    let mut out = Out::default();
     let mut committed = Vec::new();
     let mut db = match data_dir.map(|d| d.join("game")) {
         Some(dir) => {
@@ -44,18 +65,18 @@ pub fn run(seconds: Option<u64>, extra_bots: u64, data_dir: Option<&Path>, durab
                 StorageConfig { log: LogConfig { durability, ..LogConfig::default() }, ..StorageConfig::default() };
             if storage::exists(&dir) {
                 let (db, report) = ModuleDb::open(&dir, 1, config)?;
-                println!(
+                out.line(&format!(
                     "recovered {}: snapshot at offset {}, {} transactions replayed",
                     dir.display(),
                     report.snapshot,
                     report.replayed
-                );
+                ))?;
                 if let Some((file, at, reason)) = report.torn {
-                    println!("cut off a torn tail: {}, byte {at}: {reason}", file.display());
+                    out.line(&format!("cut off a torn tail: {}, byte {at}: {reason}", file.display()))?;
                 }
                 db
             } else {
-                println!("created {}", dir.display());
+                out.line(&format!("created {}", dir.display()))?;
                 ModuleDb::create(&dir, GAME_WASM, 1, config, meta())?
             }
         }
@@ -64,9 +85,9 @@ pub fn run(seconds: Option<u64>, extra_bots: u64, data_dir: Option<&Path>, durab
     let mut subs = Vec::new();
     for sql in QUERIES {
         let sub = db.subscribe(sql)?;
-        println!("subscribed: {sql}");
+        out.line(&format!("subscribed: {sql}"))?;
         for r in &sub.initial {
-            println!("  {}", show(r));
+            out.line(&format!("  {}", show(r)))?;
         }
         subs.push(sub.query);
     }
@@ -92,10 +113,11 @@ pub fn run(seconds: Option<u64>, extra_bots: u64, data_dir: Option<&Path>, durab
                 for r in &d.inserts {
                     line += &format!(" +{}", show(r));
                 }
-                println!("{line}");
+                out.line(&line)?;
             }
         }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
+        // Stop at the deadline, or cleanly once whoever reads the output has gone.
+        if out.gone || deadline.is_some_and(|d| Instant::now() >= d) {
             return db.close(now_micros());
         }
         let next = db.host().next_scheduled().unwrap_or(u64::MAX);

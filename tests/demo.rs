@@ -51,3 +51,19 @@ fn sluice_demo_streams_live_deltas() {
     let ticks = text.lines().filter(|l| l.contains(" tick q2: ")).count();
     assert!(ticks >= 5, "{ticks} ticks in a second:\n{text}");
 }
+
+#[test]
+fn sluice_demo_stops_cleanly_when_its_reader_goes() {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["demo", "--seconds", "5"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap(); // then dropped, like `| head -1`
+    assert!(first.starts_with("subscribed: "), "{first}");
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -68,6 +68,18 @@ pub fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>, LogError> {
     Ok(out)
 }
 
+/// Removes the temporary files of snapshots a crash interrupted.
+pub fn remove_unfinished(dir: &Path) -> Result<(), LogError> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if name.to_str().is_some_and(|n| n.starts_with('.') && n.ends_with(".snap.tmp")) {
+            std::fs::remove_file(entry.path()).map_err(|e| LogError::io(&entry.path(), e))?;
+        }
+    }
+    Ok(())
+}
+
 /// Writes a snapshot into `dir` atomically (rows in order); returns its path.
 pub fn write(dir: &Path, mut snapshot: Snapshot) -> Result<PathBuf, LogError> {
     std::fs::create_dir_all(dir).map_err(|e| LogError::io(dir, e))?;

@@ -116,6 +116,7 @@ impl Storage {
         host: HostConfig,
         config: StorageConfig,
     ) -> Result<(Host, Storage, RecoveryReport), StorageError> {
+        snapshot::remove_unfinished(&snapshot_dir(dir))?;
         let mut report = RecoveryReport::default();
         let (snap, skipped) = newest_snapshot(dir, u64::MAX)?;
         report.skipped = skipped;

@@ -216,6 +216,12 @@ fn snapshots_round_trip_and_damage_is_detected() {
     let snap = Snapshot { offset: 30, timestamp_micros: 1029, module: b"\0asm".to_vec(), tables: state(&ds) };
     let path = snapshot::write(&dir, snap.clone()).unwrap();
     assert_eq!(snapshot::list(&dir).unwrap(), vec![(30, path.clone())]);
+    // What a crash mid-write leaves is not a snapshot, and is cleared away at the next start.
+    let unfinished = dir.join(".00000000000000000031.snap.tmp");
+    std::fs::write(&unfinished, b"partial").unwrap();
+    assert_eq!(snapshot::list(&dir).unwrap().len(), 1);
+    snapshot::remove_unfinished(&dir).unwrap();
+    assert!(!unfinished.exists() && path.exists());
     assert_eq!(snapshot::read(&path).unwrap(), snap);
     let mut restored = datastore();
     restored.restore(snap.offset, snap.tables.clone()).unwrap();
