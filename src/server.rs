@@ -26,7 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{json, Value as Json_};
+use serde_json::{json, Value as JsonValue};
 use sluice_planner::Value;
 use sluice_runtime::storage;
 use sluice_runtime::{CommitMeta, Durability, Host, HostConfig, Lifecycle, LogConfig, StorageConfig};
@@ -203,7 +203,7 @@ async fn publish(
     UrlPath(name): UrlPath<String>,
     Query(params): Query<PublishParams>,
     wasm: Bytes,
-) -> Result<Json<Json_>, Failure> {
+) -> Result<Json<JsonValue>, Failure> {
     check_name(&name)?;
     let old = dbs.live.lock().expect("databases").get(&name).cloned();
     if old.is_some() && !params.clear {
@@ -235,7 +235,7 @@ async fn call(
     State(dbs): State<Shared>,
     UrlPath((name, reducer)): UrlPath<(String, String)>,
     args: Bytes,
-) -> Result<Json<Json_>, Failure> {
+) -> Result<Json<JsonValue>, Failure> {
     let db = dbs.get(&name)?;
     let args = std::str::from_utf8(&args).map_err(|_| bad("arguments must be UTF-8 JSON"))?.to_string();
     let args = if args.trim().is_empty() { "[]".to_string() } else { args };
@@ -257,7 +257,7 @@ async fn sql(
     UrlPath(name): UrlPath<String>,
     Query(params): Query<SqlParams>,
     query: Bytes,
-) -> Result<Json<Json_>, Failure> {
+) -> Result<Json<JsonValue>, Failure> {
     let query = std::str::from_utf8(&query).map_err(|_| bad("the query must be UTF-8"))?.to_string();
     let answer = match params.as_of {
         Some(point) => {
@@ -284,9 +284,10 @@ async fn sql(
             answer.await.map_err(internal)?.map_err(bad)?
         }
     };
-    let columns: Vec<Json_> = answer.columns.iter().map(|(n, t)| json!({ "name": n, "type": t.to_string() })).collect();
-    let rows: Vec<Json_> =
-        answer.rows.iter().map(|r| Json_::Array(r.values().iter().map(value_json).collect())).collect();
+    let columns: Vec<JsonValue> =
+        answer.columns.iter().map(|(n, t)| json!({ "name": n, "type": t.to_string() })).collect();
+    let rows: Vec<JsonValue> =
+        answer.rows.iter().map(|r| JsonValue::Array(r.values().iter().map(value_json).collect())).collect();
     Ok(Json(json!({ "columns": columns, "rows": rows, "offset": answer.offset })))
 }
 
@@ -301,7 +302,7 @@ async fn log(
     State(dbs): State<Shared>,
     UrlPath(name): UrlPath<String>,
     Query(params): Query<LogParams>,
-) -> Result<Json<Json_>, Failure> {
+) -> Result<Json<JsonValue>, Failure> {
     let dir = dbs.dir(&name)?;
     let limit = params.limit.unwrap_or(1000);
     let records = tokio::task::spawn_blocking(move || {
@@ -322,17 +323,17 @@ async fn log(
     .await
     .map_err(internal)?
     .map_err(internal)?;
-    Ok(Json(Json_::Array(records)))
+    Ok(Json(JsonValue::Array(records)))
 }
 
 /// A value as JSON: numbers, strings, booleans, null; bytes as a hex string.
-pub fn value_json(v: &Value) -> Json_ {
+pub fn value_json(v: &Value) -> JsonValue {
     match v {
-        Value::Null => Json_::Null,
+        Value::Null => JsonValue::Null,
         Value::Bool(b) => json!(b),
         Value::Int(i) => json!(i),
         Value::UInt(u) => json!(u),
-        Value::Real(r) => serde_json::Number::from_f64(*r).map_or(Json_::Null, Json_::Number),
+        Value::Real(r) => serde_json::Number::from_f64(*r).map_or(JsonValue::Null, JsonValue::Number),
         Value::Text(s) => json!(&**s),
         Value::Bytes(b) => json!(b.iter().map(|x| format!("{x:02x}")).collect::<String>()),
     }
