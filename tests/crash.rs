@@ -10,30 +10,11 @@ mod common;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const ACCOUNTS: u64 = 50;
-
-/// Starts `sluice start` on a free port over `data`; returns it and its base URL.
-fn start(data: &Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["start", "--listen", "127.0.0.1:0", "--data-dir", data.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().expect("the server prints its address").unwrap();
-    let url = first.strip_prefix("listening on ").expect("listening on …").to_string();
-    // Keep draining its output so it never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    (child, url)
-}
 
 fn post(url: &str, body: &[u8]) -> Result<Value, (u16, String)> {
     match ureq::post(url).timeout(Duration::from_secs(20)).send_bytes(body) {
@@ -59,7 +40,7 @@ fn acknowledged_transfers_survive_sigkill_and_money_is_conserved() {
     let wasm = std::fs::read(wasm).unwrap();
     let data = std::env::temp_dir().join(format!("sluice-crash-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
-    let (mut server, mut base) = start(&data);
+    let (mut server, mut base) = common::start_server(&data);
     post(&format!("{base}/v1/database/bank"), &wasm).unwrap();
     post(&format!("{base}/v1/database/bank/call/seed"), format!("[{ACCOUNTS}]").as_bytes()).unwrap();
     let total = ACCOUNTS as i64 * 1000;
@@ -97,7 +78,7 @@ fn acknowledged_transfers_survive_sigkill_and_money_is_conserved() {
         let acks = std::mem::take(&mut *acks.lock().unwrap());
         assert!(cycle > 0 || !acks.is_empty(), "the clients got transfers through");
         acknowledged.extend(acks);
-        (server, base) = start(&data);
+        (server, base) = common::start_server(&data);
         // Every acknowledged transfer is in the log, at its offset, as it was sent.
         let log = get(&format!("{base}/v1/database/bank/log?limit=100000000"));
         let logged: BTreeMap<u64, (String, String)> = log

@@ -2,9 +2,9 @@
 //! each gets a clear error with a 4xx status, leaves nothing behind, and the server keeps
 //! serving.
 
+mod common;
+
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 fn post(url: &str, body: &[u8]) -> (u16, Value) {
@@ -19,15 +19,7 @@ fn post(url: &str, body: &[u8]) -> (u16, Value) {
 fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
     let data = std::env::temp_dir().join(format!("sluice-server-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["start", "--listen", "127.0.0.1:0", "--data-dir", data.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = lines.next().unwrap().unwrap().strip_prefix("listening on ").unwrap().to_string();
-    std::thread::spawn(move || lines.for_each(drop));
+    let (mut child, base) = common::start_server(&data);
     let error = |(code, body): (u16, Value)| (code, body["error"].as_str().unwrap_or_default().to_string());
 
     let (code, msg) = error(post(&format!("{base}/v1/database/junk"), b"not wasm"));

@@ -70,6 +70,11 @@ pub fn frame(record: &TxRecord) -> Vec<u8> {
 
 /// The segments in `dir`, by first offset.
 pub fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, LogError> {
+    numbered_files(dir, ".log")
+}
+
+/// The files in `dir` named `<number><suffix>`, by number (none if `dir` does not exist).
+pub fn numbered_files(dir: &Path, suffix: &str) -> Result<Vec<(u64, PathBuf)>, LogError> {
     let mut out = Vec::new();
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
@@ -79,8 +84,8 @@ pub fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, LogError> {
     for entry in entries {
         let path = entry.map_err(|e| LogError::io(dir, e))?.path();
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
-        if let Some(first) = name.strip_suffix(".log").and_then(|s| s.parse::<u64>().ok()) {
-            out.push((first, path));
+        if let Some(n) = name.strip_suffix(suffix).and_then(|s| s.parse::<u64>().ok()) {
+            out.push((n, path));
         }
     }
     out.sort();

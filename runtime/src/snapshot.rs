@@ -5,7 +5,7 @@
 //! File: the magic `SLUICESN`, a format version (u32), the offset (u64), the payload's length
 //! (u64) and CRC32C (u32), then the payload (postcard). Named `<offset, 20 digits>.snap`.
 
-use crate::commitlog::LogError;
+use crate::commitlog::{numbered_files, LogError};
 use crate::logwriter::sync_dir;
 use crate::schema::TableDef;
 use serde::{Deserialize, Serialize};
@@ -51,21 +51,7 @@ fn file_name(offset: u64) -> String {
 
 /// The snapshots in `dir`, by offset.
 pub fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>, LogError> {
-    let mut out = Vec::new();
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(LogError::io(dir, e)),
-    };
-    for entry in entries {
-        let path = entry.map_err(|e| LogError::io(dir, e))?.path();
-        let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
-        if let Some(offset) = name.strip_suffix(".snap").and_then(|s| s.parse::<u64>().ok()) {
-            out.push((offset, path));
-        }
-    }
-    out.sort();
-    Ok(out)
+    numbered_files(dir, ".snap")
 }
 
 /// Removes the temporary files of snapshots a crash interrupted.

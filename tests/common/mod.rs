@@ -221,3 +221,20 @@ impl Live {
         cache_rows(&self.subs[i].2)
     }
 }
+
+/// Starts `sluice start` on a free port of 127.0.0.1 over the data directory `data`; returns
+/// the process and its base URL (its further output is drained on a thread).
+pub fn start_server(data: &Path) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["start", "--listen", "127.0.0.1:0", "--data-dir", data.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().expect("the server prints its address").unwrap();
+    let url = first.strip_prefix("listening on ").expect("listening on …").to_string();
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, url)
+}
