@@ -34,23 +34,8 @@ impl Database {
     /// A database over an existing datastore's tables and rows (a past state read back from
     /// disk, say), as of its offset.
     pub fn load(store: Datastore, workers: usize) -> Result<Database> {
-        let mut db = Database {
-            catalog: Catalog::new(),
-            store: Datastore::new(),
-            engine: Engine::new(EngineConfig { workers }),
-        };
-        let mut changes = Vec::new();
-        for def in store.defs() {
-            db.catalog.add_table(def.schema.clone())?;
-            db.engine.create_table(&def.schema)?;
-            let inserts = store.scan(store.table_id(def.name())?)?.cloned().collect();
-            changes.push(sluice_ivm::TableChange { table: def.name().to_string(), inserts, deletes: Vec::new() });
-        }
-        if store.offset() > 0 {
-            db.engine.apply(vec![Transaction { offset: store.offset(), changes }])?;
-        }
-        db.store = store;
-        Ok(db)
+        let (engine, catalog) = engine_for(&store, workers)?;
+        Ok(Database { catalog, store, engine })
     }
 
     pub fn catalog(&self) -> &Catalog {
@@ -208,6 +193,24 @@ impl Database {
         let rows = self.store.table_id(table).and_then(|t| self.store.scan(t).map(|rows| rows.cloned().collect()));
         rows.unwrap_or_default()
     }
+}
+
+/// An engine (and its catalog) holding a datastore's tables and current rows: the rows enter
+/// as one transaction at the datastore's offset.
+pub fn engine_for(store: &Datastore, workers: usize) -> Result<(Engine, Catalog)> {
+    let mut engine = Engine::new(EngineConfig { workers });
+    let mut catalog = Catalog::new();
+    let mut changes = Vec::new();
+    for def in store.defs() {
+        catalog.add_table(def.schema.clone())?;
+        engine.create_table(&def.schema)?;
+        let inserts = store.scan(store.table_id(def.name())?)?.cloned().collect();
+        changes.push(sluice_ivm::TableChange { table: def.name().to_string(), inserts, deletes: Vec::new() });
+    }
+    if store.offset() > 0 {
+        engine.apply(vec![Transaction { offset: store.offset(), changes }])?;
+    }
+    Ok((engine, catalog))
 }
 
 /// The engine's view of a committed transaction.

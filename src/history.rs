@@ -3,6 +3,7 @@
 //! state at a past offset or time (rebuilt from the snapshot before it and the log).
 
 use crate::db::{Database, Outcome};
+use crate::executor::QueryAnswer;
 use anyhow::{bail, Context, Result};
 use sluice_planner::Row;
 use sluice_runtime::storage::{self, AsOf};
@@ -86,12 +87,8 @@ pub fn parse_as_of(s: &str) -> Result<AsOf> {
 /// Runs a query on the database's state at `as_of` (the last durable state if `None`) and
 /// prints the rows as a table, or as JSON lines with `json`.
 pub fn sql(dir: &Path, query: &str, as_of: Option<AsOf>, json: bool) -> Result<()> {
-    let point = as_of.unwrap_or(AsOf::Time(u64::MAX));
-    let store = storage::as_of(dir, point)?;
-    let offset = store.offset();
-    let mut db = Database::load(store, 1)?;
-    let Outcome::Rows { plan, rows } = db.execute(query)? else { bail!("only queries can run on a past state") };
-    let names: Vec<String> = plan.columns.iter().map(|(name, _)| name.clone()).collect();
+    let QueryAnswer { columns, rows, offset } = query_as_of(dir, query, as_of.unwrap_or(AsOf::Time(u64::MAX)))?;
+    let names: Vec<String> = columns.iter().map(|(name, _)| name.clone()).collect();
     if json {
         for r in &rows {
             let obj: serde_json::Map<String, serde_json::Value> = names
@@ -106,6 +103,15 @@ pub fn sql(dir: &Path, query: &str, as_of: Option<AsOf>, json: bool) -> Result<(
         println!("({} rows, as of offset {offset})", rows.len());
     }
     Ok(())
+}
+
+/// Answers a query on a database's state at a past point, rebuilt from its files.
+pub fn query_as_of(dir: &Path, query: &str, point: AsOf) -> Result<QueryAnswer> {
+    let store = storage::as_of(dir, point)?;
+    let offset = store.offset();
+    let mut db = Database::load(store, 1)?;
+    let Outcome::Rows { plan, rows } = db.execute(query)? else { bail!("only queries can run on a past state") };
+    Ok(QueryAnswer { columns: plan.columns, rows, offset })
 }
 
 /// A psql-style table.

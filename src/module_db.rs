@@ -4,7 +4,7 @@
 //! commit log (group commit) with snapshots on schedule.
 
 use anyhow::{Context, Result};
-use sluice_ivm::{Engine, EngineConfig, QueryDelta, Subscription, TableChange, Transaction};
+use sluice_ivm::{Engine, QueryDelta, Subscription};
 use sluice_planner::{Catalog, Planner, QueryPlan, Row};
 use sluice_runtime::{
     CommitMeta, Host, HostConfig, Lifecycle, RecoveryReport, ReducerError, ScheduledRun, Storage, StorageConfig,
@@ -12,7 +12,7 @@ use sluice_runtime::{
 };
 use std::path::Path;
 
-use crate::db::transaction;
+use crate::db::{engine_for, transaction};
 
 pub struct ModuleDb {
     host: Host,
@@ -56,22 +56,10 @@ impl ModuleDb {
         Ok((ModuleDb::wire(host, workers, Some(storage))?, report))
     }
 
+    /// Wires a host to an engine holding its tables and rows (a recovered state enters the
+    /// engine as one transaction at its offset).
     fn wire(host: Host, workers: usize, storage: Option<Storage>) -> Result<ModuleDb> {
-        let mut engine = Engine::new(EngineConfig { workers });
-        let mut catalog = Catalog::new();
-        let ds = host.datastore();
-        let mut changes = Vec::new();
-        for def in ds.defs() {
-            engine.create_table(&def.schema)?;
-            catalog.add_table(def.schema.clone())?;
-            let id = ds.table_id(def.name())?;
-            let inserts = ds.scan(id)?.cloned().collect();
-            changes.push(TableChange { table: def.name().to_string(), inserts, deletes: Vec::new() });
-        }
-        // A recovered state enters the engine as one transaction at its offset.
-        if ds.offset() > 0 {
-            engine.apply(vec![Transaction { offset: ds.offset(), changes }])?;
-        }
+        let (engine, catalog) = engine_for(host.datastore(), workers)?;
         Ok(ModuleDb { host, engine, catalog, storage })
     }
 

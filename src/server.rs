@@ -13,10 +13,9 @@
 //! - `GET /v1/database/{name}/log[?after=OFFSET&limit=N]` — transactions: offset, time,
 //!   reducer, caller, arguments, rows changed.
 
-use crate::db::{Database, Outcome};
 use crate::demo::{now_micros, GAME_WASM};
-use crate::executor::{Executor, QueryAnswer, Request};
-use crate::history::parse_as_of;
+use crate::executor::{Executor, Request};
+use crate::history::{parse_as_of, query_as_of};
 use crate::module_db::ModuleDb;
 use anyhow::{Context, Result};
 use axum::body::Bytes;
@@ -263,17 +262,10 @@ async fn sql(
         Some(point) => {
             let point = parse_as_of(&point).map_err(|e| bad(format!("{e:#}")))?;
             let dir = dbs.dir(&name)?;
-            tokio::task::spawn_blocking(move || -> Result<QueryAnswer, Failure> {
-                let store = storage::as_of(&dir, point).map_err(bad)?;
-                let offset = store.offset();
-                let mut db = Database::load(store, 1).map_err(internal)?;
-                match db.execute(&query).map_err(|e| bad(format!("{e:#}")))? {
-                    Outcome::Rows { plan, rows } => Ok(QueryAnswer { columns: plan.columns, rows, offset }),
-                    _ => Err(bad("only queries can run on a past state")),
-                }
-            })
-            .await
-            .map_err(internal)??
+            tokio::task::spawn_blocking(move || query_as_of(&dir, &query, point))
+                .await
+                .map_err(internal)?
+                .map_err(|e| bad(format!("{e:#}")))?
         }
         None => {
             let db = dbs.get(&name)?;
