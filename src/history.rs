@@ -16,13 +16,7 @@ pub fn verify(path: &Path) -> Result<bool> {
     let dirs: Vec<PathBuf> = if storage::exists(path) {
         vec![path.to_path_buf()]
     } else {
-        let mut dirs: Vec<PathBuf> = std::fs::read_dir(path)
-            .with_context(|| format!("{}", path.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| storage::exists(p))
-            .collect();
-        dirs.sort();
-        dirs
+        storage::databases(path)?.into_iter().map(|(_, dir)| dir).collect()
     };
     if dirs.is_empty() {
         bail!("{}: no database found", path.display());

@@ -126,22 +126,18 @@ impl Databases {
         let mut names = Vec::new();
         if let Some(dir) = &self.config.data_dir {
             std::fs::create_dir_all(dir).with_context(|| format!("{}", dir.display()))?;
-            for entry in std::fs::read_dir(dir)? {
-                let path = entry?.path();
-                let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_string) else { continue };
-                if storage::exists(&path) {
-                    let config = self.storage_config();
-                    let executor = Executor::spawn(&name, move || {
-                        let (db, report) = ModuleDb::open(&path, 1, config)?;
-                        if let Some((file, at, reason)) = report.torn {
-                            eprintln!("{}: cut off a torn tail at byte {at}: {reason}", file.display());
-                        }
-                        Ok(db)
-                    })
-                    .with_context(|| format!("recovering database {name}"))?;
-                    self.live.lock().expect("databases").insert(name.clone(), Arc::new(executor));
-                    names.push(name);
-                }
+            for (name, path) in storage::databases(dir)? {
+                let config = self.storage_config();
+                let executor = Executor::spawn(&name, move || {
+                    let (db, report) = ModuleDb::open(&path, 1, config)?;
+                    if let Some((file, at, reason)) = report.torn {
+                        eprintln!("{}: cut off a torn tail at byte {at}: {reason}", file.display());
+                    }
+                    Ok(db)
+                })
+                .with_context(|| format!("recovering database {name}"))?;
+                self.live.lock().expect("databases").insert(name.clone(), Arc::new(executor));
+                names.push(name);
             }
         }
         if !self.live.lock().expect("databases").contains_key("game") {
@@ -238,12 +234,21 @@ async fn call(
     let db = dbs.get(&name)?;
     let args = std::str::from_utf8(&args).map_err(|_| bad("arguments must be UTF-8 JSON"))?.to_string();
     let args = if args.trim().is_empty() { "[]".to_string() } else { args };
+    let offset = ask(&db, &name, |reply| Request::Call { reducer, args, caller: String::new(), reply }).await?;
+    Ok(Json(json!({ "offset": offset })))
+}
+
+/// Sends a database a request and awaits its answer; a refusal is a bad request.
+async fn ask<T>(
+    db: &Executor,
+    name: &str,
+    request: impl FnOnce(oneshot::Sender<Result<T, String>>) -> Request,
+) -> Result<T, Failure> {
     let (reply, answer) = oneshot::channel();
-    if !db.send(Request::Call { reducer, args, caller: String::new(), reply }) {
+    if !db.send(request(reply)) {
         return Err(internal(format!("database {name} has stopped")));
     }
-    let offset = answer.await.map_err(internal)?.map_err(bad)?;
-    Ok(Json(json!({ "offset": offset })))
+    answer.await.map_err(internal)?.map_err(bad)
 }
 
 #[derive(Deserialize)]
@@ -267,14 +272,7 @@ async fn sql(
                 .map_err(internal)?
                 .map_err(|e| bad(format!("{e:#}")))?
         }
-        None => {
-            let db = dbs.get(&name)?;
-            let (reply, answer) = oneshot::channel();
-            if !db.send(Request::Sql { query, reply }) {
-                return Err(internal(format!("database {name} has stopped")));
-            }
-            answer.await.map_err(internal)?.map_err(bad)?
-        }
+        None => ask(&*dbs.get(&name)?, &name, |reply| Request::Sql { query, reply }).await?,
     };
     let columns: Vec<JsonValue> =
         answer.columns.iter().map(|(n, t)| json!({ "name": n, "type": t.to_string() })).collect();

@@ -58,14 +58,15 @@ pub fn header(first: u64) -> Vec<u8> {
     h
 }
 
-/// A record framed for appending: length, checksum, payload.
-pub fn frame(record: &TxRecord) -> Vec<u8> {
-    let payload = postcard::to_allocvec(record).expect("records serialize");
-    let mut out = Vec::with_capacity(FRAME as usize + payload.len());
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
-    out.extend_from_slice(&payload);
-    out
+/// Appends a record framed for the log to `out`: length, checksum, payload.
+pub fn frame_into(record: &TxRecord, out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(&[0; FRAME as usize]);
+    *out = postcard::to_extend(record, std::mem::take(out)).expect("records serialize");
+    let payload = &out[start + FRAME as usize..];
+    let (len, crc) = ((payload.len() as u32).to_le_bytes(), crc32c::crc32c(payload).to_le_bytes());
+    out[start..start + 4].copy_from_slice(&len);
+    out[start + 4..start + 8].copy_from_slice(&crc);
 }
 
 /// The segments in `dir`, by first offset.

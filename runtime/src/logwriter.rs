@@ -3,7 +3,7 @@
 //! executor hands records over and carries on; whoever must not answer before a transaction
 //! is durable waits for the durable offset to pass it.
 
-use crate::commitlog::{frame, header, segment_name, LogEnd, LogError, HEADER};
+use crate::commitlog::{frame_into, header, segment_name, LogEnd, LogError, HEADER};
 use crate::record::TxRecord;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -134,12 +134,12 @@ impl LogWriter {
     pub fn append(&mut self, record: &TxRecord) {
         debug_assert_eq!(record.offset, self.appended + 1, "records come in offset order");
         self.appended = record.offset;
-        let framed = frame(record);
         let mut state = self.shared.state.lock().expect("log state");
         if state.pending.is_empty() {
             state.first = record.offset;
         }
-        state.pending.extend_from_slice(&framed);
+        // Framed straight into the buffer the writer takes: no copy per record.
+        frame_into(record, &mut state.pending);
         state.last = record.offset;
         if state.idle {
             state.idle = false;

@@ -88,6 +88,18 @@ pub fn exists(dir: &Path) -> bool {
     snapshot_dir(dir).is_dir()
 }
 
+/// The databases in a data directory: each subdirectory holding one, with its name, by name.
+pub fn databases(data_dir: &Path) -> Result<Vec<(String, PathBuf)>, StorageError> {
+    let entries = std::fs::read_dir(data_dir).map_err(|e| LogError::io(data_dir, e))?;
+    let mut out: Vec<(String, PathBuf)> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| exists(p))
+        .filter_map(|p| Some((p.file_name()?.to_str()?.to_string(), p)))
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
 impl Storage {
     /// Creates a database for a module in `dir` (which must not hold one). The host is fresh:
     /// its caller runs `init` and logs it like any transaction.
