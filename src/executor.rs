@@ -3,16 +3,25 @@
 //! leaves before it is durable: the executor takes every request already queued, runs them,
 //! then waits once for the log to make their transactions durable before answering them all —
 //! so while one batch is being fsynced the next one queues, and many transactions share each
-//! fsync (group commit).
+//! fsync (group commit). Its WebSocket clients (`Sessions`) are served here too, so every
+//! transaction's update reaches them in commit order, before the answer to its caller.
 
 use crate::demo::now_micros;
-use crate::module_db::ModuleDb;
+use crate::identity::Identity;
+use crate::metrics::Metrics;
+use crate::module_db::{Caller, ModuleDb};
+use crate::sessions::{ClientId, ClientSink, Sessions};
 use anyhow::Result;
+use axum::extract::ws::Message;
+use sluice_client::protocol::{ClientMessage, Encoding};
 use sluice_planner::{DataType, Row};
 use sluice_runtime::CommitMeta;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
+use std::time::Instant;
 use tokio::sync::oneshot;
 
 /// Requests served at most per batch before answering (bounds a reply's wait).
@@ -30,34 +39,53 @@ pub struct QueryAnswer {
 /// What a database is asked to do.
 pub enum Request {
     /// Call a reducer with JSON arguments; answers the transaction's offset.
-    Call { reducer: String, args: String, caller: String, reply: oneshot::Sender<Result<u64, String>> },
+    Call { reducer: String, args: String, caller: Identity, reply: oneshot::Sender<Result<u64, String>> },
     /// A one-off query on the current state.
-    Sql { query: String, reply: oneshot::Sender<Result<QueryAnswer, String>> },
+    Sql { query: String, caller: Caller, reply: oneshot::Sender<Result<QueryAnswer, String>> },
+    /// A WebSocket client connected (its identity token already sent).
+    Connect { client: ClientId, caller: Caller, encoding: Encoding, sink: ClientSink },
+    /// A client's request.
+    Client { client: ClientId, message: ClientMessage },
+    /// A client's connection ended.
+    Disconnect { client: ClientId },
+    /// The module's description (tables and reducers).
+    Describe { reply: oneshot::Sender<Result<serde_json::Value, String>> },
+    /// Replace the module, keeping the data (its tables must be declared as before).
+    Republish { wasm: Vec<u8>, reply: oneshot::Sender<Result<serde_json::Value, String>> },
 }
 
-/// A handle to a database's executor thread; dropping it shuts the database down cleanly.
+/// A handle to a database's executor thread; `shutdown` (or dropping it) shuts the database
+/// down cleanly.
 pub struct Executor {
-    sender: Option<Sender<Request>>,
-    thread: Option<JoinHandle<()>>,
+    sender: Mutex<Option<Sender<Request>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    metrics: Arc<Metrics>,
 }
 
 impl Executor {
     /// Starts a thread that opens the database with `open` (the database lives and dies on
     /// that thread) and then serves requests.
-    pub fn spawn(name: &str, open: impl FnOnce() -> Result<ModuleDb> + Send + 'static) -> Result<Executor> {
+    /// `max_queued` bounds the bytes waiting to be sent to each WebSocket client.
+    pub fn spawn(
+        name: &str,
+        max_queued: usize,
+        open: impl FnOnce() -> Result<ModuleDb> + Send + 'static,
+    ) -> Result<Executor> {
         let (sender, receiver) = channel();
         let (ready, opened) = channel::<Result<(), String>>();
+        let metrics = Arc::new(Metrics::default());
+        let m = Arc::clone(&metrics);
         let thread = std::thread::Builder::new().name(format!("db-{name}")).spawn(move || match open() {
             Ok(db) => {
                 let _ = ready.send(Ok(()));
-                serve(db, receiver);
+                serve(db, receiver, Sessions::new(max_queued, Arc::clone(&m)), &m);
             }
             Err(e) => {
                 let _ = ready.send(Err(format!("{e:#}")));
             }
         })?;
         match opened.recv() {
-            Ok(Ok(())) => Ok(Executor { sender: Some(sender), thread: Some(thread) }),
+            Ok(Ok(())) => Ok(Executor { sender: Mutex::new(Some(sender)), thread: Mutex::new(Some(thread)), metrics }),
             Ok(Err(e)) => Err(anyhow::anyhow!(e)),
             Err(_) => Err(anyhow::anyhow!("the database thread stopped while opening")),
         }
@@ -65,26 +93,45 @@ impl Executor {
 
     /// Queues a request; false if the database has stopped.
     pub fn send(&self, request: Request) -> bool {
-        self.sender.as_ref().is_some_and(|s| s.send(request).is_ok())
+        self.metrics.queued.fetch_add(1, Ordering::Relaxed);
+        let sent = self.sender.lock().expect("executor").as_ref().is_some_and(|s| s.send(request).is_ok());
+        if !sent {
+            self.metrics.queued.fetch_sub(1, Ordering::Relaxed);
+        }
+        sent
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 }
 
-impl Drop for Executor {
-    fn drop(&mut self) {
-        self.sender = None;
-        if let Some(t) = self.thread.take() {
+impl Executor {
+    /// Stops taking requests, serves those queued, closes its clients' connections and shuts
+    /// the database down (everything durable, a snapshot taken); later requests are refused.
+    pub fn shutdown(&self) {
+        drop(self.sender.lock().expect("executor").take());
+        if let Some(t) = self.thread.lock().expect("executor").take() {
             let _ = t.join();
         }
     }
 }
 
-/// An answer held until the transactions before it are durable.
-enum Pending {
-    Call(oneshot::Sender<Result<u64, String>>, Result<u64, String>),
-    Sql(oneshot::Sender<Result<QueryAnswer, String>>, Result<QueryAnswer, String>),
+impl Drop for Executor {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
 }
 
-fn serve(mut db: ModuleDb, requests: Receiver<Request>) {
+/// Something to send once the transactions before it are durable, in order.
+pub enum Outbound {
+    Call(oneshot::Sender<Result<u64, String>>, Result<u64, String>),
+    Sql(oneshot::Sender<Result<QueryAnswer, String>>, Result<QueryAnswer, String>),
+    Json(oneshot::Sender<Result<serde_json::Value, String>>, Result<serde_json::Value, String>),
+    Client(ClientId, Message),
+}
+
+fn serve(mut db: ModuleDb, requests: Receiver<Request>, mut sessions: Sessions, metrics: &Metrics) {
     let mut pending = Vec::new();
     loop {
         let next = db.host().next_scheduled().map(|at| Duration::from_micros(at.saturating_sub(now_micros())));
@@ -100,43 +147,80 @@ fn serve(mut db: ModuleDb, requests: Receiver<Request>) {
             },
         };
         for request in first.into_iter().chain(std::iter::from_fn(|| requests.try_recv().ok()).take(BATCH)) {
-            pending.push(run(&mut db, request));
+            metrics.queued.fetch_sub(1, Ordering::Relaxed);
+            run(&mut db, &mut sessions, request, metrics, &mut pending);
         }
-        for run in db.run_scheduled(now_micros()) {
-            if let Some(e) = run.0.error {
-                eprintln!("scheduled {} failed: {e}", run.0.reducer);
+        for (run, deltas) in db.run_scheduled(now_micros()) {
+            if let Some(e) = &run.error {
+                eprintln!("scheduled {} failed: {e}", run.reducer);
             }
+            sessions.fan_out(&(run.tx, deltas), &mut pending);
         }
         let last = db.host().datastore().offset();
         let durable = db.wait_durable(last).map_err(|e| format!("{e:#}"));
         for p in pending.drain(..) {
             match (p, &durable) {
-                (Pending::Call(reply, outcome), Ok(())) => drop(reply.send(outcome)),
-                (Pending::Sql(reply, outcome), Ok(())) => drop(reply.send(outcome)),
-                (Pending::Call(reply, _), Err(e)) => drop(reply.send(Err(e.clone()))),
-                (Pending::Sql(reply, _), Err(e)) => drop(reply.send(Err(e.clone()))),
+                (Outbound::Client(client, m), Ok(())) => sessions.deliver(client, m),
+                (Outbound::Call(reply, outcome), Ok(())) => drop(reply.send(outcome)),
+                (Outbound::Sql(reply, outcome), Ok(())) => drop(reply.send(outcome)),
+                (Outbound::Json(reply, outcome), Ok(())) => drop(reply.send(outcome)),
+                (Outbound::Call(reply, _), Err(e)) => drop(reply.send(Err(e.clone()))),
+                (Outbound::Sql(reply, _), Err(e)) => drop(reply.send(Err(e.clone()))),
+                (Outbound::Json(reply, _), Err(e)) => drop(reply.send(Err(e.clone()))),
+                (Outbound::Client(..), Err(_)) => {}
             }
         }
+        metrics.set_sessions(sessions.clients(), sessions.subscriptions());
     }
     if let Err(e) = db.close(now_micros()) {
         eprintln!("shutting down: {e:#}");
     }
 }
 
-fn run(db: &mut ModuleDb, request: Request) -> Pending {
+fn run(db: &mut ModuleDb, sessions: &mut Sessions, request: Request, metrics: &Metrics, out: &mut Vec<Outbound>) {
     match request {
         Request::Call { reducer, args, caller, reply } => {
-            let meta = CommitMeta { timestamp_micros: now_micros(), caller, ..CommitMeta::default() };
-            let outcome = db.call(&reducer, &args, meta).map(|(tx, _)| tx.offset).map_err(|e| e.to_string());
-            Pending::Call(reply, outcome)
+            let meta = CommitMeta { timestamp_micros: now_micros(), caller: caller.to_hex(), ..CommitMeta::default() };
+            let started = Instant::now();
+            let outcome = db.call(&reducer, &args, meta);
+            metrics.reducer_ran(started.elapsed(), outcome.is_ok());
+            let outcome = match outcome {
+                Ok(committed) => {
+                    sessions.fan_out(&committed, out);
+                    Ok(committed.0.offset)
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            out.push(Outbound::Call(reply, outcome));
         }
-        Request::Sql { query, reply } => {
+        Request::Sql { query, caller, reply } => {
             let offset = db.host().datastore().offset();
             let outcome = db
-                .query(&query)
+                .query(&query, &caller)
                 .map(|(plan, rows)| QueryAnswer { columns: plan.columns, rows, offset })
                 .map_err(|e| format!("{e:#}"));
-            Pending::Sql(reply, outcome)
+            out.push(Outbound::Sql(reply, outcome));
+        }
+        Request::Describe { reply } => {
+            let desc = serde_json::to_value(db.host().description()).expect("descriptions are JSON");
+            out.push(Outbound::Json(reply, Ok(desc)));
+        }
+        Request::Republish { wasm, reply } => {
+            let outcome = db.republish(&wasm, now_micros()).map(|()| serde_json::Value::Null);
+            out.push(Outbound::Json(reply, outcome.map_err(|e| format!("{e:#}"))));
+        }
+        Request::Connect { client, caller, encoding, sink } => {
+            sessions.connect(db, client, caller, encoding, sink, out);
+        }
+        Request::Disconnect { client } => sessions.disconnect(db, client, out),
+        Request::Client { client, message } => {
+            let started = Instant::now();
+            let call = matches!(message, ClientMessage::CallReducer { .. });
+            let before = db.host().datastore().offset();
+            sessions.handle(db, client, message, out);
+            if call {
+                metrics.reducer_ran(started.elapsed(), db.host().datastore().offset() > before);
+            }
         }
     }
 }

@@ -5,7 +5,6 @@
 use crate::db::{Database, Outcome};
 use crate::executor::QueryAnswer;
 use anyhow::{bail, Context, Result};
-use sluice_planner::Row;
 use sluice_runtime::storage::{self, AsOf};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
@@ -82,18 +81,9 @@ pub fn parse_as_of(s: &str) -> Result<AsOf> {
 /// prints the rows as a table, or as JSON lines with `json`.
 pub fn sql(dir: &Path, query: &str, as_of: Option<AsOf>, json: bool) -> Result<()> {
     let QueryAnswer { columns, rows, offset } = query_as_of(dir, query, as_of.unwrap_or(AsOf::Time(u64::MAX)))?;
-    let names: Vec<String> = columns.iter().map(|(name, _)| name.clone()).collect();
-    if json {
-        for r in &rows {
-            let obj: serde_json::Map<String, serde_json::Value> = names
-                .iter()
-                .cloned()
-                .zip(r.values().iter().map(|v| serde_json::Value::String(v.to_string())))
-                .collect();
-            println!("{}", serde_json::Value::Object(obj));
-        }
-    } else {
-        print_table(&names, &rows);
+    let rows = crate::wire::protocol_rows(&rows);
+    crate::output::print_rows(&crate::wire::columns(&columns), &rows, json);
+    if !json {
         println!("({} rows, as of offset {offset})", rows.len());
     }
     Ok(())
@@ -106,23 +96,4 @@ pub fn query_as_of(dir: &Path, query: &str, point: AsOf) -> Result<QueryAnswer> 
     let mut db = Database::load(store, 1)?;
     let Outcome::Rows { plan, rows } = db.execute(query)? else { bail!("only queries can run on a past state") };
     Ok(QueryAnswer { columns: plan.columns, rows, offset })
-}
-
-/// A psql-style table.
-pub fn print_table(names: &[String], rows: &[Row]) {
-    let cells: Vec<Vec<String>> = rows.iter().map(|r| r.values().iter().map(|v| v.to_string()).collect()).collect();
-    let widths: Vec<usize> = names
-        .iter()
-        .enumerate()
-        .map(|(i, n)| cells.iter().map(|c| c.get(i).map_or(0, |s| s.chars().count())).max().unwrap_or(0).max(n.len()))
-        .collect();
-    let line = |vals: &[String]| {
-        let padded: Vec<String> = vals.iter().zip(&widths).map(|(v, w)| format!(" {v:<w$} ")).collect();
-        println!("{}", padded.join("|").trim_end());
-    };
-    line(names);
-    println!("{}", widths.iter().map(|w| "-".repeat(w + 2)).collect::<Vec<_>>().join("+"));
-    for c in &cells {
-        line(c);
-    }
 }

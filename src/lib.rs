@@ -3,10 +3,16 @@
 //! `sluice` command-line tool.
 
 pub mod build;
+pub mod client_cli;
 pub mod db;
 pub mod demo;
 pub mod executor;
 pub mod history;
+pub mod identity;
+pub mod metrics;
 pub mod module_db;
+pub mod output;
 pub mod server;
+pub mod sessions;
 pub mod slt;
+pub mod wire;

@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use sluice::client_cli;
 use sluice::slt::{run_file, Mode};
 use sluice_runtime::Durability;
 use std::path::PathBuf;
@@ -10,6 +11,9 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(name = "sluice", version, about = "A realtime database that streams exact incremental query results")]
 struct Cli {
+    /// The server the client commands talk to.
+    #[arg(long, global = true, env = "SLUICE_SERVER", default_value = "http://127.0.0.1:3000")]
+    server: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -61,7 +65,53 @@ enum Command {
         /// Take a snapshot of a database every N transactions (0: only at shutdown).
         #[arg(long, default_value_t = 100_000)]
         snapshot_every: u64,
+        /// Close a WebSocket client once more than this many bytes of updates wait for it.
+        #[arg(long, default_value_t = 16 << 20)]
+        max_queued_bytes: usize,
+        /// The largest request body or WebSocket message accepted.
+        #[arg(long, default_value_t = 1 << 20)]
+        max_message_bytes: usize,
     },
+    /// Publish a module as a database: created, or updated keeping its data when its tables
+    /// are unchanged (--clear replaces the data).
+    Publish {
+        name: String,
+        /// The module crate to build.
+        #[arg(long, default_value = ".")]
+        path: PathBuf,
+        /// A built module, instead of building one.
+        #[arg(long)]
+        wasm: Option<PathBuf>,
+        #[arg(long)]
+        clear: bool,
+    },
+    /// Call a reducer; each argument is JSON where it parses as JSON, else a string.
+    Call { name: String, reducer: String, args: Vec<String> },
+    /// Subscribe to queries: their rows, then each transaction's changes as it commits.
+    Subscribe {
+        name: String,
+        #[arg(required = true)]
+        queries: Vec<String>,
+        /// Stop after this many transactions.
+        #[arg(short = 'n')]
+        count: Option<usize>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A database's transactions, from the server.
+    Logs {
+        name: String,
+        /// Keep printing transactions as they commit.
+        #[arg(short = 'f', long)]
+        follow: bool,
+    },
+    /// A database's owner, tables and reducers.
+    Describe { name: String },
+    /// The server's databases.
+    List,
+    /// Delete a database and its data (its owner only).
+    Delete { name: String },
     /// Check databases' snapshots and commit logs (a data directory or one database's).
     Verify { path: PathBuf },
     /// List a database's transactions: offset, time, reducer, caller, rows changed.
@@ -76,12 +126,13 @@ enum Command {
         #[arg(short = 'n', long, default_value_t = usize::MAX)]
         limit: usize,
     },
-    /// Run a query on a database's state, now or at a past offset or time.
+    /// Run a query on a database, now or at a past offset or time: on the server, or with
+    /// --data-dir on the database's files.
     Sql {
         name: String,
         query: String,
-        #[arg(long, default_value = "sluice-data")]
-        data_dir: PathBuf,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
         /// An offset, or a time like 2026-11-25T01:02:03Z (the last transaction at or before it).
         #[arg(long)]
         as_of: Option<String>,
@@ -126,6 +177,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    let server = cli.server.as_str();
     match cli.command {
         Command::Slt { mode, workers, files } => {
             let (mut passed, mut failed) = (0, 0);
@@ -144,12 +196,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
             sluice::demo::run(seconds, bots, data_dir.as_deref(), durability.into())?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Start { listen, data_dir, in_memory, durability, snapshot_every } => {
+        Command::Start {
+            listen,
+            data_dir,
+            in_memory,
+            durability,
+            snapshot_every,
+            max_queued_bytes,
+            max_message_bytes,
+        } => {
             let config = sluice::server::ServerConfig {
                 listen,
                 data_dir: (!in_memory).then_some(data_dir),
                 durability: durability.into(),
                 snapshot_every,
+                max_queued_bytes,
+                max_message_bytes,
             };
             tokio::runtime::Runtime::new()?.block_on(sluice::server::run(config))?;
             Ok(ExitCode::SUCCESS)
@@ -161,9 +223,41 @@ fn run(cli: Cli) -> Result<ExitCode> {
             sluice::history::log(&data_dir.join(name), after, limit)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Sql { name, query, data_dir, as_of, json } => {
+        Command::Sql { name, query, data_dir: Some(data_dir), as_of, json } => {
             let as_of = as_of.as_deref().map(sluice::history::parse_as_of).transpose()?;
             sluice::history::sql(&data_dir.join(name), &query, as_of, json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sql { name, query, data_dir: None, as_of, json } => {
+            client_cli::sql(server, &name, &query, as_of.as_deref(), json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Publish { name, path, wasm, clear } => {
+            client_cli::publish(server, &name, &path, wasm.as_deref(), clear)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Call { name, reducer, args } => {
+            client_cli::call(server, &name, &reducer, &args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Subscribe { name, queries, count, json } => {
+            client_cli::subscribe(server, &name, &queries, count, json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Logs { name, follow } => {
+            client_cli::logs(server, &name, follow)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Describe { name } => {
+            client_cli::describe(server, &name)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::List => {
+            client_cli::list(server)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Delete { name } => {
+            client_cli::delete(server, &name)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Build { dir } => {

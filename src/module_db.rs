@@ -3,9 +3,10 @@
 //! is one offset of every subscription's deltas; and, for a durable database, appended to its
 //! commit log (group commit) with snapshots on schedule.
 
-use anyhow::{Context, Result};
-use sluice_ivm::{Engine, QueryDelta, Subscription};
-use sluice_planner::{Catalog, Planner, QueryPlan, Row};
+use crate::identity::Identity;
+use anyhow::{bail, Context, Result};
+use sluice_ivm::{Engine, QueryDelta, Subscription, SubscriptionId};
+use sluice_planner::{Catalog, Planner, QueryPlan, Row, Value};
 use sluice_runtime::{
     CommitMeta, Host, HostConfig, Lifecycle, RecoveryReport, ReducerError, ScheduledRun, Storage, StorageConfig,
     TxRecord,
@@ -24,6 +25,14 @@ pub struct ModuleDb {
 
 /// A committed transaction and the deltas it caused.
 pub type Committed = (TxRecord, Vec<QueryDelta>);
+
+/// Who asks a query: their identity (what `:sender` stands for) and whether they own the
+/// database (only the owner reads private tables).
+#[derive(Clone, Copy, Debug)]
+pub struct Caller {
+    pub identity: Identity,
+    pub owner: bool,
+}
 
 impl ModuleDb {
     /// Wires a loaded module to an engine with `workers`, in memory only.
@@ -73,10 +82,40 @@ impl ModuleDb {
         Ok(self.engine.subscribe(&plan)?)
     }
 
+    /// Plans a query as `caller` asks it: `:sender` is the caller's identity, and a private
+    /// table is refused to all but the owner.
+    pub fn plan_as(&self, sql: &str, caller: &Caller) -> Result<QueryPlan> {
+        let sender = Value::Bytes(caller.identity.0.to_vec().into());
+        let plan = Planner::new(&self.catalog).with_param("sender", sender).plan_sql(sql)?;
+        if !caller.owner {
+            let defs: Vec<_> = self.host.datastore().defs().collect();
+            for table in plan.plan.tables() {
+                if defs.iter().any(|d| d.schema.name == table && !d.public) {
+                    bail!("table {table} is private: only the database's owner may read it");
+                }
+            }
+        }
+        Ok(plan)
+    }
+
+    /// Subscribes to a planned query (see `plan_as`).
+    pub fn subscribe_plan(&mut self, plan: &QueryPlan) -> Result<Subscription> {
+        Ok(self.engine.subscribe(plan)?)
+    }
+
+    pub fn unsubscribe(&mut self, id: SubscriptionId) -> Result<()> {
+        Ok(self.engine.unsubscribe(id)?)
+    }
+
+    /// The result columns holding a table's primary key, where the query keeps one row per key.
+    pub fn primary_key(&self, plan: &QueryPlan) -> Option<Vec<usize>> {
+        plan.plan.primary_key(&self.catalog).filter(|key| key.iter().all(|&k| k < plan.columns.len()))
+    }
+
     /// Evaluates a one-off query on the current state: its plan (column names and types) and
     /// rows, in its ORDER BY order.
-    pub fn query(&mut self, sql: &str) -> Result<(QueryPlan, Vec<Row>)> {
-        let plan = Planner::new(&self.catalog).plan_sql(sql)?;
+    pub fn query(&mut self, sql: &str, caller: &Caller) -> Result<(QueryPlan, Vec<Row>)> {
+        let plan = self.plan_as(sql, caller)?;
         let rows = self.engine.evaluate(&plan)?;
         Ok((plan, rows))
     }
@@ -113,6 +152,37 @@ impl ModuleDb {
                 (ScheduledRun { reducer, tx, error }, deltas)
             })
             .collect()
+    }
+
+    /// Replaces the module, keeping the data: its tables must be declared exactly as before
+    /// (reducers may change). Live subscriptions go on undisturbed.
+    pub fn republish(&mut self, wasm: &[u8], timestamp_micros: u64) -> Result<()> {
+        let mut host = Host::load(wasm, HostConfig::default())?;
+        let (old, new): (Vec<_>, Vec<_>) = (self.host.datastore().defs().collect(), host.datastore().defs().collect());
+        for def in &new {
+            match old.iter().find(|o| o.schema.name == def.schema.name) {
+                None => bail!(
+                    "incompatible schema: table {} is new (publish with --clear to replace the data)",
+                    def.schema.name
+                ),
+                Some(o) if o != def => bail!(
+                    "incompatible schema: table {} changed (publish with --clear to replace the data)",
+                    def.schema.name
+                ),
+                Some(_) => {}
+            }
+        }
+        if let Some(gone) = old.iter().find(|o| !new.iter().any(|d| d.schema.name == o.schema.name)) {
+            bail!("incompatible schema: table {} is gone (publish with --clear to replace the data)", gone.schema.name);
+        }
+        let datastore = self.host.datastore();
+        host.restore(datastore.offset(), datastore.tables_state())?;
+        if let Some(storage) = &mut self.storage {
+            storage.wait(datastore.offset())?;
+            storage.replace_module(wasm, &host, timestamp_micros)?;
+        }
+        self.host = host;
+        Ok(())
     }
 
     /// Transactions up to this offset are durable (all of them, in memory only).

@@ -156,6 +156,24 @@ impl Plan {
         out
     }
 
+    /// Output columns that hold a base table's primary key, where the plan keeps one row per
+    /// key of a single table (a filter or projection of it): clients tell updates by them.
+    pub fn primary_key(&self, catalog: &crate::catalog::Catalog) -> Option<Vec<usize>> {
+        match self {
+            Plan::Get { table, .. } => {
+                let key = &catalog.table(table)?.primary_key;
+                (!key.is_empty()).then(|| key.clone())
+            }
+            Plan::Filter { input, .. } | Plan::TopK { input, .. } | Plan::Distinct { input } => {
+                input.primary_key(catalog)
+            }
+            Plan::Project { input, exprs } => {
+                input.primary_key(catalog)?.iter().map(|&k| exprs.iter().position(|e| *e == Expr::Column(k))).collect()
+            }
+            _ => None,
+        }
+    }
+
     /// Calls `f` on every node, parents before children.
     pub fn visit(&self, f: &mut impl FnMut(&Plan)) {
         f(self);

@@ -154,3 +154,30 @@ fn dml_is_typed_against_the_table() {
     assert!(stmt("UPDATE a SET name = 3").unwrap_err().message.contains("cannot store INTEGER"));
     assert!(matches!(stmt("DELETE FROM b WHERE y > 1"), Ok(Dml::Delete { .. })));
 }
+
+#[test]
+fn named_parameters_bind_to_literals_and_unbound_ones_are_refused() {
+    let c = catalog();
+    let bound = Planner::new(&c).with_param("sender", sluice_planner::Value::Int(7));
+    let p = bound.plan_sql("SELECT name FROM a WHERE id = :sender").unwrap().plan;
+    let mut literals = Vec::new();
+    p.visit(&mut |n| {
+        if let Plan::Filter { predicate, .. } = n {
+            literals.push(format!("{predicate:?}"));
+        }
+    });
+    assert!(literals.iter().any(|l| l.contains("Int(7)")), "{p:#?}");
+    let e = Planner::new(&c).plan_sql("SELECT name FROM a WHERE id = :sender").unwrap_err();
+    assert!(e.to_string().contains("unbound parameter :sender"), "{e}");
+}
+
+#[test]
+fn primary_key_is_found_through_filters_and_projections_only() {
+    let c = catalog();
+    let key = |sql: &str| Planner::new(&c).plan_sql(sql).unwrap().plan.primary_key(&c);
+    assert_eq!(key("SELECT * FROM a WHERE x > 1"), Some(vec![0]));
+    assert_eq!(key("SELECT name, id FROM a"), Some(vec![1]));
+    assert_eq!(key("SELECT name FROM a"), None);
+    assert_eq!(key("SELECT a.id FROM a JOIN b ON a.id = b.a_id"), None);
+    assert_eq!(key("SELECT x, COUNT(*) FROM a GROUP BY x"), None);
+}

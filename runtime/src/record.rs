@@ -10,7 +10,7 @@ pub struct CommitMeta {
     pub timestamp_micros: u64,
     /// The reducer's name, or `sql` for a SQL statement.
     pub reducer: String,
-    /// The caller's identity (hex), empty for the database owner.
+    /// The caller's identity (hex); empty for the server itself (`init`, scheduled runs).
     pub caller: String,
     /// The arguments as JSON text.
     pub args: String,

@@ -222,6 +222,13 @@ impl Storage {
         }
     }
 
+    /// Replaces the module (its tables unchanged): a snapshot with the new module is written
+    /// at once, so recovery from here on runs the new code.
+    pub fn replace_module(&mut self, wasm: &[u8], host: &Host, timestamp_micros: u64) -> Result<(), StorageError> {
+        self.module = wasm.into();
+        self.snapshot(host, timestamp_micros).map(drop)
+    }
+
     /// Writes a snapshot of the host's state now; returns its path.
     pub fn snapshot(&mut self, host: &Host, timestamp_micros: u64) -> Result<PathBuf, StorageError> {
         self.finish_snapshot()?;

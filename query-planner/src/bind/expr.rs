@@ -69,7 +69,12 @@ impl ExprCtx<'_> {
                 _ => Err(PlanError::at(format!("unsupported column reference {e}"), e.span())),
             },
             A::Nested(inner) => self.bind(inner),
-            A::Value(v) => literal(&v.value).map_err(|m| PlanError::at(m, e.span())),
+            A::Value(v) => match &v.value {
+                ast::Value::Placeholder(p) if let Some(value) = self.planner.param(p) => {
+                    Ok((Expr::Literal(value.clone()), value.data_type()))
+                }
+                other => literal(other).map_err(|m| PlanError::at(m, e.span())),
+            },
             A::UnaryOp { op, expr } => {
                 let (x, t) = self.bind(expr)?;
                 match op {

@@ -20,9 +20,10 @@ use sqlparser::ast;
 use sqlparser::dialect::SQLiteDialect;
 use sqlparser::parser::Parser;
 
-/// Plans SQL against a catalog.
+/// Plans SQL against a catalog, with values for named parameters (`:sender`).
 pub struct Planner<'a> {
     catalog: &'a Catalog,
+    params: Vec<(String, Value)>,
 }
 
 /// A relation being built while planning a query: its plan and its output scope.
@@ -66,7 +67,19 @@ pub fn parse(sql: &str) -> Result<Vec<ast::Statement>> {
 
 impl<'a> Planner<'a> {
     pub fn new(catalog: &'a Catalog) -> Planner<'a> {
-        Planner { catalog }
+        Planner { catalog, params: Vec::new() }
+    }
+
+    /// Binds the parameter `:name` to a value wherever a query uses it.
+    pub fn with_param(mut self, name: &str, value: Value) -> Planner<'a> {
+        self.params.push((name.to_string(), value));
+        self
+    }
+
+    /// The value bound to a placeholder such as `:sender`.
+    pub(crate) fn param(&self, placeholder: &str) -> Option<&Value> {
+        let name = placeholder.strip_prefix([':', '$', '@'])?;
+        self.params.iter().find(|(n, _)| n == name).map(|(_, v)| v)
     }
 
     /// Plans a single SELECT statement.

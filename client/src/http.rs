@@ -1,0 +1,117 @@
+//! The HTTP API (docs/PROTOCOL.md): identities, publishing and deleting databases, schemas,
+//! reducer calls, one-off SQL and transaction logs. Blocking calls; a refusal carries the
+//! server's reason.
+
+use crate::protocol::{typed_rows, ColumnInfo, Row};
+use crate::{ClientError, QueryAnswer};
+use serde::Deserialize;
+use serde_json::Value as Json;
+
+/// A server's HTTP API, as one identity (or none).
+#[derive(Clone, Debug)]
+pub struct Http {
+    server: String,
+    token: Option<String>,
+    agent: ureq::Agent,
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    columns: Vec<ColumnInfo>,
+    rows: Vec<Row>,
+    offset: u64,
+}
+
+impl Http {
+    /// `server` is like `http://127.0.0.1:3000`.
+    pub fn new(server: &str, token: Option<String>) -> Http {
+        Http { server: server.trim_end_matches('/').to_string(), token, agent: ureq::Agent::new() }
+    }
+
+    fn request(&self, method: &str, path: &str) -> ureq::Request {
+        let r = self.agent.request(method, &format!("{}{path}", self.server));
+        match &self.token {
+            Some(t) => r.set("Authorization", &format!("Bearer {t}")),
+            None => r,
+        }
+    }
+
+    /// Sends a request; a non-2xx answer becomes the server's error message.
+    fn send(&self, request: ureq::Request, body: Option<&[u8]>) -> Result<Json, ClientError> {
+        let sent = match body {
+            Some(b) => request.send_bytes(b),
+            None => request.call(),
+        };
+        match sent {
+            Ok(response) => response.into_json().map_err(|e| ClientError::Protocol(e.to_string())),
+            Err(ureq::Error::Status(code, response)) => {
+                let body = response.into_string().unwrap_or_default();
+                let reason = serde_json::from_str::<Json>(&body)
+                    .ok()
+                    .and_then(|j| j.get("error").and_then(Json::as_str).map(str::to_string))
+                    .unwrap_or(body);
+                Err(ClientError::Refused(format!("{reason} (HTTP {code})")))
+            }
+            Err(e) => Err(ClientError::Connect(e.to_string())),
+        }
+    }
+
+    /// A new identity and its token.
+    pub fn new_identity(&self) -> Result<(String, String), ClientError> {
+        let j = self.send(self.request("POST", "/v1/identity"), Some(b""))?;
+        match (j["identity"].as_str(), j["token"].as_str()) {
+            (Some(i), Some(t)) => Ok((i.to_string(), t.to_string())),
+            _ => Err(ClientError::Protocol(format!("unexpected answer {j}"))),
+        }
+    }
+
+    /// Publishes a module as database `name`: created, or updated keeping its data when the
+    /// tables are unchanged (`clear` replaces it and its data).
+    pub fn publish(&self, name: &str, wasm: &[u8], clear: bool) -> Result<Json, ClientError> {
+        let path = format!("/v1/database/{name}{}", if clear { "?clear=true" } else { "" });
+        self.send(self.request("POST", &path), Some(wasm))
+    }
+
+    pub fn delete(&self, name: &str) -> Result<Json, ClientError> {
+        self.send(self.request("DELETE", &format!("/v1/database/{name}")), None)
+    }
+
+    /// The database's owner, tables and reducers.
+    pub fn describe(&self, name: &str) -> Result<Json, ClientError> {
+        self.send(self.request("GET", &format!("/v1/database/{name}/schema")), None)
+    }
+
+    /// Every database: name and owner.
+    pub fn list(&self) -> Result<Json, ClientError> {
+        self.send(self.request("GET", "/v1/database"), None)
+    }
+
+    /// Calls a reducer; its transaction's offset once durable.
+    pub fn call(&self, name: &str, reducer: &str, args: &Json) -> Result<u64, ClientError> {
+        let body = args.to_string();
+        let j =
+            self.send(self.request("POST", &format!("/v1/database/{name}/call/{reducer}")), Some(body.as_bytes()))?;
+        j["offset"].as_u64().ok_or_else(|| ClientError::Protocol(format!("unexpected answer {j}")))
+    }
+
+    /// Runs a query (or, as the owner, a DML statement); `as_of` an offset or RFC 3339 time.
+    pub fn sql(&self, name: &str, query: &str, as_of: Option<&str>) -> Result<QueryAnswer, ClientError> {
+        let mut request = self.request("POST", &format!("/v1/database/{name}/sql"));
+        if let Some(point) = as_of {
+            request = request.query("as_of", point);
+        }
+        let j = self.send(request, Some(query.as_bytes()))?;
+        let a: Answer = serde_json::from_value(j).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let rows = typed_rows(a.rows, &a.columns).map_err(ClientError::Protocol)?;
+        Ok(QueryAnswer { columns: a.columns, rows, offset: a.offset })
+    }
+
+    /// Transactions after `after`, at most `limit`: offset, time, reducer, caller, arguments.
+    pub fn logs(&self, name: &str, after: u64, limit: usize) -> Result<Vec<Json>, ClientError> {
+        let path = format!("/v1/database/{name}/log?after={after}&limit={limit}");
+        match self.send(self.request("GET", &path), None)? {
+            Json::Array(items) => Ok(items),
+            other => Err(ClientError::Protocol(format!("unexpected answer {other}"))),
+        }
+    }
+}

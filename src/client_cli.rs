@@ -1,0 +1,200 @@
+//! The `sluice` commands that talk to a server (`--server URL`): publish, call, sql,
+//! subscribe, logs, describe, list, delete. The identity's token is kept per server in a
+//! config file (`$SLUICE_CONFIG`, else `~/.config/sluice/config.json`), made on first use.
+
+use crate::output::{print_rows, row_json};
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value as Json};
+use sluice_client::{Client, Config, Http, Transaction};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The config file's path.
+fn config_path() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("SLUICE_CONFIG") {
+        return Ok(PathBuf::from(p));
+    }
+    let home = std::env::var_os("HOME").context("HOME is not set (or set SLUICE_CONFIG)")?;
+    Ok(Path::new(&home).join(".config/sluice/config.json"))
+}
+
+/// The token for `server`, asking the server for a new identity the first time.
+pub fn token(server: &str) -> Result<String> {
+    let path = config_path()?;
+    let mut config: Json = match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?,
+        Err(_) => json!({}),
+    };
+    if let Some(t) = config["servers"][server]["token"].as_str() {
+        return Ok(t.to_string());
+    }
+    let (identity, token) = Http::new(server, None).new_identity()?;
+    config["servers"][server] = json!({ "identity": identity, "token": token });
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&path, serde_json::to_string_pretty(&config)?).with_context(|| format!("{}", path.display()))?;
+    Ok(token)
+}
+
+fn http(server: &str) -> Result<Http> {
+    Ok(Http::new(server, Some(token(server)?)))
+}
+
+pub fn publish(server: &str, name: &str, path: &Path, wasm: Option<&Path>, clear: bool) -> Result<()> {
+    let file = match wasm {
+        Some(f) => f.to_path_buf(),
+        None => crate::build::build(path)?,
+    };
+    let bytes = std::fs::read(&file).with_context(|| format!("{}", file.display()))?;
+    let answer = http(server)?.publish(name, &bytes, clear)?;
+    println!("{name}: {}", answer["outcome"].as_str().unwrap_or("published"));
+    Ok(())
+}
+
+/// Each argument is JSON where it parses as JSON, else a string.
+pub fn call(server: &str, name: &str, reducer: &str, args: &[String]) -> Result<()> {
+    let values: Vec<Json> =
+        args.iter().map(|a| serde_json::from_str(a).unwrap_or_else(|_| Json::String(a.clone()))).collect();
+    let offset = http(server)?.call(name, reducer, &Json::Array(values))?;
+    println!("committed at offset {offset}");
+    Ok(())
+}
+
+pub fn sql(server: &str, name: &str, query: &str, as_of: Option<&str>, json: bool) -> Result<()> {
+    let answer = http(server)?.sql(name, query, as_of)?;
+    print_rows(&answer.columns, &answer.rows, json);
+    if !json {
+        println!("({} rows, as of offset {})", answer.rows.len(), answer.offset);
+    }
+    Ok(())
+}
+
+/// Prints each query's rows, then every transaction's changes as it commits; stops after
+/// `count` transactions if given.
+pub fn subscribe(server: &str, name: &str, queries: &[String], count: Option<usize>, json: bool) -> Result<()> {
+    let mut config = Config::new(server, name);
+    config.token = Some(token(server)?);
+    let mut client = Client::connect(config)?;
+    let (sender, updates) = std::sync::mpsc::channel::<Transaction>();
+    client.on_transaction(move |tx| drop(sender.send(tx.clone())));
+    let refs: Vec<&str> = queries.iter().map(String::as_str).collect();
+    let offset = client.subscribe(&refs)?;
+    for sql in queries {
+        let (columns, rows) =
+            client.with_cache(sql, |c| (c.columns.clone(), c.rows())).context("the subscription is applied")?;
+        if json {
+            let rows: Vec<Json> = rows.iter().map(|r| row_json(&columns, r)).collect();
+            println!("{}", json!({ "query": sql, "offset": offset, "rows": rows }));
+        } else {
+            println!("{sql}  (as of offset {offset})");
+            print_rows(&columns, &rows, false);
+            println!();
+        }
+    }
+    let mut seen = 0;
+    while count.is_none_or(|n| seen < n) {
+        let tx = match updates.recv_timeout(Duration::from_millis(200)) {
+            Ok(tx) => tx,
+            Err(_) => match client.closed() {
+                Some(reason) => bail!("{reason}"),
+                None => continue,
+            },
+        };
+        seen += 1;
+        for (sql, inserts, deletes) in &tx.updates {
+            let columns = client.with_cache(sql, |c| c.columns.clone()).unwrap_or_default();
+            if json {
+                let rows = |rs: &[sluice_client::Row]| rs.iter().map(|r| row_json(&columns, r)).collect::<Vec<_>>();
+                let line = json!({
+                    "query": sql, "offset": tx.offset, "reducer": tx.reducer, "caller": tx.caller,
+                    "inserts": rows(inserts), "deletes": rows(deletes),
+                });
+                println!("{line}");
+            } else {
+                println!("offset {} ({}): {sql}", tx.offset, tx.reducer);
+                for r in deletes {
+                    println!("  - {}", r.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(" | "));
+                }
+                for r in inserts {
+                    println!("  + {}", r.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(" | "));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Prints transactions after `after`; with `follow`, keeps printing new ones.
+pub fn logs(server: &str, name: &str, follow: bool) -> Result<()> {
+    let http = http(server)?;
+    let mut after = 0;
+    loop {
+        let records = http.logs(name, after, 1000)?;
+        for r in &records {
+            println!(
+                "{:>10}  {:>16}  {:<20}  {:<16}  {} rows  {}",
+                r["offset"],
+                r["timestamp_micros"],
+                r["reducer"].as_str().unwrap_or(""),
+                r["caller"].as_str().map_or("", |c| &c[..c.len().min(16)]),
+                r["rows"],
+                r["args"].as_str().unwrap_or(""),
+            );
+            after = r["offset"].as_u64().unwrap_or(after);
+        }
+        if !follow {
+            return Ok(());
+        }
+        if records.is_empty() {
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+pub fn describe(server: &str, name: &str) -> Result<()> {
+    let d = http(server)?.describe(name)?;
+    println!("database {name}, owner {}", d["owner"].as_str().unwrap_or("(the server)"));
+    for t in d["tables"].as_array().into_iter().flatten() {
+        let cols: Vec<String> = t["columns"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                let null = if c["nullable"] == json!(true) { "?" } else { "" };
+                format!("{} {}{null}", c["name"].as_str().unwrap_or(""), c["type"].as_str().unwrap_or(""))
+            })
+            .collect();
+        let public = if t["public"] == json!(false) { "private" } else { "public" };
+        println!(
+            "table {} ({public}): {}  primary key {}",
+            t["name"].as_str().unwrap_or(""),
+            cols.join(", "),
+            t["primary_key"]
+        );
+    }
+    for r in d["reducers"].as_array().into_iter().flatten() {
+        let params: Vec<String> = r["params"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| format!("{}: {}", p["name"].as_str().unwrap_or(""), p["type"].as_str().unwrap_or("")))
+            .collect();
+        let role = r["lifecycle"].as_str().map(|l| format!("  [{l}]")).unwrap_or_default();
+        println!("reducer {}({}){role}", r["name"].as_str().unwrap_or(""), params.join(", "));
+    }
+    Ok(())
+}
+
+pub fn list(server: &str) -> Result<()> {
+    for d in http(server)?.list()?.as_array().into_iter().flatten() {
+        println!("{}  owner {}", d["name"].as_str().unwrap_or(""), d["owner"].as_str().unwrap_or("(the server)"));
+    }
+    Ok(())
+}
+
+pub fn delete(server: &str, name: &str) -> Result<()> {
+    http(server)?.delete(name)?;
+    println!("{name}: deleted");
+    Ok(())
+}

@@ -1,0 +1,266 @@
+//! The HTTP API (docs/PROTOCOL.md): identities, publishing (republishing keeps the data when
+//! the tables are unchanged), deleting, schemas, reducer calls, one-off SQL (as of a past
+//! point, too), transaction logs and metrics. A token, where given, is
+//! `Authorization: Bearer TOKEN`; publishing needs one, and only a database's owner may
+//! republish, delete or read its private tables.
+
+use super::{bad, check_name, internal, Database, Failure, Shared};
+use crate::executor::{Executor, Request};
+use crate::history::{parse_as_of, query_as_of};
+use crate::identity::Identity;
+use crate::module_db::Caller;
+use crate::wire::{columns, protocol_rows};
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value as JsonValue};
+use sluice_runtime::storage;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+/// The identity a request's token proves: `None` without a token, 401 for a bad one.
+pub(super) fn bearer(dbs: &Shared, headers: &HeaderMap) -> Result<Option<Identity>, Failure> {
+    let Some(value) = headers.get("authorization") else { return Ok(None) };
+    let text =
+        value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).ok_or_else(|| {
+            Failure(StatusCode::UNAUTHORIZED, "the Authorization header must be `Bearer TOKEN`".into())
+        })?;
+    dbs.keys.verify(text.trim()).map(Some).map_err(|e| Failure(StatusCode::UNAUTHORIZED, e))
+}
+
+/// Who asks of a database: a token's identity, or the anonymous identity (all zeros).
+fn caller(dbs: &Shared, headers: &HeaderMap, db: &Database) -> Result<Caller, Failure> {
+    let identity = bearer(dbs, headers)?;
+    let owner = identity.is_some() && identity == db.owner;
+    Ok(Caller { identity: identity.unwrap_or(Identity([0; 32])), owner })
+}
+
+/// Refuses anyone but the database's owner.
+fn owner_only(dbs: &Shared, headers: &HeaderMap, name: &str, db: &Database, what: &str) -> Result<(), Failure> {
+    let Some(who) = bearer(dbs, headers)? else {
+        return Err(Failure(StatusCode::UNAUTHORIZED, format!("{what} needs the owner's token")));
+    };
+    match db.owner {
+        Some(owner) if owner == who => Ok(()),
+        Some(_) => Err(Failure(StatusCode::FORBIDDEN, format!("only the owner of {name} may {what}"))),
+        None => Err(Failure(StatusCode::FORBIDDEN, format!("{name} was published by the server: nobody may {what}"))),
+    }
+}
+
+pub(super) async fn new_identity(State(dbs): State<Shared>) -> Json<JsonValue> {
+    let (identity, token) = dbs.keys.issue();
+    Json(json!({ "identity": identity.to_hex(), "token": token }))
+}
+
+pub(super) async fn list(State(dbs): State<Shared>) -> Json<JsonValue> {
+    let live = dbs.live.lock().expect("databases");
+    let mut names: Vec<_> = live.iter().map(|(n, d)| (n.clone(), d.owner)).collect();
+    names.sort();
+    let items = names.into_iter().map(|(name, owner)| json!({ "name": name, "owner": owner.map(|o| o.to_hex()) }));
+    Json(JsonValue::Array(items.collect()))
+}
+
+#[derive(Deserialize)]
+pub(super) struct PublishParams {
+    #[serde(default)]
+    clear: bool,
+}
+
+/// Creates a database, or republishes one: keeping its data when the module's tables are
+/// declared as before, replacing it with `clear=true`.
+pub(super) async fn publish(
+    State(dbs): State<Shared>,
+    UrlPath(name): UrlPath<String>,
+    Query(params): Query<PublishParams>,
+    headers: HeaderMap,
+    wasm: Bytes,
+) -> Result<Json<JsonValue>, Failure> {
+    check_name(&name)?;
+    let Some(who) = bearer(&dbs, &headers)? else {
+        return Err(Failure(StatusCode::UNAUTHORIZED, "publishing needs a token (POST /v1/identity gives one)".into()));
+    };
+    let old = dbs.live.lock().expect("databases").get(&name).cloned();
+    if let Some(db) = &old {
+        owner_only(&dbs, &headers, &name, db, "republish it")?;
+    }
+    let d = Arc::clone(&dbs);
+    let outcome = match old {
+        Some(db) if !params.clear => {
+            let wasm = wasm.to_vec();
+            ask(&db.executor, &name, |reply| Request::Republish { wasm, reply }).await?;
+            "updated"
+        }
+        old => {
+            let replaced = old.is_some();
+            tokio::task::spawn_blocking(move || -> Result<(), Failure> {
+                if replaced {
+                    d.remove(&name)?;
+                }
+                d.create(&name, wasm.to_vec(), Some(who)).map_err(|e| bad(format!("{e:#}")))
+            })
+            .await
+            .map_err(internal)??;
+            if replaced {
+                "replaced"
+            } else {
+                "created"
+            }
+        }
+    };
+    Ok(Json(json!({ "ok": true, "outcome": outcome })))
+}
+
+pub(super) async fn delete(
+    State(dbs): State<Shared>,
+    UrlPath(name): UrlPath<String>,
+    headers: HeaderMap,
+) -> Result<Json<JsonValue>, Failure> {
+    let db = dbs.get(&name)?;
+    owner_only(&dbs, &headers, &name, &db, "delete it")?;
+    drop(db);
+    tokio::task::spawn_blocking(move || dbs.remove(&name)).await.map_err(internal)??;
+    Ok(Json(json!({ "ok": true })))
+}
+
+pub(super) async fn describe(
+    State(dbs): State<Shared>,
+    UrlPath(name): UrlPath<String>,
+) -> Result<Json<JsonValue>, Failure> {
+    let db = dbs.get(&name)?;
+    let mut desc = ask(&db.executor, &name, |reply| Request::Describe { reply }).await?;
+    desc["name"] = json!(name);
+    desc["owner"] = json!(db.owner.map(|o| o.to_hex()));
+    Ok(Json(desc))
+}
+
+pub(super) async fn call(
+    State(dbs): State<Shared>,
+    UrlPath((name, reducer)): UrlPath<(String, String)>,
+    headers: HeaderMap,
+    args: Bytes,
+) -> Result<Json<JsonValue>, Failure> {
+    let db = dbs.get(&name)?;
+    let caller = caller(&dbs, &headers, &db)?.identity;
+    let args = std::str::from_utf8(&args).map_err(|_| bad("arguments must be UTF-8 JSON"))?.to_string();
+    let args = if args.trim().is_empty() { "[]".to_string() } else { args };
+    let offset = ask(&db.executor, &name, |reply| Request::Call { reducer, args, caller, reply }).await?;
+    Ok(Json(json!({ "offset": offset })))
+}
+
+/// Sends a database a request and awaits its answer; a refusal is a bad request.
+pub(super) async fn ask<T>(
+    db: &Executor,
+    name: &str,
+    request: impl FnOnce(oneshot::Sender<Result<T, String>>) -> Request,
+) -> Result<T, Failure> {
+    let (reply, answer) = oneshot::channel();
+    if !db.send(request(reply)) {
+        return Err(internal(format!("database {name} has stopped")));
+    }
+    answer.await.map_err(|_| internal(format!("database {name} stopped")))?.map_err(bad)
+}
+
+#[derive(Deserialize)]
+pub(super) struct SqlParams {
+    as_of: Option<String>,
+}
+
+pub(super) async fn sql(
+    State(dbs): State<Shared>,
+    UrlPath(name): UrlPath<String>,
+    Query(params): Query<SqlParams>,
+    headers: HeaderMap,
+    query: Bytes,
+) -> Result<Json<JsonValue>, Failure> {
+    let db = dbs.get(&name)?;
+    let caller = caller(&dbs, &headers, &db)?;
+    let query = std::str::from_utf8(&query).map_err(|_| bad("the query must be UTF-8"))?.to_string();
+    let answer = match params.as_of {
+        Some(point) => {
+            if !caller.owner {
+                return Err(Failure(StatusCode::FORBIDDEN, "only the owner may read past states".into()));
+            }
+            let point = parse_as_of(&point).map_err(|e| bad(format!("{e:#}")))?;
+            let dir = dbs.dir(&name)?;
+            tokio::task::spawn_blocking(move || query_as_of(&dir, &query, point))
+                .await
+                .map_err(internal)?
+                .map_err(|e| bad(format!("{e:#}")))?
+        }
+        None => ask(&db.executor, &name, |reply| Request::Sql { query, caller, reply }).await?,
+    };
+    let rows = serde_json::to_value(protocol_rows(&answer.rows)).map_err(internal)?;
+    Ok(Json(json!({ "columns": columns(&answer.columns), "rows": rows, "offset": answer.offset })))
+}
+
+#[derive(Deserialize)]
+pub(super) struct LogParams {
+    #[serde(default)]
+    after: u64,
+    limit: Option<usize>,
+}
+
+/// Transactions with their row changes; private tables' changes only for the owner.
+pub(super) async fn log(
+    State(dbs): State<Shared>,
+    UrlPath(name): UrlPath<String>,
+    Query(params): Query<LogParams>,
+    headers: HeaderMap,
+) -> Result<Json<JsonValue>, Failure> {
+    let db = dbs.get(&name)?;
+    let private: Vec<String> = if caller(&dbs, &headers, &db)?.owner {
+        Vec::new()
+    } else {
+        let desc = ask(&db.executor, &name, |reply| Request::Describe { reply }).await?;
+        let tables = desc["tables"].as_array().cloned().unwrap_or_default();
+        tables
+            .iter()
+            .filter(|t| t["public"] == json!(false))
+            .filter_map(|t| t["name"].as_str().map(String::from))
+            .collect()
+    };
+    let dir = dbs.dir(&name)?;
+    let limit = params.limit.unwrap_or(1000);
+    let records = tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        storage::history(&dir, params.after, |r| {
+            let changes: Vec<JsonValue> = r
+                .changes
+                .iter()
+                .filter(|c| !private.contains(&c.table))
+                .map(|c| {
+                    json!({
+                        "table": c.table,
+                        "inserts": protocol_rows(&c.inserts),
+                        "deletes": protocol_rows(&c.deletes),
+                    })
+                })
+                .collect();
+            out.push(json!({
+                "offset": r.offset,
+                "timestamp_micros": r.meta.timestamp_micros,
+                "reducer": r.meta.reducer,
+                "caller": r.meta.caller,
+                "args": r.meta.args,
+                "rows": r.len(),
+                "changes": changes,
+            }));
+            out.len() < limit
+        })
+        .map(|_| out)
+    })
+    .await
+    .map_err(internal)?
+    .map_err(internal)?;
+    Ok(Json(JsonValue::Array(records)))
+}
+
+pub(super) async fn metrics(State(dbs): State<Shared>) -> String {
+    let live: Vec<(String, Database)> =
+        dbs.live.lock().expect("databases").iter().map(|(n, d)| (n.clone(), d.clone())).collect();
+    let refs: Vec<(String, &crate::metrics::Metrics)> =
+        live.iter().map(|(n, d)| (n.clone(), d.executor.metrics())).collect();
+    crate::metrics::render(&refs)
+}

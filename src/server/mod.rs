@@ -1,0 +1,238 @@
+//! `sluice start`: the server (axum on tokio) hosting named databases, each served by its
+//! executor thread. Databases live in the data directory (`DIR/NAME`, recovered at start,
+//! with the owner's identity in `DIR/NAME/owner`) or, with `--in-memory`, nowhere. The demo
+//! module is published as `game` when absent. `http` holds the HTTP API, `ws` the
+//! WebSocket protocol; both are documented in docs/PROTOCOL.md.
+
+mod http;
+mod ws;
+
+use crate::demo::{now_micros, GAME_WASM};
+use crate::executor::Executor;
+use crate::identity::{Identity, Keys};
+use crate::module_db::ModuleDb;
+use anyhow::{Context, Result};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+use sluice_runtime::storage;
+use sluice_runtime::{CommitMeta, Durability, Host, HostConfig, Lifecycle, LogConfig, StorageConfig};
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+
+/// How the server runs.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// Where databases live; `None` keeps them in memory.
+    pub data_dir: Option<PathBuf>,
+    pub durability: Durability,
+    /// A snapshot every this many transactions (0: only at shutdown).
+    pub snapshot_every: u64,
+    /// A WebSocket client with more than this many bytes of updates waiting is closed.
+    pub max_queued_bytes: usize,
+    /// Largest request body or WebSocket message accepted.
+    pub max_message_bytes: usize,
+}
+
+/// One hosted database.
+#[derive(Clone)]
+struct Database {
+    executor: Arc<Executor>,
+    /// Who published it (`None` for the demo the server publishes itself).
+    owner: Option<Identity>,
+}
+
+struct Databases {
+    config: ServerConfig,
+    keys: Keys,
+    live: Mutex<HashMap<String, Database>>,
+    next_client: AtomicU64,
+}
+
+type Shared = Arc<Databases>;
+
+/// An error answer: `{"error": "…"}` with its status.
+struct Failure(StatusCode, String);
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+fn bad(e: impl std::fmt::Display) -> Failure {
+    Failure(StatusCode::BAD_REQUEST, e.to_string())
+}
+
+fn internal(e: impl std::fmt::Display) -> Failure {
+    Failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+}
+
+/// Runs the server until Ctrl-C; databases shut down cleanly (snapshots taken).
+pub async fn run(config: ServerConfig) -> Result<()> {
+    let keys = match &config.data_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("{}", dir.display()))?;
+            Keys::load_or_create(dir)?
+        }
+        None => Keys::ephemeral(),
+    };
+    let databases = Arc::new(Databases {
+        config: config.clone(),
+        keys,
+        live: Mutex::new(HashMap::new()),
+        next_client: AtomicU64::new(1),
+    });
+    let recovered = tokio::task::spawn_blocking({
+        let d = Arc::clone(&databases);
+        move || d.recover_all()
+    })
+    .await??;
+    let app = Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .route("/metrics", get(http::metrics))
+        .route("/v1/identity", post(http::new_identity))
+        .route("/v1/database", get(http::list))
+        .route("/v1/database/{name}", post(http::publish).delete(http::delete))
+        .route("/v1/database/{name}/schema", get(http::describe))
+        .route("/v1/database/{name}/call/{reducer}", post(http::call))
+        .route("/v1/database/{name}/sql", post(http::sql))
+        .route("/v1/database/{name}/log", get(http::log))
+        .route("/v1/database/{name}/subscribe", get(ws::upgrade))
+        .layer(axum::extract::DefaultBodyLimit::max(config.max_message_bytes))
+        .with_state(Arc::clone(&databases));
+    let listener = tokio::net::TcpListener::bind(config.listen).await.context("binding the listen address")?;
+    let addr = listener.local_addr()?;
+    println!("listening on http://{addr}");
+    for name in recovered {
+        println!("database {name} ready: ws://{addr}/v1/database/{name}/subscribe");
+    }
+    println!("connect with: sluice subscribe game \"SELECT * FROM player\" --server http://{addr}");
+    std::io::stdout().flush()?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    let live: Vec<Database> = databases.live.lock().expect("databases").drain().map(|(_, d)| d).collect();
+    tokio::task::spawn_blocking(move || drop(live)).await?;
+    Ok(())
+}
+
+/// Database names are path components: letters, digits, `_` and `-`.
+fn check_name(name: &str) -> Result<(), Failure> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(bad(format!("bad database name {name:?}: use letters, digits, '_' and '-'")))
+    }
+}
+
+/// The file naming a database's owner, in its directory.
+const OWNER_FILE: &str = "owner";
+
+impl Databases {
+    fn storage_config(&self) -> StorageConfig {
+        let log = LogConfig { durability: self.config.durability, ..LogConfig::default() };
+        StorageConfig { log, snapshot_every: self.config.snapshot_every }
+    }
+
+    /// Opens every database in the data directory, and publishes the demo as `game` if absent.
+    fn recover_all(&self) -> Result<Vec<String>> {
+        let mut names = Vec::new();
+        if let Some(dir) = &self.config.data_dir {
+            for (name, path) in storage::databases(dir)? {
+                let owner = std::fs::read_to_string(path.join(OWNER_FILE)).ok().and_then(|t| Identity::parse(t.trim()));
+                let config = self.storage_config();
+                let executor = Executor::spawn(&name, self.config.max_queued_bytes, move || {
+                    let (db, report) = ModuleDb::open(&path, 1, config)?;
+                    if let Some((file, at, reason)) = report.torn {
+                        eprintln!("{}: cut off a torn tail at byte {at}: {reason}", file.display());
+                    }
+                    Ok(db)
+                })
+                .with_context(|| format!("recovering database {name}"))?;
+                let db = Database { executor: Arc::new(executor), owner };
+                self.live.lock().expect("databases").insert(name.clone(), db);
+                names.push(name);
+            }
+        }
+        if !self.live.lock().expect("databases").contains_key("game") {
+            self.create("game", GAME_WASM.to_vec(), None)?;
+            names.push("game".into());
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// Creates a database for a module (its `init` run and durable before this returns).
+    fn create(&self, name: &str, wasm: Vec<u8>, owner: Option<Identity>) -> Result<()> {
+        let meta = CommitMeta { timestamp_micros: now_micros(), ..CommitMeta::default() };
+        let max_queued = self.config.max_queued_bytes;
+        let executor = match &self.config.data_dir {
+            Some(dir) => {
+                let (path, config) = (dir.join(name), self.storage_config());
+                let created = Executor::spawn(name, max_queued, {
+                    let path = path.clone();
+                    move || {
+                        let db = ModuleDb::create(&path, &wasm, 1, config, meta)?;
+                        if let Some(owner) = owner {
+                            std::fs::write(path.join(OWNER_FILE), owner.to_hex())?;
+                        }
+                        Ok(db)
+                    }
+                });
+                // A module that fails to start leaves no database behind to recover later.
+                created.inspect_err(|_| drop(std::fs::remove_dir_all(&path)))?
+            }
+            None => Executor::spawn(name, max_queued, move || {
+                let mut db = ModuleDb::new(Host::load(&wasm, HostConfig::default())?, 1)?;
+                if let Some(outcome) = db.lifecycle(Lifecycle::Init, meta) {
+                    outcome.context("the module's init reducer failed")?;
+                }
+                Ok(db)
+            })?,
+        };
+        let db = Database { executor: Arc::new(executor), owner };
+        self.live.lock().expect("databases").insert(name.to_string(), db);
+        Ok(())
+    }
+
+    fn get(&self, name: &str) -> Result<Database, Failure> {
+        let live = self.live.lock().expect("databases");
+        live.get(name).cloned().ok_or_else(|| Failure(StatusCode::NOT_FOUND, format!("no database named {name}")))
+    }
+
+    /// Stops a database and removes its files.
+    fn remove(&self, name: &str) -> Result<(), Failure> {
+        let removed = self.live.lock().expect("databases").remove(name);
+        if let Some(db) = removed {
+            db.executor.shutdown(); // before its files go, even while connections hold it
+        }
+        if let Some(dir) = &self.config.data_dir {
+            let path = dir.join(name);
+            if path.exists() {
+                std::fs::remove_dir_all(&path).map_err(internal)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn dir(&self, name: &str) -> Result<PathBuf, Failure> {
+        self.get(name)?;
+        match &self.config.data_dir {
+            Some(d) => Ok(d.join(name)),
+            None => Err(bad(format!("database {name} is in memory: it has no log to read"))),
+        }
+    }
+}

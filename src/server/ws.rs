@@ -1,0 +1,176 @@
+//! The WebSocket protocol's server side (docs/PROTOCOL.md). A connection names its encoding
+//! by subprotocol and proves its identity with a token (`Authorization: Bearer` or
+//! `?token=`), or is given a new one; the first frame it gets is its IdentityToken. Its
+//! requests go to the database's executor, which answers (and sends every update) through
+//! the connection's writer queue. A frame that cannot be read gets an Error naming what was
+//! wrong, and the connection stays open.
+
+use super::http::bearer;
+use super::{Database, Failure, Shared};
+use crate::executor::Request;
+use crate::module_db::Caller;
+use crate::sessions::{frame_len, ClientId, ClientSink, Outgoing};
+use crate::wire::frame;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use sluice_client::protocol::{ClientMessage, Encoding, ServerMessage, JSON_PROTOCOL, MSGPACK_PROTOCOL};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, WeakUnboundedSender};
+
+#[derive(Deserialize)]
+pub(super) struct WsParams {
+    token: Option<String>,
+}
+
+/// Close code for a client that broke the protocol's rules (too slow, too big).
+const POLICY: u16 = 1008;
+/// Close code for a database going away.
+const GOING_AWAY: u16 = 1001;
+
+pub(super) async fn upgrade(
+    State(dbs): State<Shared>,
+    UrlPath(name): UrlPath<String>,
+    Query(params): Query<WsParams>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Result<Response, Failure> {
+    let db = dbs.get(&name)?;
+    let requested: Vec<String> = ws
+        .requested_protocols()
+        .filter_map(|p| p.to_str().ok())
+        .flat_map(|p| p.split(','))
+        .map(|p| p.trim().to_string())
+        .collect();
+    if !requested.is_empty() && !requested.iter().any(|p| Encoding::from_protocol(p).is_some()) {
+        let msg = format!("unsupported subprotocol {requested:?}: use {JSON_PROTOCOL} or {MSGPACK_PROTOCOL}");
+        return Err(Failure(StatusCode::BAD_REQUEST, msg));
+    }
+    let (identity, token) = match (bearer(&dbs, &headers)?, params.token) {
+        (Some(identity), _) => (identity, dbs.keys.token(identity)),
+        (None, Some(token)) => (dbs.keys.verify(&token).map_err(|e| Failure(StatusCode::UNAUTHORIZED, e))?, token),
+        (None, None) => dbs.keys.issue(),
+    };
+    let caller = Caller { identity, owner: db.owner == Some(identity) };
+    let client = dbs.next_client.fetch_add(1, Ordering::Relaxed);
+    let limit = dbs.config.max_message_bytes;
+    let ws = ws.protocols([JSON_PROTOCOL, MSGPACK_PROTOCOL]).max_message_size(limit).max_frame_size(limit);
+    let encoding = ws
+        .selected_protocol()
+        .and_then(|p| p.to_str().ok())
+        .and_then(Encoding::from_protocol)
+        .unwrap_or(Encoding::Json);
+    Ok(ws.on_upgrade(move |socket| serve(socket, db, client, caller, token, encoding)))
+}
+
+/// Serves one connection: reads requests until it closes, while its writer sends what the
+/// executor queues.
+async fn serve(socket: WebSocket, db: Database, client: ClientId, caller: Caller, token: String, encoding: Encoding) {
+    let (mut sink, mut stream) = socket.split();
+    let hello = ServerMessage::IdentityToken { identity: caller.identity.to_hex(), token };
+    if sink.send(frame(encoding, &hello)).await.is_err() {
+        return;
+    }
+    let (sender, outgoing) = unbounded_channel();
+    let queued = Arc::new(AtomicUsize::new(0));
+    let replies = Replies { weak: sender.downgrade(), queued: Arc::clone(&queued), encoding };
+    let connect = ClientSink { sender, queued: Arc::clone(&queued) };
+    if !db.executor.send(Request::Connect { client, caller, encoding, sink: connect }) {
+        let _ = sink.send(close(GOING_AWAY, "the database has stopped")).await;
+        return;
+    }
+    let writer = tokio::spawn(write(sink, outgoing, queued));
+    while let Some(read) = stream.next().await {
+        let bytes = match read {
+            Ok(Message::Text(t)) if encoding == Encoding::Json => t.as_bytes().to_vec(),
+            Ok(Message::Binary(b)) if encoding == Encoding::MessagePack => b.to_vec(),
+            Ok(Message::Text(_) | Message::Binary(_)) => {
+                let kind = if encoding == Encoding::Json { "text" } else { "binary" };
+                replies.error(None, format!("this connection speaks {}: send {kind} frames", encoding.protocol()));
+                continue;
+            }
+            Ok(Message::Close(_)) => break,
+            Ok(_) => continue,
+            Err(e) => {
+                replies.close(format!("cannot read the message: {e}"));
+                break;
+            }
+        };
+        match encoding.decode::<ClientMessage>(&bytes) {
+            Ok(message) => {
+                if !db.executor.send(Request::Client { client, message }) {
+                    break;
+                }
+            }
+            Err(e) => {
+                let request_id =
+                    encoding.decode::<serde_json::Value>(&bytes).ok().and_then(|v| v.get("request_id")?.as_u64());
+                replies.error(request_id, format!("malformed message: {e}"));
+            }
+        }
+    }
+    db.executor.send(Request::Disconnect { client });
+    // The writer ends once the executor lets go of the connection, or at once if it is stuck.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), writer).await;
+}
+
+/// Sends what the executor queues, in order, until it lets go of the connection.
+async fn write(
+    mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
+    mut outgoing: UnboundedReceiver<Outgoing>,
+    queued: Arc<AtomicUsize>,
+) {
+    while let Some(item) = outgoing.recv().await {
+        match item {
+            Outgoing::Frame(m) => {
+                let len = frame_len(&m);
+                if sink.send(m).await.is_err() {
+                    return;
+                }
+                queued.fetch_sub(len, Ordering::Relaxed);
+            }
+            Outgoing::Close(reason) => {
+                let _ = sink.send(close(POLICY, &reason)).await;
+                return;
+            }
+        }
+    }
+    let _ = sink.send(close(GOING_AWAY, "the database has stopped")).await;
+}
+
+/// A close frame; its reason is cut to the protocol's 123 bytes.
+fn close(code: u16, reason: &str) -> Message {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    Message::Close(Some(CloseFrame { code, reason: reason[..end].into() }))
+}
+
+/// The reader's own replies (errors about frames it could not read), through the writer's
+/// queue and counted against its bound like the executor's.
+struct Replies {
+    weak: WeakUnboundedSender<Outgoing>,
+    queued: Arc<AtomicUsize>,
+    encoding: Encoding,
+}
+
+impl Replies {
+    fn error(&self, request_id: Option<u64>, error: String) {
+        if let Some(s) = self.weak.upgrade() {
+            let m = frame(self.encoding, &ServerMessage::Error { request_id, error });
+            self.queued.fetch_add(frame_len(&m), Ordering::Relaxed);
+            let _ = s.send(Outgoing::Frame(m));
+        }
+    }
+
+    fn close(&self, reason: String) {
+        if let Some(s) = self.weak.upgrade() {
+            let _ = s.send(Outgoing::Close(reason));
+        }
+    }
+}

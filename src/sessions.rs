@@ -1,0 +1,282 @@
+//! The WebSocket clients of one database, on its executor thread: each client's engine
+//! subscriptions (identical queries share one dataflow and one query id), which clients
+//! watch each query, and what they ask. Every answer and every committed transaction's
+//! update becomes an `Outbound` frame, delivered in order once durable; a client whose
+//! unsent frames pass the bound is closed with the reason, so server memory stays bounded.
+
+use crate::executor::Outbound;
+use crate::identity::Identity;
+use crate::metrics::Metrics;
+use crate::module_db::{Caller, Committed, ModuleDb};
+use crate::wire::{columns, frame, protocol_rows, TxFrames};
+use axum::extract::ws::Message;
+use sluice_client::protocol::{AppliedQuery, ClientMessage, Encoding, ServerMessage, Status};
+use sluice_ivm::{QueryId, SubscriptionId};
+use sluice_runtime::{CommitMeta, Lifecycle};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use tokio::sync::mpsc::UnboundedSender;
+
+/// A connection's number, unique in the server.
+pub type ClientId = u64;
+
+/// What the executor hands a connection's writer.
+pub enum Outgoing {
+    Frame(Message),
+    /// Close the connection with this reason.
+    Close(String),
+}
+
+/// Where a connection's frames go: its writer's queue, and the bytes waiting in it (the
+/// writer subtracts what it has sent).
+#[derive(Clone)]
+pub struct ClientSink {
+    pub sender: UnboundedSender<Outgoing>,
+    pub queued: Arc<AtomicUsize>,
+}
+
+/// A frame's size as counted against the bound.
+pub fn frame_len(m: &Message) -> usize {
+    match m {
+        Message::Text(t) => t.len(),
+        Message::Binary(b) => b.len(),
+        _ => 0,
+    }
+}
+
+struct Session {
+    caller: Caller,
+    encoding: Encoding,
+    sink: ClientSink,
+    /// Engine subscriptions by query (a query subscribed twice holds two).
+    subs: HashMap<QueryId, Vec<SubscriptionId>>,
+    /// Closed for falling behind: nothing more is sent.
+    closing: bool,
+}
+
+/// Every connected client of one database.
+pub struct Sessions {
+    clients: HashMap<ClientId, Session>,
+    watchers: HashMap<QueryId, BTreeSet<ClientId>>,
+    /// Most bytes a client may have waiting before it is closed.
+    max_queued: usize,
+    metrics: Arc<Metrics>,
+}
+
+impl Sessions {
+    pub fn new(max_queued: usize, metrics: Arc<Metrics>) -> Sessions {
+        Sessions { clients: HashMap::new(), watchers: HashMap::new(), max_queued, metrics }
+    }
+
+    /// Live subscriptions over all clients.
+    pub fn subscriptions(&self) -> usize {
+        self.clients.values().flat_map(|s| s.subs.values()).map(Vec::len).sum()
+    }
+
+    pub fn clients(&self) -> usize {
+        self.clients.len()
+    }
+
+    /// A client connects: the module's `client_connected` reducer runs as the client.
+    pub fn connect(
+        &mut self,
+        db: &mut ModuleDb,
+        id: ClientId,
+        caller: Caller,
+        encoding: Encoding,
+        sink: ClientSink,
+        out: &mut Vec<Outbound>,
+    ) {
+        self.clients.insert(id, Session { caller, encoding, sink, subs: HashMap::new(), closing: false });
+        self.lifecycle(db, Lifecycle::ClientConnected, caller.identity, out);
+    }
+
+    /// A client is gone: its subscriptions end and `client_disconnected` runs as it.
+    pub fn disconnect(&mut self, db: &mut ModuleDb, id: ClientId, out: &mut Vec<Outbound>) {
+        let Some(session) = self.clients.remove(&id) else { return };
+        for (query, subs) in session.subs {
+            self.unwatch(query, id);
+            for s in subs {
+                drop(db.unsubscribe(s));
+            }
+        }
+        self.lifecycle(db, Lifecycle::ClientDisconnected, session.caller.identity, out);
+    }
+
+    fn lifecycle(&self, db: &mut ModuleDb, role: Lifecycle, who: Identity, out: &mut Vec<Outbound>) {
+        let meta =
+            CommitMeta { timestamp_micros: crate::demo::now_micros(), caller: who.to_hex(), ..CommitMeta::default() };
+        match db.lifecycle(role, meta) {
+            Some(Ok(committed)) => self.fan_out(&committed, out),
+            Some(Err(e)) => eprintln!("{role:?} reducer failed for {who}: {e}"),
+            None => {}
+        }
+    }
+
+    fn unwatch(&mut self, query: QueryId, client: ClientId) {
+        if let Some(w) = self.watchers.get_mut(&query) {
+            w.remove(&client);
+            if w.is_empty() {
+                self.watchers.remove(&query);
+            }
+        }
+    }
+
+    /// Serves one request from a client.
+    pub fn handle(&mut self, db: &mut ModuleDb, id: ClientId, message: ClientMessage, out: &mut Vec<Outbound>) {
+        let Some(session) = self.clients.get(&id) else { return };
+        let (caller, encoding) = (session.caller, session.encoding);
+        let reply = match message {
+            ClientMessage::Subscribe { request_id, queries } => self.subscribe(db, id, request_id, queries),
+            ClientMessage::Unsubscribe { request_id, query_id } => self.unsubscribe(db, id, request_id, query_id),
+            ClientMessage::CallReducer { request_id, reducer, args } => {
+                let meta = CommitMeta {
+                    timestamp_micros: crate::demo::now_micros(),
+                    caller: caller.identity.to_hex(),
+                    ..CommitMeta::default()
+                };
+                match db.call(&reducer, &args.to_string(), meta) {
+                    Ok(committed) => {
+                        self.fan_out(&committed, out);
+                        let offset = Some(committed.0.offset);
+                        ServerMessage::ReducerResult { request_id, status: Status::Committed, offset, error: None }
+                    }
+                    Err(e) => ServerMessage::ReducerResult {
+                        request_id,
+                        status: Status::Failed,
+                        offset: None,
+                        error: Some(e.to_string()),
+                    },
+                }
+            }
+            ClientMessage::OneOffQuery { request_id, sql } => {
+                let offset = db.host().datastore().offset();
+                match db.query(&sql, &caller) {
+                    Ok((plan, rows)) => ServerMessage::QueryResult {
+                        request_id,
+                        offset,
+                        columns: columns(&plan.columns),
+                        rows: protocol_rows(&rows),
+                    },
+                    Err(e) => ServerMessage::Error { request_id: Some(request_id), error: format!("{e:#}") },
+                }
+            }
+        };
+        out.push(Outbound::Client(id, frame(encoding, &reply)));
+    }
+
+    /// Subscribes a client to every query or, on any error, to none.
+    fn subscribe(&mut self, db: &mut ModuleDb, id: ClientId, request_id: u64, queries: Vec<String>) -> ServerMessage {
+        let caller = self.clients[&id].caller;
+        let refuse = |error: String| ServerMessage::SubscriptionError { request_id, error };
+        if queries.is_empty() {
+            return refuse("a subscription needs at least one query".into());
+        }
+        let mut plans = Vec::new();
+        for sql in &queries {
+            match db.plan_as(sql, &caller) {
+                Ok(p) => plans.push(p),
+                Err(e) => return refuse(format!("{sql}: {e:#}")),
+            }
+        }
+        let mut applied = Vec::new();
+        let mut made = Vec::new();
+        let mut offset = 0;
+        for (sql, plan) in queries.into_iter().zip(&plans) {
+            let sub = match db.subscribe_plan(plan) {
+                Ok(s) => s,
+                Err(e) => {
+                    for s in made {
+                        drop(db.unsubscribe(s));
+                    }
+                    return refuse(format!("{sql}: {e:#}"));
+                }
+            };
+            made.push(sub.id);
+            offset = sub.offset;
+            applied.push((
+                sub.query,
+                sub.id,
+                AppliedQuery {
+                    query_id: sub.query.0,
+                    sql,
+                    columns: columns(&plan.columns),
+                    primary_key: db.primary_key(plan),
+                    rows: protocol_rows(&sub.initial),
+                },
+            ));
+        }
+        let session = self.clients.get_mut(&id).expect("connected");
+        let mut queries = Vec::new();
+        for (query, sub, a) in applied {
+            session.subs.entry(query).or_default().push(sub);
+            self.watchers.entry(query).or_default().insert(id);
+            queries.push(a);
+        }
+        ServerMessage::SubscribeApplied { request_id, offset, queries }
+    }
+
+    fn unsubscribe(&mut self, db: &mut ModuleDb, id: ClientId, request_id: u64, query_id: u64) -> ServerMessage {
+        let session = self.clients.get_mut(&id).expect("connected");
+        let Some(subs) = session.subs.remove(&QueryId(query_id)) else {
+            return ServerMessage::Error {
+                request_id: Some(request_id),
+                error: format!("not subscribed to query {query_id}"),
+            };
+        };
+        for s in subs {
+            drop(db.unsubscribe(s));
+        }
+        self.unwatch(QueryId(query_id), id);
+        ServerMessage::UnsubscribeApplied { request_id, query_id }
+    }
+
+    /// Counts a committed transaction and queues its update for every client watching a
+    /// query it changed: one frame per client, holding all of that client's changed queries.
+    pub fn fan_out(&self, committed: &Committed, out: &mut Vec<Outbound>) {
+        self.metrics.committed(committed);
+        let (tx, deltas) = committed;
+        if deltas.is_empty() || self.watchers.is_empty() {
+            return;
+        }
+        let mut frames = TxFrames::new(tx, deltas);
+        let mut per_client: HashMap<ClientId, Vec<QueryId>> = HashMap::new();
+        for q in frames.changed().collect::<Vec<_>>() {
+            for c in self.watchers.get(&q).into_iter().flatten() {
+                per_client.entry(*c).or_default().push(q);
+            }
+        }
+        let mut clients: Vec<_> = per_client.into_iter().collect();
+        clients.sort_unstable_by_key(|(c, _)| *c);
+        for (c, mut queries) in clients {
+            let session = &self.clients[&c];
+            if session.closing {
+                continue;
+            }
+            queries.sort_unstable();
+            out.push(Outbound::Client(c, frames.frame(session.encoding, queries)));
+        }
+    }
+
+    /// Hands a frame to a client's writer, or closes a client that has fallen too far behind.
+    pub fn deliver(&mut self, id: ClientId, m: Message) {
+        let Some(session) = self.clients.get_mut(&id) else { return };
+        if session.closing {
+            return;
+        }
+        let len = frame_len(&m);
+        let queued = session.sink.queued.load(Ordering::Relaxed);
+        if queued + len > self.max_queued {
+            session.closing = true;
+            let reason = format!(
+                "too slow: more than {} bytes of updates waiting to be sent; reconnect to resubscribe",
+                self.max_queued
+            );
+            drop(session.sink.sender.send(Outgoing::Close(reason)));
+            return;
+        }
+        session.sink.queued.fetch_add(len, Ordering::Relaxed);
+        drop(session.sink.sender.send(Outgoing::Frame(m)));
+    }
+}

@@ -1,0 +1,137 @@
+//! Server messages as frames. A transaction's update is assembled from per-query pieces, each query's delta encoded once
+//! per encoding and shared by every subscriber, and whole frames shared by every client with
+//! the same set of changed queries.
+
+use axum::extract::ws::{Message, Utf8Bytes};
+use bytes::Bytes;
+use sluice_client::protocol::{ColumnInfo, Encoding, QueryUpdate, ServerMessage};
+use sluice_ivm::{QueryDelta, QueryId};
+use sluice_planner::{DataType, Row, Value};
+use sluice_runtime::TxRecord;
+use std::collections::HashMap;
+
+/// A message as one frame of its encoding.
+pub fn frame(encoding: Encoding, message: &ServerMessage) -> Message {
+    into_frame(encoding, encoding.encode(message))
+}
+
+fn into_frame(encoding: Encoding, bytes: Vec<u8>) -> Message {
+    match encoding {
+        Encoding::Json => Message::Text(Utf8Bytes::try_from(bytes).expect("JSON is UTF-8")),
+        Encoding::MessagePack => Message::Binary(Bytes::from(bytes)),
+    }
+}
+
+/// An engine value as the protocol carries it.
+pub fn protocol_value(v: &Value) -> sluice_client::Value {
+    use sluice_client::Value as W;
+    match v {
+        Value::Null => W::Null,
+        Value::Bool(b) => W::Bool(*b),
+        Value::Int(i) => W::Int(*i),
+        Value::UInt(u) => W::UInt(*u),
+        Value::Real(r) => W::Real(*r),
+        Value::Text(t) => W::Text(t.to_string()),
+        Value::Bytes(b) => W::Bytes(b.to_vec()),
+    }
+}
+
+/// Engine rows as protocol rows.
+pub fn protocol_rows(rows: &[Row]) -> Vec<sluice_client::Row> {
+    rows.iter().map(|r| r.values().iter().map(protocol_value).collect()).collect()
+}
+
+/// Column names and types as the protocol states them.
+pub fn columns(columns: &[(String, DataType)]) -> Vec<ColumnInfo> {
+    columns.iter().map(|(name, ty)| ColumnInfo { name: name.clone(), ty: ty.name().to_string() }).collect()
+}
+
+/// The frames of one committed transaction, built as clients need them.
+pub struct TxFrames<'a> {
+    tx: &'a TxRecord,
+    deltas: HashMap<QueryId, &'a QueryDelta>,
+    pieces: HashMap<(QueryId, Encoding), Vec<u8>>,
+    frames: HashMap<(Encoding, Vec<QueryId>), Message>,
+}
+
+impl<'a> TxFrames<'a> {
+    pub fn new(tx: &'a TxRecord, deltas: &'a [QueryDelta]) -> TxFrames<'a> {
+        let deltas = deltas.iter().map(|d| (d.query, d)).collect();
+        TxFrames { tx, deltas, pieces: HashMap::new(), frames: HashMap::new() }
+    }
+
+    /// The queries this transaction changed.
+    pub fn changed(&self) -> impl Iterator<Item = QueryId> + '_ {
+        self.deltas.keys().copied()
+    }
+
+    /// The TransactionUpdate frame for a client subscribed to `queries` (sorted, each
+    /// changed by this transaction).
+    pub fn frame(&mut self, encoding: Encoding, queries: Vec<QueryId>) -> Message {
+        if let Some(f) = self.frames.get(&(encoding, queries.clone())) {
+            return f.clone();
+        }
+        for q in &queries {
+            let delta = self.deltas[q];
+            self.pieces.entry((*q, encoding)).or_insert_with(|| {
+                encoding.encode(&QueryUpdate {
+                    query_id: q.0,
+                    inserts: protocol_rows(&delta.inserts),
+                    deletes: protocol_rows(&delta.deletes),
+                })
+            });
+        }
+        let pieces: Vec<&[u8]> = queries.iter().map(|q| self.pieces[&(*q, encoding)].as_slice()).collect();
+        let bytes = match encoding {
+            Encoding::Json => self.json(&pieces),
+            Encoding::MessagePack => self.msgpack(&pieces),
+        };
+        let f = into_frame(encoding, bytes);
+        self.frames.insert((encoding, queries), f.clone());
+        f
+    }
+
+    fn json(&self, pieces: &[&[u8]]) -> Vec<u8> {
+        let meta = &self.tx.meta;
+        let head = format!(
+            r#"{{"type":"TransactionUpdate","offset":{},"timestamp_micros":{},"reducer":{},"caller":{},"updates":["#,
+            self.tx.offset,
+            meta.timestamp_micros,
+            serde_json::to_string(&meta.reducer).expect("a string"),
+            serde_json::to_string(&meta.caller).expect("a string"),
+        );
+        let mut out = head.into_bytes();
+        for (i, p) in pieces.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(p);
+        }
+        out.extend_from_slice(b"]}");
+        out
+    }
+
+    fn msgpack(&self, pieces: &[&[u8]]) -> Vec<u8> {
+        use rmp::encode::{write_array_len, write_map_len, write_str, write_uint};
+        let meta = &self.tx.meta;
+        let mut out = Vec::new();
+        let w = &mut out;
+        write_map_len(w, 6).expect("writes to a Vec");
+        write_str(w, "type").expect("writes to a Vec");
+        write_str(w, "TransactionUpdate").expect("writes to a Vec");
+        write_str(w, "offset").expect("writes to a Vec");
+        write_uint(w, self.tx.offset).expect("writes to a Vec");
+        write_str(w, "timestamp_micros").expect("writes to a Vec");
+        write_uint(w, meta.timestamp_micros).expect("writes to a Vec");
+        write_str(w, "reducer").expect("writes to a Vec");
+        write_str(w, &meta.reducer).expect("writes to a Vec");
+        write_str(w, "caller").expect("writes to a Vec");
+        write_str(w, &meta.caller).expect("writes to a Vec");
+        write_str(w, "updates").expect("writes to a Vec");
+        write_array_len(w, pieces.len() as u32).expect("writes to a Vec");
+        for p in pieces {
+            out.extend_from_slice(p);
+        }
+        out
+    }
+}
