@@ -79,7 +79,7 @@ pub fn subscribe(server: &str, name: &str, queries: &[String], count: Option<usi
     let (sender, updates) = std::sync::mpsc::channel::<Transaction>();
     client.on_transaction(move |tx| drop(sender.send(tx.clone())));
     let refs: Vec<&str> = queries.iter().map(String::as_str).collect();
-    let offset = client.subscribe(&refs)?;
+    let (offset, _) = client.subscribe(&refs)?;
     for sql in queries {
         let (columns, rows) =
             client.with_cache(sql, |c| (c.columns.clone(), c.rows())).context("the subscription is applied")?;

@@ -15,25 +15,29 @@ use sluice_ivm::{QueryId, SubscriptionId};
 use sluice_runtime::{CommitMeta, Lifecycle};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::oneshot;
 
 /// A connection's number, unique in the server.
 pub type ClientId = u64;
 
-/// What the executor hands a connection's writer.
-pub enum Outgoing {
-    Frame(Message),
-    /// Close the connection with this reason.
-    Close(String),
-}
-
-/// Where a connection's frames go: its writer's queue, and the bytes waiting in it (the
-/// writer subtracts what it has sent).
+/// Where a connection's frames go: its writer's queue, the bytes waiting in it (the writer
+/// subtracts what it has sent), and a way to close it at once, ahead of what is queued.
 #[derive(Clone)]
 pub struct ClientSink {
-    pub sender: UnboundedSender<Outgoing>,
+    pub sender: UnboundedSender<Message>,
     pub queued: Arc<AtomicUsize>,
+    pub abort: Arc<Mutex<Option<oneshot::Sender<String>>>>,
+}
+
+impl ClientSink {
+    /// Closes the connection with this reason, dropping whatever is still queued.
+    pub fn abort(&self, reason: String) {
+        if let Some(a) = self.abort.lock().expect("abort").take() {
+            let _ = a.send(reason);
+        }
+    }
 }
 
 /// A frame's size as counted against the bound.
@@ -273,10 +277,10 @@ impl Sessions {
                 "too slow: more than {} bytes of updates waiting to be sent; reconnect to resubscribe",
                 self.max_queued
             );
-            drop(session.sink.sender.send(Outgoing::Close(reason)));
+            session.sink.abort(reason);
             return;
         }
         session.sink.queued.fetch_add(len, Ordering::Relaxed);
-        drop(session.sink.sender.send(Outgoing::Frame(m)));
+        drop(session.sink.sender.send(m));
     }
 }

@@ -11,13 +11,17 @@ use rand::{Rng, SeedableRng};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 const ACCOUNTS: u64 = 50;
 
+/// The publisher's token (signed with the key in the data directory, so it outlives restarts).
+static TOKEN: OnceLock<String> = OnceLock::new();
+
 fn post(url: &str, body: &[u8]) -> Result<Value, (u16, String)> {
-    match ureq::post(url).timeout(Duration::from_secs(20)).send_bytes(body) {
+    let auth = format!("Bearer {}", TOKEN.get().expect("a token"));
+    match ureq::post(url).set("Authorization", &auth).timeout(Duration::from_secs(20)).send_bytes(body) {
         Ok(r) => Ok(r.into_json().unwrap()),
         Err(ureq::Error::Status(code, r)) => Err((code, r.into_string().unwrap_or_default())),
         Err(e) => Err((0, e.to_string())),
@@ -41,6 +45,8 @@ fn acknowledged_transfers_survive_sigkill_and_money_is_conserved() {
     let data = std::env::temp_dir().join(format!("sluice-crash-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
     let (mut server, mut base) = common::start_server(&data);
+    let (_, token) = sluice_client::Http::new(&base, None).new_identity().unwrap();
+    TOKEN.set(token).unwrap();
     post(&format!("{base}/v1/database/bank"), &wasm).unwrap();
     post(&format!("{base}/v1/database/bank/call/seed"), format!("[{ACCOUNTS}]").as_bytes()).unwrap();
     let total = ACCOUNTS as i64 * 1000;

@@ -4,7 +4,7 @@
 //! transaction's update, so when `call` returns the caches already hold its effects.
 
 use crate::cache::QueryCache;
-use crate::protocol::{typed_rows, ClientMessage, Encoding, QueryUpdate, Row, ServerMessage, Status};
+use crate::protocol::{typed_rows, AppliedQuery, ClientMessage, Encoding, QueryUpdate, Row, ServerMessage, Status};
 use crate::{ClientError, QueryAnswer};
 use futures_util::{SinkExt, StreamExt};
 use std::collections::HashMap;
@@ -145,12 +145,12 @@ impl Client {
         self.outgoing.send(frame).map_err(|_| ClientError::Closed(self.closed().unwrap_or_default()))
     }
 
-    /// Subscribes to queries, all applied at one offset; their caches hold the rows as of the
-    /// returned offset. Any error subscribes none of them.
-    pub fn subscribe(&mut self, queries: &[&str]) -> Result<u64, ClientError> {
+    /// Subscribes to queries, all applied at one offset; returns that offset and each query's
+    /// rows then (typed), which its cache held at that point. Any error subscribes none.
+    pub fn subscribe(&mut self, queries: &[&str]) -> Result<(u64, Vec<AppliedQuery>), ClientError> {
         let queries: Vec<String> = queries.iter().map(|q| q.to_string()).collect();
         match self.request(|request_id| ClientMessage::Subscribe { request_id, queries })? {
-            ServerMessage::SubscribeApplied { offset, .. } => Ok(offset),
+            ServerMessage::SubscribeApplied { offset, queries, .. } => Ok((offset, queries)),
             other => Err(refusal(other)),
         }
     }
@@ -253,7 +253,7 @@ impl Client {
     /// Connects again as the same identity (retrying until the timeout while the server is
     /// down) and resubscribes every query; each cache becomes the new result, its callbacks
     /// seeing only the rows that differ.
-    pub fn reconnect(&mut self) -> Result<u64, ClientError> {
+    pub fn reconnect(&mut self) -> Result<(u64, Vec<AppliedQuery>), ClientError> {
         self.shutdown();
         let config = Config { token: Some(self.token.clone()), ..self.config.clone() };
         let deadline = Instant::now() + self.config.timeout;
@@ -274,7 +274,7 @@ impl Client {
         queries.sort();
         let queries: Vec<&str> = queries.iter().map(String::as_str).collect();
         if queries.is_empty() {
-            return Ok(self.offset());
+            return Ok((self.offset(), Vec::new()));
         }
         self.subscribe(&queries)
     }
@@ -453,8 +453,10 @@ fn apply(shared: &Shared, message: ServerMessage) -> Result<(), String> {
             state.on_transaction = callbacks;
         }
         ServerMessage::SubscribeApplied { request_id, offset, queries } => {
-            for q in &queries {
-                let rows = typed_rows(q.rows.clone(), &q.columns)?;
+            let mut typed = Vec::new();
+            for mut q in queries {
+                q.rows = typed_rows(q.rows, &q.columns)?;
+                let rows = q.rows.clone();
                 let cache = state
                     .caches
                     .entry(q.sql.clone())
@@ -464,9 +466,10 @@ fn apply(shared: &Shared, message: ServerMessage) -> Result<(), String> {
                 if !routes.contains(&q.sql) {
                     routes.push(q.sql.clone());
                 }
+                typed.push(q);
             }
             state.offset = state.offset.max(offset);
-            let answer = ServerMessage::SubscribeApplied { request_id, offset, queries: Vec::new() };
+            let answer = ServerMessage::SubscribeApplied { request_id, offset, queries: typed };
             state.answers.insert(request_id, answer);
         }
         ServerMessage::Error { request_id: None, error } => state.errors.push(error),

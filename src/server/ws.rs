@@ -9,18 +9,21 @@ use super::http::bearer;
 use super::{Database, Failure, Shared};
 use crate::executor::Request;
 use crate::module_db::Caller;
-use crate::sessions::{frame_len, ClientId, ClientSink, Outgoing};
+use crate::sessions::{frame_len, ClientId, ClientSink};
 use crate::wire::frame;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use sluice_client::protocol::{ClientMessage, Encoding, ServerMessage, JSON_PROTOCOL, MSGPACK_PROTOCOL};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, WeakUnboundedSender};
+use tokio::sync::oneshot;
 
 #[derive(Deserialize)]
 pub(super) struct WsParams {
@@ -68,22 +71,36 @@ pub(super) async fn upgrade(
 }
 
 /// Serves one connection: reads requests until it closes, while its writer sends what the
-/// executor queues.
+/// executor queues; whichever ends first ends the connection.
 async fn serve(socket: WebSocket, db: Database, client: ClientId, caller: Caller, token: String, encoding: Encoding) {
-    let (mut sink, mut stream) = socket.split();
+    let (mut sink, stream) = socket.split();
     let hello = ServerMessage::IdentityToken { identity: caller.identity.to_hex(), token };
     if sink.send(frame(encoding, &hello)).await.is_err() {
         return;
     }
     let (sender, outgoing) = unbounded_channel();
+    let (abort, aborted) = oneshot::channel();
     let queued = Arc::new(AtomicUsize::new(0));
-    let replies = Replies { weak: sender.downgrade(), queued: Arc::clone(&queued), encoding };
-    let connect = ClientSink { sender, queued: Arc::clone(&queued) };
+    let replies = ClientSink { sender, queued: Arc::clone(&queued), abort: Arc::new(Mutex::new(Some(abort))) };
+    let connect = replies.clone();
     if !db.executor.send(Request::Connect { client, caller, encoding, sink: connect }) {
         let _ = sink.send(close(GOING_AWAY, "the database has stopped")).await;
         return;
     }
-    let writer = tokio::spawn(write(sink, outgoing, queued));
+    // The reader keeps only a weak hold on the queue, so the queue ends when the executor
+    // lets go of the connection (the database stopping).
+    let weak = Replies { sender: replies.sender.downgrade(), queued, abort: Arc::clone(&replies.abort), encoding };
+    drop(replies);
+    tokio::select! {
+        () = read(stream, &db, client, &weak) => {}
+        () = write(sink, outgoing, Arc::clone(&weak.queued), aborted) => {}
+    }
+    db.executor.send(Request::Disconnect { client });
+}
+
+/// Passes each request to the executor; a frame that cannot be read gets an Error.
+async fn read(mut stream: SplitStream<WebSocket>, db: &Database, client: ClientId, replies: &Replies) {
+    let encoding = replies.encoding;
     while let Some(read) = stream.next().await {
         let bytes = match read {
             Ok(Message::Text(t)) if encoding == Encoding::Json => t.as_bytes().to_vec(),
@@ -93,17 +110,19 @@ async fn serve(socket: WebSocket, db: Database, client: ClientId, caller: Caller
                 replies.error(None, format!("this connection speaks {}: send {kind} frames", encoding.protocol()));
                 continue;
             }
-            Ok(Message::Close(_)) => break,
+            Ok(Message::Close(_)) => return,
             Ok(_) => continue,
             Err(e) => {
                 replies.close(format!("cannot read the message: {e}"));
-                break;
+                // The writer sends the reason and ends the connection.
+                std::future::pending::<()>().await;
+                return;
             }
         };
         match encoding.decode::<ClientMessage>(&bytes) {
             Ok(message) => {
                 if !db.executor.send(Request::Client { client, message }) {
-                    break;
+                    return;
                 }
             }
             Err(e) => {
@@ -113,33 +132,38 @@ async fn serve(socket: WebSocket, db: Database, client: ClientId, caller: Caller
             }
         }
     }
-    db.executor.send(Request::Disconnect { client });
-    // The writer ends once the executor lets go of the connection, or at once if it is stuck.
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), writer).await;
 }
 
-/// Sends what the executor queues, in order, until it lets go of the connection.
+/// Sends what the executor queues, in order, until it lets go of the connection or aborts
+/// it (then the close reason goes ahead of anything still queued).
 async fn write(
-    mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
-    mut outgoing: UnboundedReceiver<Outgoing>,
+    mut sink: SplitSink<WebSocket, Message>,
+    mut outgoing: UnboundedReceiver<Message>,
     queued: Arc<AtomicUsize>,
+    mut aborted: oneshot::Receiver<String>,
 ) {
-    while let Some(item) = outgoing.recv().await {
-        match item {
-            Outgoing::Frame(m) => {
-                let len = frame_len(&m);
-                if sink.send(m).await.is_err() {
+    let reason = loop {
+        let m = tokio::select! {
+            biased;
+            reason = &mut aborted => break reason.unwrap_or_default(),
+            m = outgoing.recv() => match m {
+                Some(m) => m,
+                None => {
+                    let _ = sink.send(close(GOING_AWAY, "the database has stopped")).await;
                     return;
                 }
-                queued.fetch_sub(len, Ordering::Relaxed);
-            }
-            Outgoing::Close(reason) => {
-                let _ = sink.send(close(POLICY, &reason)).await;
-                return;
-            }
+            },
+        };
+        let len = frame_len(&m);
+        tokio::select! {
+            biased;
+            reason = &mut aborted => break reason.unwrap_or_default(),
+            sent = sink.send(m) => if sent.is_err() { return },
         }
-    }
-    let _ = sink.send(close(GOING_AWAY, "the database has stopped")).await;
+        queued.fetch_sub(len, Ordering::Relaxed);
+    };
+    // A client too far behind may not be reading at all: give the close a moment, no more.
+    let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(close(POLICY, &reason))).await;
 }
 
 /// A close frame; its reason is cut to the protocol's 123 bytes.
@@ -154,23 +178,24 @@ fn close(code: u16, reason: &str) -> Message {
 /// The reader's own replies (errors about frames it could not read), through the writer's
 /// queue and counted against its bound like the executor's.
 struct Replies {
-    weak: WeakUnboundedSender<Outgoing>,
+    sender: WeakUnboundedSender<Message>,
     queued: Arc<AtomicUsize>,
+    abort: Arc<Mutex<Option<oneshot::Sender<String>>>>,
     encoding: Encoding,
 }
 
 impl Replies {
     fn error(&self, request_id: Option<u64>, error: String) {
-        if let Some(s) = self.weak.upgrade() {
+        if let Some(s) = self.sender.upgrade() {
             let m = frame(self.encoding, &ServerMessage::Error { request_id, error });
             self.queued.fetch_add(frame_len(&m), Ordering::Relaxed);
-            let _ = s.send(Outgoing::Frame(m));
+            let _ = s.send(m);
         }
     }
 
     fn close(&self, reason: String) {
-        if let Some(s) = self.weak.upgrade() {
-            let _ = s.send(Outgoing::Close(reason));
+        if let Some(a) = self.abort.lock().expect("abort").take() {
+            let _ = a.send(reason);
         }
     }
 }

@@ -225,9 +225,15 @@ impl Live {
 /// Starts `sluice start` on a free port of 127.0.0.1 over the data directory `data`; returns
 /// the process and its base URL (its further output is drained on a thread).
 pub fn start_server(data: &Path) -> (std::process::Child, String) {
+    start_server_with(data, &["--listen", "127.0.0.1:0"])
+}
+
+/// `sluice start` over `data` with further arguments.
+pub fn start_server_with(data: &Path, args: &[&str]) -> (std::process::Child, String) {
     use std::io::{BufRead, BufReader};
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["start", "--listen", "127.0.0.1:0", "--data-dir", data.to_str().unwrap()])
+        .args(["start", "--data-dir", data.to_str().unwrap()])
+        .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -237,4 +243,25 @@ pub fn start_server(data: &Path) -> (std::process::Child, String) {
     let url = first.strip_prefix("listening on ").expect("listening on …").to_string();
     std::thread::spawn(move || lines.for_each(drop));
     (child, url)
+}
+
+/// A network client's value in the comparable form.
+pub fn norm_wire(v: &sluice_client::Value) -> Norm {
+    use sluice_client::Value as W;
+    match v {
+        W::Null => Norm::Null,
+        W::Bool(b) => Norm::Int(*b as i128),
+        W::Int(i) => Norm::Int(*i as i128),
+        W::UInt(u) => Norm::Int(*u as i128),
+        W::Real(r) => Norm::Real(*r),
+        W::Text(s) => Norm::Text(s.clone()),
+        W::Bytes(b) => Norm::Bytes(b.clone()),
+    }
+}
+
+/// A network client's rows, sorted, in the comparable form.
+pub fn norm_wire_rows<'a>(rows: impl IntoIterator<Item = &'a sluice_client::Row>) -> Vec<Vec<Norm>> {
+    let mut out: Vec<Vec<Norm>> = rows.into_iter().map(|r| r.iter().map(norm_wire).collect()).collect();
+    out.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
+    out
 }
