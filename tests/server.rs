@@ -1,50 +1,157 @@
-//! The HTTP server's answers to bad requests, over a real socket to a real `sluice start`:
-//! each gets a clear error with a 4xx status, leaves nothing behind, and the server keeps
-//! serving.
+//! Bad input and unauthorised operations against a real `sluice start` over real sockets: each
+//! gets a clear error (a 4xx status over HTTP, an Error or a close reason over WebSocket),
+//! loses nothing, and the connection (where sensible) and the server keep serving. Also
+//! ownership (republish keeping data, delete), metrics, and a client too slow to keep up.
 
 mod common;
 
-use serde_json::Value;
+use serde_json::json;
+use sluice_client::protocol::ClientMessage;
+use sluice_client::{Client, ClientError, Config, Encoding, Http};
 use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
 
-fn post(url: &str, body: &[u8]) -> (u16, Value) {
-    match ureq::post(url).timeout(Duration::from_secs(20)).send_bytes(body) {
-        Ok(r) => (r.status(), r.into_json().unwrap()),
-        Err(ureq::Error::Status(code, r)) => (code, r.into_json().unwrap_or(Value::Null)),
-        Err(e) => panic!("{e}"),
+fn refused(r: Result<impl std::fmt::Debug, ClientError>) -> String {
+    match r {
+        Err(ClientError::Refused(m) | ClientError::Reducer(m) | ClientError::Connect(m)) => m,
+        other => panic!("expected a refusal, got {other:?}"),
     }
 }
 
+fn connect(base: &str, token: Option<String>, encoding: Encoding) -> Result<Client, ClientError> {
+    let mut config = Config::new(base, "game");
+    (config.token, config.encoding) = (token, encoding);
+    Client::connect(config)
+}
+
 #[test]
-fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
+fn http_errors_ownership_and_metrics() {
     let data = std::env::temp_dir().join(format!("sluice-server-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
     let (mut child, base) = common::start_server(&data);
-    let error = |(code, body): (u16, Value)| (code, body["error"].as_str().unwrap_or_default().to_string());
+    let anonymous = Http::new(&base, None);
+    let (_, token) = anonymous.new_identity().unwrap();
+    let (_, other_token) = anonymous.new_identity().unwrap();
+    let (me, other) = (Http::new(&base, Some(token)), Http::new(&base, Some(other_token)));
+    let wasm = sluice::demo::GAME_WASM;
 
-    let (code, msg) = error(post(&format!("{base}/v1/database/junk"), b"not wasm"));
-    assert_eq!(code, 400);
-    assert!(msg.contains("does not compile"), "{msg}");
+    let m = refused(anonymous.publish("mine", wasm, false));
+    assert!(m.contains("publishing needs a token") && m.ends_with("(HTTP 401)"), "{m}");
+    let forged = Http::new(&base, Some(format!("{}.00", "ab".repeat(32))));
+    assert!(refused(forged.publish("mine", wasm, false)).contains("does not match (HTTP 401)"));
+    let m = refused(me.publish("junk", b"not wasm", false));
+    assert!(m.contains("does not compile") && m.contains("400"), "{m}");
     assert!(!data.join("junk").exists(), "a failed publish leaves no database behind");
-    let (code, msg) = error(post(&format!("{base}/v1/database/game"), sluice::demo::GAME_WASM));
-    assert_eq!((code, msg.contains("clear=true")), (409, true), "{msg}");
-    let (code, msg) = error(post(&format!("{base}/v1/database/nope/call/x"), b"[]"));
-    assert_eq!((code, msg.as_str()), (404, "no database named nope"));
-    let (code, msg) = error(post(&format!("{base}/v1/database/game/call/join"), b"[1, 2, 3]"));
-    assert_eq!(code, 400);
-    assert!(msg.contains("argument"), "{msg}");
-    let (code, msg) = error(post(&format!("{base}/v1/database/game/sql"), b"SELECT nope FROM player"));
-    assert_eq!(code, 400);
-    assert!(msg.contains("nope"), "{msg}");
-    let (code, msg) = error(post(&format!("{base}/v1/database/game/sql?as_of=99999999"), b"SELECT 1"));
-    assert_eq!(code, 400);
-    assert!(msg.contains("past the last transaction"), "{msg}");
-    let (code, msg) = error(post(&format!("{base}/v1/database/game/sql?as_of=yesterday"), b"SELECT 1"));
-    assert_eq!(code, 400);
-    assert!(msg.contains("neither an offset nor a time"), "{msg}");
-    // Still serving.
-    let (code, body) = post(&format!("{base}/v1/database/game/sql"), b"SELECT COUNT(*) FROM team");
-    assert_eq!((code, body["rows"][0][0].as_i64()), (200, Some(2)));
+    assert!(refused(me.publish("bad name", wasm, false)).contains("bad database name"));
+    assert!(refused(me.publish("game", wasm, false)).contains("published by the server: nobody may republish"));
+
+    // Ownership: the publisher republishes (keeping the data) and deletes; nobody else may.
+    assert_eq!(me.publish("mine", wasm, false).unwrap()["outcome"], "created");
+    let offset = me.call("mine", "join", &json!(["owner", 1])).unwrap();
+    assert!(refused(other.publish("mine", wasm, false)).contains("only the owner of mine may republish it"));
+    assert_eq!(me.publish("mine", wasm, false).unwrap()["outcome"], "updated");
+    let players = me.sql("mine", "SELECT name FROM player WHERE NOT bot", None).unwrap();
+    assert_eq!(players.rows, vec![vec![sluice_client::Value::Text("owner".into())]], "republishing kept the data");
+    assert!(players.offset >= offset);
+    assert!(refused(other.sql("mine", "SELECT * FROM tick_timer", None)).contains("private"));
+    assert_eq!(me.sql("mine", "SELECT COUNT(*) FROM tick_timer", None).unwrap().rows.len(), 1, "the owner reads it");
+    assert!(refused(other.sql("mine", "SELECT 1", Some("1"))).contains("403"));
+    assert_eq!(me.sql("mine", "SELECT COUNT(*) FROM team", Some("1")).unwrap().offset, 1);
+    assert!(refused(other.delete("mine")).contains("only the owner of mine may delete it (HTTP 403)"));
+    assert_eq!(me.describe("mine").unwrap()["tables"].as_array().unwrap().len(), 5);
+    me.delete("mine").unwrap();
+    assert!(refused(me.describe("mine")).contains("no database named mine (HTTP 404)"));
+    assert!(!data.join("mine").exists(), "deleting removes the files");
+
+    // Bad requests to a live database.
+    assert!(refused(me.call("nope", "x", &json!([]))).contains("404"));
+    assert!(refused(me.call("game", "nope", &json!([]))).contains("nope"));
+    assert!(refused(me.call("game", "join", &json!([1, 2, 3]))).contains("argument"));
+    assert!(refused(me.call("game", "join", &json!(["x", "one"]))).contains("expected an unsigned 64-bit integer"));
+    assert!(refused(me.sql("game", "SELECT nope FROM player", None)).contains("nope"));
+    assert!(refused(me.sql("game", "SELEC 1", None)).contains("syntax error"));
+    let big = vec![b'['; 2 << 20];
+    let m = refused(me.publish("huge", &big, false));
+    assert!(m.contains("413"), "{m}");
+    // Still serving, and counting.
+    assert_eq!(me.sql("game", "SELECT COUNT(*) FROM team", None).unwrap().rows[0][0], sluice_client::Value::Int(2));
+    let metrics = ureq::get(&format!("{base}/metrics")).call().unwrap().into_string().unwrap();
+    assert!(metrics.contains("sluice_transactions_total{database=\"game\"}"), "{metrics}");
+    assert!(metrics.contains("sluice_reducer_calls_total{database=\"game\",outcome=\"failed\"} 3"), "{metrics}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn websocket_errors_leave_the_connection_and_server_serving() {
+    let data = std::env::temp_dir().join(format!("sluice-ws-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let (mut child, base) = common::start_server_with(&data, &["--listen", "127.0.0.1:0", "--max-message-bytes", "65536"]);
+    assert!(refused(connect(&base, Some("nonsense".into()), Encoding::Json).map(|_| ())).contains("401"));
+    for encoding in [Encoding::Json, Encoding::MessagePack] {
+        let mut c = connect(&base, None, encoding).unwrap();
+        assert_eq!(c.identity().len(), 64);
+        // The token names the same identity next time.
+        let again = connect(&base, Some(c.token().to_string()), encoding).unwrap();
+        assert_eq!(again.identity(), c.identity());
+        assert!(refused(c.call("nope", json!([]))).contains("nope"));
+        assert!(refused(c.call("join", json!(["x", "one"]))).contains("expected an unsigned 64-bit integer"));
+        assert!(refused(c.subscribe(&["SELECT nope FROM player"])).contains("nope"));
+        assert!(refused(c.subscribe(&["SELECT * FROM player", "SELECT * FROM tick_timer"])).contains("private"));
+        assert!(c.rows("SELECT * FROM player").is_none(), "a failed subscription subscribes none of its queries");
+        assert!(refused(c.query("SELECT FROM")).contains("syntax error"));
+        // Malformed frames: an Error, and the connection goes on.
+        c.send_raw(Message::Text("not a message".into())).unwrap();
+        c.send_raw(Message::Binary(vec![0xc1, 0x00].into())).unwrap();
+        let call = c.call("join", json!(["me", 1])).unwrap();
+        assert!(call > 0);
+        let errors = c.errors();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors.iter().any(|e| e.contains("malformed message") || e.contains("this connection speaks")), "{errors:?}");
+        let (offset, applied) = c.subscribe(&["SELECT name FROM player WHERE identity = :sender"]).unwrap();
+        assert!(offset >= call);
+        assert_eq!(applied[0].rows, vec![vec![sluice_client::Value::Text("me".into())]]);
+        // An oversized message closes the connection with the reason; the server lives on.
+        c.send(&ClientMessage::OneOffQuery { request_id: 99, sql: "x".repeat(100_000) }).unwrap();
+        assert!(c.wait_until(Duration::from_secs(10), |_, closed| closed.is_some()));
+        assert!(c.closed().unwrap().contains("cannot read the message"), "{:?}", c.closed());
+        assert_eq!(connect(&base, None, encoding).unwrap().query("SELECT COUNT(*) FROM team").unwrap().rows.len(), 1);
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn a_client_too_slow_to_read_is_closed_and_memory_stays_bounded() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let data = std::env::temp_dir().join(format!("sluice-slow-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let (mut child, base) =
+        common::start_server_with(&data, &["--listen", "127.0.0.1:0", "--max-queued-bytes", "4096", "--in-memory"]);
+    // Two thousand more bots: every tick (ten a second) moves them all.
+    Http::new(&base, None).call("game", "spawn_bots", &json!([2000])).unwrap();
+    let url = format!("{}/v1/database/game/subscribe", base.replace("http://", "ws://"));
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert("Sec-WebSocket-Protocol", "sluice.json.v1".parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::tungstenite::connect(request).unwrap();
+    let subscribe = json!({"type": "Subscribe", "request_id": 1, "queries": ["SELECT * FROM position", "SELECT * FROM world"]});
+    ws.send(Message::Text(subscribe.to_string().into())).unwrap();
+    // Read nothing while the tick moves twelve bots ten times a second.
+    std::thread::sleep(Duration::from_secs(5));
+    let mut frames = 0;
+    let reason = loop {
+        match ws.read() {
+            Ok(Message::Close(Some(c))) => break c.reason.to_string(),
+            Ok(_) => frames += 1,
+            Err(e) => break format!("{e}"),
+        }
+    };
+    assert!(reason.contains("too slow"), "closed with {reason:?} after {frames} frames");
+    // The server goes on serving others.
+    let mut c = connect(&base, None, Encoding::Json).unwrap();
+    assert!(c.subscribe(&["SELECT * FROM world"]).is_ok());
     child.kill().unwrap();
     child.wait().unwrap();
     let _ = std::fs::remove_dir_all(&data);
