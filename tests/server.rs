@@ -87,7 +87,8 @@ fn http_errors_ownership_and_metrics() {
 fn websocket_errors_leave_the_connection_and_server_serving() {
     let data = std::env::temp_dir().join(format!("sluice-ws-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
-    let (mut child, base) = common::start_server_with(&data, &["--listen", "127.0.0.1:0", "--max-message-bytes", "65536"]);
+    let (mut child, base) =
+        common::start_server_with(&data, &["--listen", "127.0.0.1:0", "--max-message-bytes", "65536"]);
     assert!(refused(connect(&base, Some("nonsense".into()), Encoding::Json).map(|_| ())).contains("401"));
     for encoding in [Encoding::Json, Encoding::MessagePack] {
         let mut c = connect(&base, None, encoding).unwrap();
@@ -108,7 +109,10 @@ fn websocket_errors_leave_the_connection_and_server_serving() {
         assert!(call > 0);
         let errors = c.errors();
         assert_eq!(errors.len(), 2, "{errors:?}");
-        assert!(errors.iter().any(|e| e.contains("malformed message") || e.contains("this connection speaks")), "{errors:?}");
+        assert!(
+            errors.iter().any(|e| e.contains("malformed message") || e.contains("this connection speaks")),
+            "{errors:?}"
+        );
         let (offset, applied) = c.subscribe(&["SELECT name FROM player WHERE identity = :sender"]).unwrap();
         assert!(offset >= call);
         assert_eq!(applied[0].rows, vec![vec![sluice_client::Value::Text("me".into())]]);
@@ -136,7 +140,8 @@ fn a_client_too_slow_to_read_is_closed_and_memory_stays_bounded() {
     let mut request = url.into_client_request().unwrap();
     request.headers_mut().insert("Sec-WebSocket-Protocol", "sluice.json.v1".parse().unwrap());
     let (mut ws, _) = tokio_tungstenite::tungstenite::connect(request).unwrap();
-    let subscribe = json!({"type": "Subscribe", "request_id": 1, "queries": ["SELECT * FROM position", "SELECT * FROM world"]});
+    let subscribe =
+        json!({"type": "Subscribe", "request_id": 1, "queries": ["SELECT * FROM position", "SELECT * FROM world"]});
     ws.send(Message::Text(subscribe.to_string().into())).unwrap();
     // Read nothing while the tick moves twelve bots ten times a second.
     std::thread::sleep(Duration::from_secs(5));

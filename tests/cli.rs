@@ -1,0 +1,105 @@
+//! The client commands of `sluice` as a user runs them, against a real server process: the
+//! token is made on first use and kept in the config file (so every later command is the
+//! same identity), results print as tables or JSON lines, and errors go to stderr with a
+//! non-zero exit status.
+
+mod common;
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::Output;
+
+struct Cli {
+    server: String,
+    config: std::path::PathBuf,
+}
+
+impl Cli {
+    fn run(&self, args: &[&str]) -> Output {
+        std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(args)
+            .args(["--server", &self.server])
+            .env("SLUICE_CONFIG", &self.config)
+            .output()
+            .unwrap()
+    }
+
+    /// Runs a command that must succeed; its standard output.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs a command that must fail; its standard error.
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(out.stdout.is_empty(), "{args:?}: nothing on stdout");
+        String::from_utf8(out.stderr).unwrap()
+    }
+}
+
+fn json_lines(text: &str) -> Vec<Value> {
+    text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}"))).collect()
+}
+
+#[test]
+fn the_cli_as_a_user_runs_it() {
+    let dir = std::env::temp_dir().join(format!("sluice-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (mut child, server) = common::start_server(&dir.join("data"));
+    let cli = Cli { server, config: dir.join("config.json") };
+
+    assert_eq!(cli.ok(&["list"]).trim(), "game  owner (the server)");
+    let config: Value = serde_json::from_str(&std::fs::read_to_string(&cli.config).unwrap()).unwrap();
+    let identity = config["servers"][&cli.server]["identity"].as_str().unwrap().to_string();
+    assert_eq!(identity.len(), 64, "the first command made an identity and kept its token");
+    let described = cli.ok(&["describe", "game"]);
+    assert!(
+        described.contains("table tick_timer (private)")
+            && described.contains("reducer join(name: string, team_id: u64)")
+    );
+
+    assert!(cli.ok(&["call", "game", "join", "alice", "1"]).starts_with("committed at offset "));
+    // The same identity in a later process: :sender finds alice.
+    let me =
+        json_lines(&cli.ok(&["sql", "game", "SELECT name, team_id FROM player WHERE identity = :sender", "--json"]));
+    assert_eq!(me, vec![serde_json::json!({"name": "alice", "team_id": 1})]);
+    let table = cli.ok(&["sql", "game", "SELECT id, name FROM team ORDER BY id"]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines[..4], [" id | name", "----+------", " 1  | red", " 2  | blue"]);
+    assert!(lines[4].starts_with("(2 rows, as of offset "), "{table}");
+
+    // Subscribe: the rows, then each transaction's changes, a JSON object a line.
+    let lines = json_lines(&cli.ok(&["subscribe", "game", "SELECT * FROM world", "--json", "-n", "2"]));
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    let tick = lines[0]["rows"][0]["tick"].as_u64().unwrap();
+    assert_eq!(lines[1]["deletes"][0]["tick"].as_u64(), Some(tick));
+    assert_eq!(lines[1]["inserts"][0]["tick"].as_u64(), Some(tick + 1));
+    assert_eq!(lines[2]["inserts"][0]["tick"].as_u64(), Some(tick + 2));
+    assert_eq!(lines[2]["reducer"], "tick");
+
+    // Publishing, updating, deleting a database of one's own.
+    let wasm = dir.join("game.wasm");
+    std::fs::write(&wasm, sluice::demo::GAME_WASM).unwrap();
+    let wasm = wasm.to_str().unwrap();
+    assert_eq!(cli.ok(&["publish", "mine", "--wasm", wasm]).trim(), "mine: created");
+    assert_eq!(cli.ok(&["publish", "mine", "--wasm", wasm]).trim(), "mine: updated");
+    assert!(cli.ok(&["list"]).contains(&format!("mine  owner {identity}")));
+    assert!(cli.ok(&["logs", "mine"]).lines().next().unwrap().contains("init"));
+    assert_eq!(cli.ok(&["delete", "mine"]).trim(), "mine: deleted");
+
+    // Errors: stderr, non-zero status.
+    assert!(cli.fails(&["call", "game", "nope"]).contains("nope"));
+    assert!(cli.fails(&["sql", "game", "SELECT * FROM tick_timer"]).contains("private"));
+    assert!(cli.fails(&["sql", "game", "SELECT nope FROM player"]).contains("nope"));
+    assert!(cli.fails(&["delete", "game"]).contains("nobody may delete it"));
+    assert!(cli.fails(&["describe", "mine"]).contains("no database named mine"));
+    let down = Cli { server: "http://127.0.0.1:9".into(), config: cli.config.clone() };
+    assert!(down.fails(&["list"]).contains("cannot connect"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let _ = std::fs::remove_dir_all(Path::new(&dir));
+}
