@@ -32,6 +32,7 @@ fn http_errors_ownership_and_metrics() {
     let anonymous = Http::new(&base, None);
     let (_, token) = anonymous.new_identity().unwrap();
     let (_, other_token) = anonymous.new_identity().unwrap();
+    let me_token = token.clone();
     let (me, other) = (Http::new(&base, Some(token)), Http::new(&base, Some(other_token)));
     let wasm = sluice::demo::GAME_WASM;
 
@@ -57,6 +58,11 @@ fn http_errors_ownership_and_metrics() {
     assert_eq!(me.sql("mine", "SELECT COUNT(*) FROM tick_timer", None).unwrap().rows.len(), 1, "the owner reads it");
     assert!(refused(other.sql("mine", "SELECT 1", Some("1"))).contains("403"));
     assert_eq!(me.sql("mine", "SELECT COUNT(*) FROM team", Some("1")).unwrap().offset, 1);
+    if let Some(bank) = common::build_module("examples/bank") {
+        let m = refused(me.publish("mine", &std::fs::read(bank).unwrap(), false));
+        assert!(m.contains("incompatible schema: table account is new"), "{m}");
+        assert_eq!(me.sql("mine", "SELECT COUNT(*) FROM team", None).unwrap().rows.len(), 1, "still the game");
+    }
     assert!(refused(other.delete("mine")).contains("only the owner of mine may delete it (HTTP 403)"));
     assert_eq!(me.describe("mine").unwrap()["tables"].as_array().unwrap().len(), 5);
     me.delete("mine").unwrap();
@@ -73,7 +79,9 @@ fn http_errors_ownership_and_metrics() {
     let big = vec![b'['; 2 << 20];
     let m = refused(me.publish("huge", &big, false));
     assert!(m.contains("413"), "{m}");
-    // Still serving, and counting.
+    // Still serving (on a new connection: the server drops the one whose body it refused),
+    // and counting.
+    let me = Http::new(&base, Some(me_token));
     assert_eq!(me.sql("game", "SELECT COUNT(*) FROM team", None).unwrap().rows[0][0], sluice_client::Value::Int(2));
     let metrics = ureq::get(&format!("{base}/metrics")).call().unwrap().into_string().unwrap();
     assert!(metrics.contains("sluice_transactions_total{database=\"game\"}"), "{metrics}");

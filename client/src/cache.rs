@@ -127,3 +127,51 @@ impl QueryCache {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::Value;
+    use std::sync::{Arc, Mutex};
+
+    fn row(id: i64, v: &str) -> Row {
+        vec![Value::Int(id), Value::Text(v.into())]
+    }
+
+    /// A cache keyed on column 0 that records its callbacks.
+    fn cache(events: &Arc<Mutex<Vec<String>>>) -> QueryCache {
+        let mut c = QueryCache::new("q".into(), Vec::new(), Some(vec![0]));
+        let (a, b, d) = (Arc::clone(events), Arc::clone(events), Arc::clone(events));
+        c.on_insert.push(Box::new(move |r| a.lock().unwrap().push(format!("+{}", r[1]))));
+        c.on_delete.push(Box::new(move |r| b.lock().unwrap().push(format!("-{}", r[1]))));
+        c.on_update.push(Box::new(move |o, n| d.lock().unwrap().push(format!("{}>{}", o[1], n[1]))));
+        c
+    }
+
+    #[test]
+    fn a_delete_and_insert_of_one_key_is_an_update_and_multiplicities_are_kept() {
+        let events = Arc::default();
+        let mut c = cache(&events);
+        c.apply(vec![row(1, "a"), row(2, "b"), row(2, "b")], vec![]).unwrap();
+        c.apply(vec![row(1, "A"), row(3, "c")], vec![row(1, "a"), row(2, "b")]).unwrap();
+        assert_eq!(*events.lock().unwrap(), ["+a", "+b", "+b", "a>A", "-b", "+c"]);
+        assert_eq!(c.len(), 3);
+        let err = c.apply(vec![], vec![row(9, "z")]).unwrap_err();
+        assert!(err.contains("does not hold"), "{err}");
+    }
+
+    #[test]
+    fn reset_reports_only_what_differs() {
+        let events = Arc::default();
+        let mut c = cache(&events);
+        c.apply(vec![row(1, "a"), row(2, "b")], vec![]).unwrap();
+        events.lock().unwrap().clear();
+        c.reset(vec![row(1, "a"), row(2, "B"), row(4, "d")]);
+        let mut seen = events.lock().unwrap().clone();
+        seen.sort();
+        assert_eq!(seen, ["+d", "b>B"]);
+        let mut rows = c.rows();
+        rows.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        assert_eq!(rows, [row(1, "a"), row(2, "B"), row(4, "d")]);
+    }
+}
