@@ -31,12 +31,10 @@ pub struct ClientSink {
     pub abort: Arc<Mutex<Option<oneshot::Sender<String>>>>,
 }
 
-impl ClientSink {
-    /// Closes the connection with this reason, dropping whatever is still queued.
-    pub fn abort(&self, reason: String) {
-        if let Some(a) = self.abort.lock().expect("abort").take() {
-            let _ = a.send(reason);
-        }
+/// Closes a connection with this reason, dropping whatever is still queued (once).
+pub fn abort(abort: &Mutex<Option<oneshot::Sender<String>>>, reason: String) {
+    if let Some(a) = abort.lock().expect("abort").take() {
+        let _ = a.send(reason);
     }
 }
 
@@ -277,7 +275,7 @@ impl Sessions {
                 "too slow: more than {} bytes of updates waiting to be sent; reconnect to resubscribe",
                 self.max_queued
             );
-            session.sink.abort(reason);
+            abort(&session.sink.abort, reason);
             return;
         }
         session.sink.queued.fetch_add(len, Ordering::Relaxed);

@@ -1,6 +1,6 @@
-//! Server messages as frames. A transaction's update is assembled from per-query pieces, each query's delta encoded once
-//! per encoding and shared by every subscriber, and whole frames shared by every client with
-//! the same set of changed queries.
+//! Server messages as frames. A transaction's update is assembled from per-query pieces: each
+//! query's delta is encoded once per encoding and shared by every subscriber, and whole frames
+//! are shared by every client with the same set of changed queries.
 
 use axum::extract::ws::{Message, Utf8Bytes};
 use bytes::Bytes;

@@ -193,9 +193,8 @@ impl Replies {
         }
     }
 
+    /// Closes the connection with this reason, ahead of anything queued.
     fn close(&self, reason: String) {
-        if let Some(a) = self.abort.lock().expect("abort").take() {
-            let _ = a.send(reason);
-        }
+        crate::sessions::abort(&self.abort, reason);
     }
 }
