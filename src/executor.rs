@@ -9,32 +9,20 @@
 use crate::demo::now_micros;
 use crate::identity::Identity;
 use crate::metrics::Metrics;
-use crate::module_db::{Caller, ModuleDb};
+use crate::module_db::{Caller, ModuleDb, QueryAnswer};
 use crate::sessions::{ClientId, ClientSink, Sessions};
 use anyhow::Result;
 use axum::extract::ws::Message;
 use sluice_client::protocol::{ClientMessage, Encoding};
-use sluice_planner::{DataType, Row};
-use sluice_runtime::CommitMeta;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
-use std::time::Instant;
 use tokio::sync::oneshot;
 
 /// Requests served at most per batch before answering (bounds a reply's wait).
 const BATCH: usize = 1024;
-
-/// A query's answer: column names and types, and rows.
-#[derive(Debug)]
-pub struct QueryAnswer {
-    pub columns: Vec<(String, DataType)>,
-    pub rows: Vec<Row>,
-    /// The offset whose state answered.
-    pub offset: u64,
-}
 
 /// What a database is asked to do.
 pub enum Request {
@@ -104,9 +92,7 @@ impl Executor {
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
     }
-}
 
-impl Executor {
     /// Stops taking requests, serves those queued, closes its clients' connections and shuts
     /// the database down (everything durable, a snapshot taken); later requests are refused.
     pub fn shutdown(&self) {
@@ -148,7 +134,7 @@ fn serve(mut db: ModuleDb, requests: Receiver<Request>, mut sessions: Sessions, 
         };
         for request in first.into_iter().chain(std::iter::from_fn(|| requests.try_recv().ok()).take(BATCH)) {
             metrics.queued.fetch_sub(1, Ordering::Relaxed);
-            run(&mut db, &mut sessions, request, metrics, &mut pending);
+            run(&mut db, &mut sessions, request, &mut pending);
         }
         for (run, deltas) in db.run_scheduled(now_micros()) {
             if let Some(e) = &run.error {
@@ -159,47 +145,28 @@ fn serve(mut db: ModuleDb, requests: Receiver<Request>, mut sessions: Sessions, 
         let last = db.host().datastore().offset();
         let durable = db.wait_durable(last).map_err(|e| format!("{e:#}"));
         for p in pending.drain(..) {
-            match (p, &durable) {
-                (Outbound::Client(client, m), Ok(())) => sessions.deliver(client, m),
-                (Outbound::Call(reply, outcome), Ok(())) => drop(reply.send(outcome)),
-                (Outbound::Sql(reply, outcome), Ok(())) => drop(reply.send(outcome)),
-                (Outbound::Json(reply, outcome), Ok(())) => drop(reply.send(outcome)),
-                (Outbound::Call(reply, _), Err(e)) => drop(reply.send(Err(e.clone()))),
-                (Outbound::Sql(reply, _), Err(e)) => drop(reply.send(Err(e.clone()))),
-                (Outbound::Json(reply, _), Err(e)) => drop(reply.send(Err(e.clone()))),
-                (Outbound::Client(..), Err(_)) => {}
+            match p {
+                Outbound::Client(client, m) if durable.is_ok() => sessions.deliver(client, m),
+                Outbound::Client(..) => {}
+                Outbound::Call(reply, outcome) => drop(reply.send(durable.clone().and(outcome))),
+                Outbound::Sql(reply, outcome) => drop(reply.send(durable.clone().and(outcome))),
+                Outbound::Json(reply, outcome) => drop(reply.send(durable.clone().and(outcome))),
             }
         }
-        metrics.set_sessions(sessions.clients(), sessions.subscriptions());
     }
     if let Err(e) = db.close(now_micros()) {
         eprintln!("shutting down: {e:#}");
     }
 }
 
-fn run(db: &mut ModuleDb, sessions: &mut Sessions, request: Request, metrics: &Metrics, out: &mut Vec<Outbound>) {
+fn run(db: &mut ModuleDb, sessions: &mut Sessions, request: Request, out: &mut Vec<Outbound>) {
     match request {
         Request::Call { reducer, args, caller, reply } => {
-            let meta = CommitMeta { timestamp_micros: now_micros(), caller: caller.to_hex(), ..CommitMeta::default() };
-            let started = Instant::now();
-            let outcome = db.call(&reducer, &args, meta);
-            metrics.reducer_ran(started.elapsed(), outcome.is_ok());
-            let outcome = match outcome {
-                Ok(committed) => {
-                    sessions.fan_out(&committed, out);
-                    Ok(committed.0.offset)
-                }
-                Err(e) => Err(e.to_string()),
-            };
+            let outcome = sessions.call(db, &reducer, &args, caller, out);
             out.push(Outbound::Call(reply, outcome));
         }
         Request::Sql { query, caller, reply } => {
-            let offset = db.host().datastore().offset();
-            let outcome = db
-                .query(&query, &caller)
-                .map(|(plan, rows)| QueryAnswer { columns: plan.columns, rows, offset })
-                .map_err(|e| format!("{e:#}"));
-            out.push(Outbound::Sql(reply, outcome));
+            out.push(Outbound::Sql(reply, db.query(&query, &caller).map_err(|e| format!("{e:#}"))));
         }
         Request::Describe { reply } => {
             let desc = serde_json::to_value(db.host().description()).expect("descriptions are JSON");
@@ -213,14 +180,6 @@ fn run(db: &mut ModuleDb, sessions: &mut Sessions, request: Request, metrics: &M
             sessions.connect(db, client, caller, encoding, sink, out);
         }
         Request::Disconnect { client } => sessions.disconnect(db, client, out),
-        Request::Client { client, message } => {
-            let started = Instant::now();
-            let call = matches!(message, ClientMessage::CallReducer { .. });
-            let before = db.host().datastore().offset();
-            sessions.handle(db, client, message, out);
-            if call {
-                metrics.reducer_ran(started.elapsed(), db.host().datastore().offset() > before);
-            }
-        }
+        Request::Client { client, message } => sessions.handle(db, client, message, out),
     }
 }

@@ -3,7 +3,7 @@
 //! state at a past offset or time (rebuilt from the snapshot before it and the log).
 
 use crate::db::{Database, Outcome};
-use crate::executor::QueryAnswer;
+use crate::module_db::QueryAnswer;
 use anyhow::{bail, Context, Result};
 use sluice_runtime::storage::{self, AsOf};
 use std::path::{Path, PathBuf};

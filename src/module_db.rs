@@ -6,7 +6,7 @@
 use crate::identity::Identity;
 use anyhow::{bail, Context, Result};
 use sluice_ivm::{Engine, QueryDelta, Subscription, SubscriptionId};
-use sluice_planner::{Catalog, Planner, QueryPlan, Row, Value};
+use sluice_planner::{Catalog, DataType, Planner, QueryPlan, Row, Value};
 use sluice_runtime::{
     CommitMeta, Host, HostConfig, Lifecycle, RecoveryReport, ReducerError, ScheduledRun, Storage, StorageConfig,
     TxRecord,
@@ -25,6 +25,15 @@ pub struct ModuleDb {
 
 /// A committed transaction and the deltas it caused.
 pub type Committed = (TxRecord, Vec<QueryDelta>);
+
+/// A query's answer: column names and types, and rows.
+#[derive(Debug)]
+pub struct QueryAnswer {
+    pub columns: Vec<(String, DataType)>,
+    pub rows: Vec<Row>,
+    /// The offset whose state answered.
+    pub offset: u64,
+}
 
 /// Who asks a query: their identity (what `:sender` stands for) and whether they own the
 /// database (only the owner reads private tables).
@@ -112,12 +121,12 @@ impl ModuleDb {
         plan.plan.primary_key(&self.catalog).filter(|key| key.iter().all(|&k| k < plan.columns.len()))
     }
 
-    /// Evaluates a one-off query on the current state: its plan (column names and types) and
-    /// rows, in its ORDER BY order.
-    pub fn query(&mut self, sql: &str, caller: &Caller) -> Result<(QueryPlan, Vec<Row>)> {
+    /// Evaluates a one-off query on the current state: its columns, and its rows in its
+    /// ORDER BY order.
+    pub fn query(&mut self, sql: &str, caller: &Caller) -> Result<QueryAnswer> {
         let plan = self.plan_as(sql, caller)?;
         let rows = self.engine.evaluate(&plan)?;
-        Ok((plan, rows))
+        Ok(QueryAnswer { columns: plan.columns, rows, offset: self.host.datastore().offset() })
     }
 
     fn apply(&mut self, tx: TxRecord) -> Committed {

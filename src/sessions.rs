@@ -16,6 +16,7 @@ use sluice_runtime::{CommitMeta, Lifecycle};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
 
@@ -61,6 +62,8 @@ struct Session {
 pub struct Sessions {
     clients: HashMap<ClientId, Session>,
     watchers: HashMap<QueryId, BTreeSet<ClientId>>,
+    /// Live engine subscriptions over all clients.
+    subscriptions: usize,
     /// Most bytes a client may have waiting before it is closed.
     max_queued: usize,
     metrics: Arc<Metrics>,
@@ -68,16 +71,12 @@ pub struct Sessions {
 
 impl Sessions {
     pub fn new(max_queued: usize, metrics: Arc<Metrics>) -> Sessions {
-        Sessions { clients: HashMap::new(), watchers: HashMap::new(), max_queued, metrics }
+        Sessions { clients: HashMap::new(), watchers: HashMap::new(), subscriptions: 0, max_queued, metrics }
     }
 
-    /// Live subscriptions over all clients.
-    pub fn subscriptions(&self) -> usize {
-        self.clients.values().flat_map(|s| s.subs.values()).map(Vec::len).sum()
-    }
-
-    pub fn clients(&self) -> usize {
-        self.clients.len()
+    /// Shows the counts of clients and subscriptions in the metrics (after they change).
+    fn counted(&self) {
+        self.metrics.set_sessions(self.clients.len(), self.subscriptions);
     }
 
     /// A client connects: the module's `client_connected` reducer runs as the client.
@@ -91,6 +90,7 @@ impl Sessions {
         out: &mut Vec<Outbound>,
     ) {
         self.clients.insert(id, Session { caller, encoding, sink, subs: HashMap::new(), closing: false });
+        self.counted();
         self.lifecycle(db, Lifecycle::ClientConnected, caller.identity, out);
     }
 
@@ -99,17 +99,22 @@ impl Sessions {
         let Some(session) = self.clients.remove(&id) else { return };
         for (query, subs) in session.subs {
             self.unwatch(query, id);
-            for s in subs {
-                drop(db.unsubscribe(s));
-            }
+            self.end(db, subs);
         }
+        self.counted();
         self.lifecycle(db, Lifecycle::ClientDisconnected, session.caller.identity, out);
     }
 
+    /// Ends engine subscriptions.
+    fn end(&mut self, db: &mut ModuleDb, subs: Vec<SubscriptionId>) {
+        self.subscriptions -= subs.len();
+        for s in subs {
+            drop(db.unsubscribe(s));
+        }
+    }
+
     fn lifecycle(&self, db: &mut ModuleDb, role: Lifecycle, who: Identity, out: &mut Vec<Outbound>) {
-        let meta =
-            CommitMeta { timestamp_micros: crate::demo::now_micros(), caller: who.to_hex(), ..CommitMeta::default() };
-        match db.lifecycle(role, meta) {
+        match db.lifecycle(role, meta(who)) {
             Some(Ok(committed)) => self.fan_out(&committed, out),
             Some(Err(e)) => eprintln!("{role:?} reducer failed for {who}: {e}"),
             None => {}
@@ -133,39 +138,50 @@ impl Sessions {
             ClientMessage::Subscribe { request_id, queries } => self.subscribe(db, id, request_id, queries),
             ClientMessage::Unsubscribe { request_id, query_id } => self.unsubscribe(db, id, request_id, query_id),
             ClientMessage::CallReducer { request_id, reducer, args } => {
-                let meta = CommitMeta {
-                    timestamp_micros: crate::demo::now_micros(),
-                    caller: caller.identity.to_hex(),
-                    ..CommitMeta::default()
-                };
-                match db.call(&reducer, &args.to_string(), meta) {
-                    Ok(committed) => {
-                        self.fan_out(&committed, out);
-                        let offset = Some(committed.0.offset);
-                        ServerMessage::ReducerResult { request_id, status: Status::Committed, offset, error: None }
-                    }
+                match self.call(db, &reducer, &args.to_string(), caller.identity, out) {
+                    Ok(offset) => ServerMessage::ReducerResult {
+                        request_id,
+                        status: Status::Committed,
+                        offset: Some(offset),
+                        error: None,
+                    },
                     Err(e) => ServerMessage::ReducerResult {
                         request_id,
                         status: Status::Failed,
                         offset: None,
-                        error: Some(e.to_string()),
+                        error: Some(e),
                     },
                 }
             }
-            ClientMessage::OneOffQuery { request_id, sql } => {
-                let offset = db.host().datastore().offset();
-                match db.query(&sql, &caller) {
-                    Ok((plan, rows)) => ServerMessage::QueryResult {
-                        request_id,
-                        offset,
-                        columns: columns(&plan.columns),
-                        rows: protocol_rows(&rows),
-                    },
-                    Err(e) => ServerMessage::Error { request_id: Some(request_id), error: format!("{e:#}") },
-                }
-            }
+            ClientMessage::OneOffQuery { request_id, sql } => match db.query(&sql, &caller) {
+                Ok(a) => ServerMessage::QueryResult {
+                    request_id,
+                    offset: a.offset,
+                    columns: columns(&a.columns),
+                    rows: protocol_rows(&a.rows),
+                },
+                Err(e) => ServerMessage::Error { request_id: Some(request_id), error: format!("{e:#}") },
+            },
         };
         out.push(Outbound::Client(id, frame(encoding, &reply)));
+    }
+
+    /// Calls a reducer as `caller` (for a WebSocket client or over HTTP): timed, counted,
+    /// and its transaction fanned out; its offset, or why it failed.
+    pub fn call(
+        &self,
+        db: &mut ModuleDb,
+        reducer: &str,
+        args: &str,
+        caller: Identity,
+        out: &mut Vec<Outbound>,
+    ) -> Result<u64, String> {
+        let started = Instant::now();
+        let outcome = db.call(reducer, args, meta(caller));
+        self.metrics.reducer_ran(started.elapsed(), outcome.is_ok());
+        let committed = outcome.map_err(|e| e.to_string())?;
+        self.fan_out(&committed, out);
+        Ok(committed.0.offset)
     }
 
     /// Subscribes a client to every query or, on any error, to none.
@@ -183,19 +199,17 @@ impl Sessions {
             }
         }
         let mut applied = Vec::new();
-        let mut made = Vec::new();
         let mut offset = 0;
         for (sql, plan) in queries.into_iter().zip(&plans) {
             let sub = match db.subscribe_plan(plan) {
                 Ok(s) => s,
                 Err(e) => {
-                    for s in made {
-                        drop(db.unsubscribe(s));
+                    for (_, made, _) in applied {
+                        drop(db.unsubscribe(made));
                     }
                     return refuse(format!("{sql}: {e:#}"));
                 }
             };
-            made.push(sub.id);
             offset = sub.offset;
             applied.push((
                 sub.query,
@@ -209,6 +223,8 @@ impl Sessions {
                 },
             ));
         }
+        self.subscriptions += applied.len();
+        self.counted();
         let session = self.clients.get_mut(&id).expect("connected");
         let mut queries = Vec::new();
         for (query, sub, a) in applied {
@@ -227,9 +243,8 @@ impl Sessions {
                 error: format!("not subscribed to query {query_id}"),
             };
         };
-        for s in subs {
-            drop(db.unsubscribe(s));
-        }
+        self.end(db, subs);
+        self.counted();
         self.unwatch(QueryId(query_id), id);
         ServerMessage::UnsubscribeApplied { request_id, query_id }
     }
@@ -244,7 +259,7 @@ impl Sessions {
         }
         let mut frames = TxFrames::new(tx, deltas);
         let mut per_client: HashMap<ClientId, Vec<QueryId>> = HashMap::new();
-        for q in frames.changed().collect::<Vec<_>>() {
+        for q in frames.changed() {
             for c in self.watchers.get(&q).into_iter().flatten() {
                 per_client.entry(*c).or_default().push(q);
             }
@@ -281,4 +296,9 @@ impl Sessions {
         session.sink.queued.fetch_add(len, Ordering::Relaxed);
         drop(session.sink.sender.send(m));
     }
+}
+
+/// Who ran a transaction, and when.
+fn meta(who: Identity) -> CommitMeta {
+    CommitMeta { timestamp_micros: crate::demo::now_micros(), caller: who.to_hex(), ..CommitMeta::default() }
 }

@@ -114,18 +114,24 @@ impl Client {
         let id = self.next_request;
         self.next_request += 1;
         self.send(&make(id))?;
-        let deadline = Instant::now() + self.config.timeout;
+        let answer = self.wait(self.config.timeout, |state| match state.answers.remove(&id) {
+            Some(answer) => Some(Ok(answer)),
+            None => state.closed.clone().map(|reason| Err(ClientError::Closed(reason))),
+        });
+        answer.unwrap_or(Err(ClientError::Timeout))
+    }
+
+    /// Waits until `ready` gives a value, or the timeout passes.
+    fn wait<T>(&self, timeout: Duration, mut ready: impl FnMut(&mut State) -> Option<T>) -> Option<T> {
+        let deadline = Instant::now() + timeout;
         let mut state = self.lock();
         loop {
-            if let Some(answer) = state.answers.remove(&id) {
-                return Ok(answer);
-            }
-            if let Some(reason) = &state.closed {
-                return Err(ClientError::Closed(reason.clone()));
+            if let Some(done) = ready(&mut state) {
+                return Some(done);
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(ClientError::Timeout);
+                return None;
             }
             state = self.shared.changed.wait_timeout(state, left).expect("client state").0;
         }
@@ -236,18 +242,7 @@ impl Client {
 
     /// Waits until `done` holds of (offset, closed reason), or the timeout passes.
     pub fn wait_until(&self, timeout: Duration, mut done: impl FnMut(u64, Option<&str>) -> bool) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut state = self.lock();
-        loop {
-            if done(state.offset, state.closed.as_deref()) {
-                return true;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            state = self.shared.changed.wait_timeout(state, left).expect("client state").0;
-        }
+        self.wait(timeout, |state| done(state.offset, state.closed.as_deref()).then_some(())).is_some()
     }
 
     /// Connects again as the same identity (retrying until the timeout while the server is
@@ -409,11 +404,7 @@ fn describe_connect_error(e: tokio_tungstenite::tungstenite::Error) -> String {
     match e {
         tokio_tungstenite::tungstenite::Error::Http(response) => {
             let body = response.body().as_deref().map(String::from_utf8_lossy).unwrap_or_default();
-            let reason = serde_json::from_str::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|j| j.get("error").and_then(|e| e.as_str()).map(str::to_string))
-                .unwrap_or_else(|| body.to_string());
-            format!("{}: {reason}", response.status())
+            format!("{}: {}", response.status(), crate::http::reason(&body))
         }
         other => other.to_string(),
     }
@@ -474,17 +465,10 @@ fn apply(shared: &Shared, message: ServerMessage) -> Result<(), String> {
         }
         ServerMessage::Error { request_id: None, error } => state.errors.push(error),
         ServerMessage::IdentityToken { .. } => return Err("a second IdentityToken".into()),
-        answer => {
-            let id = match &answer {
-                ServerMessage::UnsubscribeApplied { request_id, .. }
-                | ServerMessage::ReducerResult { request_id, .. }
-                | ServerMessage::SubscriptionError { request_id, .. }
-                | ServerMessage::QueryResult { request_id, .. }
-                | ServerMessage::Error { request_id: Some(request_id), .. } => *request_id,
-                _ => unreachable!("handled above"),
-            };
-            state.answers.insert(id, answer);
-        }
+        answer => match answer.request_id() {
+            Some(id) => drop(state.answers.insert(id, answer)),
+            None => return Err(format!("an unexpected message: {answer:?}")),
+        },
     }
     shared.changed.notify_all();
     Ok(())

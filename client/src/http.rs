@@ -22,6 +22,12 @@ struct Answer {
     offset: u64,
 }
 
+/// The server's reason in an error answer's body: its `{"error": …}`, else the body itself.
+pub(crate) fn reason(body: &str) -> String {
+    let error = serde_json::from_str::<Json>(body).ok().and_then(|j| j.get("error")?.as_str().map(str::to_string));
+    error.unwrap_or_else(|| body.to_string())
+}
+
 impl Http {
     /// `server` is like `http://127.0.0.1:3000`.
     pub fn new(server: &str, token: Option<String>) -> Http {
@@ -45,11 +51,7 @@ impl Http {
         match sent {
             Ok(response) => response.into_json().map_err(|e| ClientError::Protocol(e.to_string())),
             Err(ureq::Error::Status(code, response)) => {
-                let body = response.into_string().unwrap_or_default();
-                let reason = serde_json::from_str::<Json>(&body)
-                    .ok()
-                    .and_then(|j| j.get("error").and_then(Json::as_str).map(str::to_string))
-                    .unwrap_or(body);
+                let reason = reason(&response.into_string().unwrap_or_default());
                 Err(ClientError::Refused(format!("{reason} (HTTP {code})")))
             }
             Err(e) => Err(ClientError::Connect(e.to_string())),

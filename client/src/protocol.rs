@@ -162,6 +162,21 @@ pub enum ServerMessage {
     },
 }
 
+impl ServerMessage {
+    /// The request this message answers, if it answers one.
+    pub fn request_id(&self) -> Option<u64> {
+        match self {
+            ServerMessage::SubscribeApplied { request_id, .. }
+            | ServerMessage::UnsubscribeApplied { request_id, .. }
+            | ServerMessage::ReducerResult { request_id, .. }
+            | ServerMessage::SubscriptionError { request_id, .. }
+            | ServerMessage::QueryResult { request_id, .. } => Some(*request_id),
+            ServerMessage::Error { request_id, .. } => *request_id,
+            ServerMessage::IdentityToken { .. } | ServerMessage::TransactionUpdate { .. } => None,
+        }
+    }
+}
+
 /// A row: values in column order.
 pub type Row = Vec<Value>;
 

@@ -32,9 +32,10 @@ pub(super) fn bearer(dbs: &Shared, headers: &HeaderMap) -> Result<Option<Identit
 
 /// Who asks of a database: a token's identity, or the anonymous identity (all zeros).
 fn caller(dbs: &Shared, headers: &HeaderMap, db: &Database) -> Result<Caller, Failure> {
-    let identity = bearer(dbs, headers)?;
-    let owner = identity.is_some() && identity == db.owner;
-    Ok(Caller { identity: identity.unwrap_or(Identity([0; 32])), owner })
+    Ok(match bearer(dbs, headers)? {
+        Some(identity) => db.caller(identity),
+        None => Caller { identity: Identity([0; 32]), owner: false },
+    })
 }
 
 /// Refuses anyone but the database's owner.

@@ -10,7 +10,7 @@ mod ws;
 use crate::demo::{now_micros, GAME_WASM};
 use crate::executor::Executor;
 use crate::identity::{Identity, Keys};
-use crate::module_db::ModuleDb;
+use crate::module_db::{Caller, ModuleDb};
 use anyhow::{Context, Result};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -54,6 +54,13 @@ struct Databases {
     keys: Keys,
     live: Mutex<HashMap<String, Database>>,
     next_client: AtomicU64,
+}
+
+impl Database {
+    /// Who asks, as this database sees them.
+    fn caller(&self, identity: Identity) -> Caller {
+        Caller { identity, owner: self.owner == Some(identity) }
+    }
 }
 
 type Shared = Arc<Databases>;

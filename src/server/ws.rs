@@ -58,7 +58,7 @@ pub(super) async fn upgrade(
         (None, Some(token)) => (dbs.keys.verify(&token).map_err(|e| Failure(StatusCode::UNAUTHORIZED, e))?, token),
         (None, None) => dbs.keys.issue(),
     };
-    let caller = Caller { identity, owner: db.owner == Some(identity) };
+    let caller = db.caller(identity);
     let client = dbs.next_client.fetch_add(1, Ordering::Relaxed);
     let limit = dbs.config.max_message_bytes;
     let ws = ws.protocols([JSON_PROTOCOL, MSGPACK_PROTOCOL]).max_message_size(limit).max_frame_size(limit);
