@@ -113,7 +113,10 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         .route("/v1/database/{name}/sql", post(http::sql))
         .route("/v1/database/{name}/log", get(http::log))
         .route("/v1/database/{name}/subscribe", get(ws::upgrade))
-        .layer(axum::extract::DefaultBodyLimit::max(config.max_message_bytes))
+        // Refuses a body whose declared length is past the limit before reading any of it
+        // (and one that turns out longer while being read).
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(config.max_message_bytes))
         .with_state(Arc::clone(&databases));
     let listener = tokio::net::TcpListener::bind(config.listen).await.context("binding the listen address")?;
     let addr = listener.local_addr()?;
