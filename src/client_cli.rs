@@ -5,7 +5,7 @@
 use crate::output::{print_rows, row_json};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value as Json};
-use sluice_client::{Client, Config, Http, Transaction};
+use sluice_client::{Client, Config, Http, SqlResult, Transaction};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -62,10 +62,17 @@ pub fn call(server: &str, name: &str, reducer: &str, args: &[String]) -> Result<
 }
 
 pub fn sql(server: &str, name: &str, query: &str, as_of: Option<&str>, json: bool) -> Result<()> {
-    let answer = http(server)?.sql(name, query, as_of)?;
-    print_rows(&answer.columns, &answer.rows, json);
-    if !json {
-        println!("({} rows, as of offset {})", answer.rows.len(), answer.offset);
+    match http(server)?.sql(name, query, as_of)? {
+        SqlResult::Rows(answer) => {
+            print_rows(&answer.columns, &answer.rows, json);
+            if !json {
+                println!("({} rows, as of offset {})", answer.rows.len(), answer.offset);
+            }
+        }
+        SqlResult::Changed { rows, offset } if json => println!("{}", json!({ "changed": rows, "offset": offset })),
+        SqlResult::Changed { rows, offset } => {
+            println!("{rows} row{} changed (offset {offset})", if rows == 1 { "" } else { "s" })
+        }
     }
     Ok(())
 }

@@ -2,10 +2,10 @@
 //! commit-stream offset, fed to the IVM engine), one-off queries and subscriptions. The slt
 //! runner and the differential tests use it.
 
-use anyhow::{anyhow, bail, Result};
+use crate::dml;
+use anyhow::{bail, Result};
 use sluice_ivm::{Engine, EngineConfig, QueryDelta, Subscription, SubscriptionId, Transaction};
-use sluice_planner::expr::truth;
-use sluice_planner::{parse, Catalog, Dml, Planner, QueryPlan, Row, TableSchema};
+use sluice_planner::{parse, Catalog, Dml, Planner, QueryPlan, Row};
 use sluice_runtime::{CommitMeta, Datastore, TableDef, TxRecord};
 
 /// What a statement did.
@@ -90,88 +90,29 @@ impl Database {
                 Ok(Outcome::Done)
             }
             Dml::CreateIndex { .. } => Ok(Outcome::Done),
-            Dml::Insert { table, rows } => self.commit(&table, rows, Vec::new()),
-            Dml::InsertSelect { table, columns, query } => {
-                let schema = self.schema(&table)?;
-                let mut rows = Vec::new();
-                for r in self.evaluate(&query)? {
-                    let mut vals = vec![sluice_planner::Value::Null; schema.columns.len()];
-                    for (v, &c) in r.values().iter().zip(&columns) {
-                        vals[c] =
-                            sluice_planner::bind::coerce(v.clone(), &schema.columns[c]).map_err(|m| anyhow!(m))?;
-                    }
-                    for (c, v) in schema.columns.iter().zip(&vals) {
-                        if v.is_null() && !c.nullable {
-                            bail!("NULL value in NOT NULL column {}.{}", table, c.name);
-                        }
-                    }
-                    rows.push(Row::new(vals));
-                }
-                self.commit(&table, rows, Vec::new())
-            }
-            Dml::Update { table, assignments, filter } => {
-                let schema = self.schema(&table)?;
-                let mut inserts = Vec::new();
-                let mut deletes = Vec::new();
-                for row in self.store.scan(self.store.table_id(&table)?)? {
-                    if truth(&filter.eval(&row.values())) != Some(true) {
-                        continue;
-                    }
-                    let mut vals = row.values().to_vec();
-                    for (c, e) in &assignments {
-                        vals[*c] = e.eval(&row.values());
-                        if vals[*c].is_null() && !schema.columns[*c].nullable {
-                            bail!("NULL value in NOT NULL column {}.{}", table, schema.columns[*c].name);
-                        }
-                    }
-                    deletes.push(row.clone());
-                    inserts.push(Row::new(vals));
-                }
-                self.commit(&table, inserts, deletes)
-            }
-            Dml::Delete { table, filter } => {
-                let mut deletes = Vec::new();
-                for row in self.store.scan(self.store.table_id(&table)?)? {
-                    if truth(&filter.eval(&row.values())) == Some(true) {
-                        deletes.push(row.clone());
-                    }
-                }
-                self.commit(&table, Vec::new(), deletes)
+            dml => {
+                let engine = &mut self.engine;
+                let changes = dml::changes(&self.store, dml, |q| Ok(engine.evaluate(q)?))?;
+                self.commit(changes)
             }
         }
     }
 
-    fn schema(&self, table: &str) -> Result<TableSchema> {
-        self.catalog.table(table).cloned().ok_or_else(|| anyhow!("unknown table {table}"))
-    }
-
-    /// Applies deletes then inserts to one table as one datastore transaction, so constraints
-    /// hold against the resulting state; on any violation it rolls back and nothing changes.
-    fn commit(&mut self, table: &str, inserts: Vec<Row>, deletes: Vec<Row>) -> Result<Outcome> {
-        let changed = inserts.len().max(deletes.len());
-        if inserts.is_empty() && deletes.is_empty() {
-            return Ok(Outcome::Changed { rows: 0, deltas: Vec::new() });
+    /// Applies a statement's changes as one datastore transaction; on any violation it rolls
+    /// back and nothing changes. A statement that changes no row takes no offset.
+    fn commit(&mut self, changes: dml::Changes) -> Result<Outcome> {
+        let rows = changes.rows();
+        if rows == 0 {
+            return Ok(Outcome::Changed { rows, deltas: Vec::new() });
         }
-        let t = self.store.table_id(table)?;
         self.store.begin()?;
-        let applied = (|| {
-            for r in &deletes {
-                if !self.store.delete(t, r)? {
-                    bail!("internal error: deleting a row that is not there");
-                }
-            }
-            for r in inserts {
-                self.store.insert(t, r.values().to_vec())?;
-            }
-            Ok(())
-        })();
-        if let Err(e) = applied {
+        if let Err(e) = dml::apply(&mut self.store, changes) {
             self.store.rollback()?;
             return Err(e);
         }
         let record = self.store.commit(CommitMeta { reducer: "sql".into(), ..CommitMeta::default() })?;
         let deltas = self.engine.apply(vec![transaction(record)])?;
-        Ok(Outcome::Changed { rows: changed, deltas })
+        Ok(Outcome::Changed { rows, deltas })
     }
 
     /// Evaluates a query from scratch on the current state (never sharing a live dataflow).

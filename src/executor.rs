@@ -9,7 +9,7 @@
 use crate::demo::now_micros;
 use crate::identity::Identity;
 use crate::metrics::Metrics;
-use crate::module_db::{Caller, ModuleDb, QueryAnswer};
+use crate::module_db::{Caller, ModuleDb, SqlOutcome};
 use crate::sessions::{ClientId, ClientSink, Sessions};
 use anyhow::Result;
 use axum::extract::ws::Message;
@@ -28,8 +28,8 @@ const BATCH: usize = 1024;
 pub enum Request {
     /// Call a reducer with JSON arguments; answers the transaction's offset.
     Call { reducer: String, args: String, caller: Identity, reply: oneshot::Sender<Result<u64, String>> },
-    /// A one-off query on the current state.
-    Sql { query: String, caller: Caller, reply: oneshot::Sender<Result<QueryAnswer, String>> },
+    /// A SQL request over HTTP: queries, and the owner's INSERT, UPDATE and DELETE.
+    Sql { query: String, caller: Caller, reply: oneshot::Sender<Result<SqlOutcome, String>> },
     /// A WebSocket client connected (its identity token already sent).
     Connect { client: ClientId, caller: Caller, encoding: Encoding, sink: ClientSink },
     /// A client's request.
@@ -112,7 +112,7 @@ impl Drop for Executor {
 /// Something to send once the transactions before it are durable, in order.
 pub enum Outbound {
     Call(oneshot::Sender<Result<u64, String>>, Result<u64, String>),
-    Sql(oneshot::Sender<Result<QueryAnswer, String>>, Result<QueryAnswer, String>),
+    Sql(oneshot::Sender<Result<SqlOutcome, String>>, Result<SqlOutcome, String>),
     Json(oneshot::Sender<Result<serde_json::Value, String>>, Result<serde_json::Value, String>),
     Client(ClientId, Message),
 }
@@ -166,7 +166,8 @@ fn run(db: &mut ModuleDb, sessions: &mut Sessions, request: Request, out: &mut V
             out.push(Outbound::Call(reply, outcome));
         }
         Request::Sql { query, caller, reply } => {
-            out.push(Outbound::Sql(reply, db.query(&query, &caller).map_err(|e| format!("{e:#}"))));
+            let outcome = sessions.sql(db, &query, caller, out).map_err(|e| format!("{e:#}"));
+            out.push(Outbound::Sql(reply, outcome));
         }
         Request::Describe { reply } => {
             let desc = serde_json::to_value(db.host().description()).expect("descriptions are JSON");

@@ -2,7 +2,7 @@
 //! `sluice log` lists a database's transactions, `sluice sql --as-of` answers a query on the
 //! state at a past offset or time (rebuilt from the snapshot before it and the log).
 
-use crate::db::{Database, Outcome};
+use crate::db::Database;
 use crate::module_db::QueryAnswer;
 use anyhow::{bail, Context, Result};
 use sluice_runtime::storage::{self, AsOf};
@@ -94,6 +94,7 @@ pub fn query_as_of(dir: &Path, query: &str, point: AsOf) -> Result<QueryAnswer> 
     let store = storage::as_of(dir, point)?;
     let offset = store.offset();
     let mut db = Database::load(store, 1)?;
-    let Outcome::Rows { plan, rows } = db.execute(query)? else { bail!("only queries can run on a past state") };
+    let plan = db.plan(query).context("only one SELECT query can run on a past state")?;
+    let rows = db.evaluate(&plan)?;
     Ok(QueryAnswer { columns: plan.columns, rows, offset })
 }

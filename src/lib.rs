@@ -6,6 +6,7 @@ pub mod build;
 pub mod client_cli;
 pub mod db;
 pub mod demo;
+pub mod dml;
 pub mod executor;
 pub mod history;
 pub mod identity;

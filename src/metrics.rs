@@ -1,10 +1,12 @@
 //! Per-database counters, written by the executor thread and read by `GET /metrics` in
 //! Prometheus' text format: transactions, reducer calls and their latency, delta rows sent
-//! to subscriptions, connected clients, live subscriptions and waiting requests.
+//! to subscriptions, connected clients, live subscriptions, waiting requests and the bytes
+//! waiting to be sent to clients.
 
 use crate::module_db::Committed;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Upper bounds of the reducer latency histogram, in seconds.
@@ -22,6 +24,8 @@ pub struct Metrics {
     subscriptions: AtomicUsize,
     /// Requests sent to the executor and not yet taken.
     pub queued: AtomicUsize,
+    /// Bytes queued for WebSocket clients and not yet sent, over all of them.
+    pub send_queued: Arc<AtomicUsize>,
 }
 
 impl Metrics {
@@ -71,6 +75,9 @@ pub fn render(databases: &[(String, &Metrics)]) -> String {
     });
     family("sluice_request_queue_depth", "gauge", "Requests waiting for the database's executor.", &|m| {
         m.queued.load(Ordering::Relaxed).to_string()
+    });
+    family("sluice_send_queue_bytes", "gauge", "Bytes queued for WebSocket clients, not yet sent.", &|m| {
+        m.send_queued.load(Ordering::Relaxed).to_string()
     });
     let _ = writeln!(out, "# HELP sluice_reducer_calls_total Reducer calls by clients, by outcome.");
     let _ = writeln!(out, "# TYPE sluice_reducer_calls_total counter");

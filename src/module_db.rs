@@ -6,7 +6,7 @@
 use crate::identity::Identity;
 use anyhow::{bail, Context, Result};
 use sluice_ivm::{Engine, QueryDelta, Subscription, SubscriptionId};
-use sluice_planner::{Catalog, DataType, Planner, QueryPlan, Row, Value};
+use sluice_planner::{parse, Catalog, DataType, Dml, Planner, QueryPlan, Row, Value};
 use sluice_runtime::{
     CommitMeta, Host, HostConfig, Lifecycle, RecoveryReport, ReducerError, ScheduledRun, Storage, StorageConfig,
     TxRecord,
@@ -14,6 +14,7 @@ use sluice_runtime::{
 use std::path::Path;
 
 use crate::db::{engine_for, transaction};
+use crate::dml;
 
 pub struct ModuleDb {
     host: Host,
@@ -33,6 +34,14 @@ pub struct QueryAnswer {
     pub rows: Vec<Row>,
     /// The offset whose state answered.
     pub offset: u64,
+}
+
+/// What a SQL request did: its last statement's rows, or the rows it changed and the offset
+/// after it.
+#[derive(Debug)]
+pub enum SqlOutcome {
+    Rows(QueryAnswer),
+    Changed { rows: usize, offset: u64 },
 }
 
 /// Who asks a query: their identity (what `:sender` stands for) and whether they own the
@@ -94,8 +103,44 @@ impl ModuleDb {
     /// Plans a query as `caller` asks it: `:sender` is the caller's identity, and a private
     /// table is refused to all but the owner.
     pub fn plan_as(&self, sql: &str, caller: &Caller) -> Result<QueryPlan> {
-        let sender = Value::Bytes(caller.identity.0.to_vec().into());
-        let plan = Planner::new(&self.catalog).with_param("sender", sender).plan_sql(sql)?;
+        let plan = self.planner(caller).plan_sql(sql)?;
+        self.check_readable(&plan, caller)?;
+        Ok(plan)
+    }
+
+    /// Plans each statement of a SQL request as `caller` asks it: queries as `plan_as` does,
+    /// and INSERT, UPDATE and DELETE for the owner only. The module declares the tables, so
+    /// DDL is refused.
+    pub fn plan_statements(&self, sql: &str, caller: &Caller) -> Result<Vec<Dml>> {
+        let stmts = parse(sql)?;
+        if stmts.is_empty() {
+            bail!("empty statement");
+        }
+        let planner = self.planner(caller);
+        let mut planned = Vec::new();
+        for stmt in &stmts {
+            match planner.plan_statement(stmt)? {
+                Dml::Query(plan) => {
+                    self.check_readable(&plan, caller)?;
+                    planned.push(Dml::Query(plan));
+                }
+                dml @ (Dml::Insert { .. } | Dml::InsertSelect { .. } | Dml::Update { .. } | Dml::Delete { .. }) => {
+                    if !caller.owner {
+                        bail!("only the database's owner may run INSERT, UPDATE or DELETE");
+                    }
+                    planned.push(dml);
+                }
+                _ => bail!("the module declares the tables: publish a new module to change them"),
+            }
+        }
+        Ok(planned)
+    }
+
+    fn planner(&self, caller: &Caller) -> Planner<'_> {
+        Planner::new(&self.catalog).with_param("sender", Value::Bytes(caller.identity.0.to_vec().into()))
+    }
+
+    fn check_readable(&self, plan: &QueryPlan, caller: &Caller) -> Result<()> {
         if !caller.owner {
             let defs: Vec<_> = self.host.datastore().defs().collect();
             for table in plan.plan.tables() {
@@ -104,7 +149,7 @@ impl ModuleDb {
                 }
             }
         }
-        Ok(plan)
+        Ok(())
     }
 
     /// Subscribes to a planned query (see `plan_as`).
@@ -125,8 +170,27 @@ impl ModuleDb {
     /// ORDER BY order.
     pub fn query(&mut self, sql: &str, caller: &Caller) -> Result<QueryAnswer> {
         let plan = self.plan_as(sql, caller)?;
+        self.evaluate(plan)
+    }
+
+    /// Evaluates a planned query on the current state.
+    pub fn evaluate(&mut self, plan: QueryPlan) -> Result<QueryAnswer> {
         let rows = self.engine.evaluate(&plan)?;
         Ok(QueryAnswer { columns: plan.columns, rows, offset: self.host.datastore().offset() })
+    }
+
+    /// Runs an INSERT, UPDATE or DELETE (see `plan_statements`) as one transaction, committed
+    /// as `meta`: the rows it changed, and its commit (none when it changes no row).
+    pub fn write(&mut self, dml: Dml, mut meta: CommitMeta) -> Result<(usize, Option<Committed>)> {
+        let engine = &mut self.engine;
+        let changes = dml::changes(self.host.datastore(), dml, |q| Ok(engine.evaluate(q)?))?;
+        let rows = changes.rows();
+        if rows == 0 {
+            return Ok((0, None));
+        }
+        meta.reducer = "sql".into();
+        let tx = self.host.transact(meta, |store| dml::apply(store, changes))?;
+        Ok((rows, Some(self.apply(tx))))
     }
 
     fn apply(&mut self, tx: TxRecord) -> Committed {

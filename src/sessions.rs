@@ -7,11 +7,13 @@
 use crate::executor::Outbound;
 use crate::identity::Identity;
 use crate::metrics::Metrics;
-use crate::module_db::{Caller, Committed, ModuleDb};
+use crate::module_db::{Caller, Committed, ModuleDb, SqlOutcome};
 use crate::wire::{columns, frame, protocol_rows, TxFrames};
+use anyhow::Result;
 use axum::extract::ws::Message;
 use sluice_client::protocol::{AppliedQuery, ClientMessage, Encoding, ServerMessage, Status};
 use sluice_ivm::{QueryId, SubscriptionId};
+use sluice_planner::Dml;
 use sluice_runtime::{CommitMeta, Lifecycle};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -28,8 +30,41 @@ pub type ClientId = u64;
 #[derive(Clone)]
 pub struct ClientSink {
     pub sender: UnboundedSender<Message>,
-    pub queued: Arc<AtomicUsize>,
+    pub queued: Arc<QueuedBytes>,
     pub abort: Arc<Mutex<Option<oneshot::Sender<String>>>>,
+}
+
+/// The bytes waiting in one connection's queue, counted also in its database's total (the
+/// send-queue gauge); whatever is left when the connection is gone leaves the total.
+pub struct QueuedBytes {
+    mine: AtomicUsize,
+    total: Arc<AtomicUsize>,
+}
+
+impl QueuedBytes {
+    pub fn new(total: Arc<AtomicUsize>) -> QueuedBytes {
+        QueuedBytes { mine: AtomicUsize::new(0), total }
+    }
+
+    pub fn get(&self) -> usize {
+        self.mine.load(Ordering::Relaxed)
+    }
+
+    pub fn add(&self, n: usize) {
+        self.mine.fetch_add(n, Ordering::Relaxed);
+        self.total.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn sub(&self, n: usize) {
+        self.mine.fetch_sub(n, Ordering::Relaxed);
+        self.total.fetch_sub(n, Ordering::Relaxed);
+    }
+}
+
+impl Drop for QueuedBytes {
+    fn drop(&mut self) {
+        self.total.fetch_sub(self.get(), Ordering::Relaxed);
+    }
 }
 
 /// Closes a connection with this reason, dropping whatever is still queued (once).
@@ -184,6 +219,27 @@ impl Sessions {
         Ok(committed.0.offset)
     }
 
+    /// Runs a SQL request as `caller` (over HTTP): each statement in order, a query answered
+    /// from the current state and each INSERT, UPDATE or DELETE its own transaction (the
+    /// owner's only), fanned out like a reducer's. The last statement's outcome; the first
+    /// error stops the rest.
+    pub fn sql(&self, db: &mut ModuleDb, sql: &str, caller: Caller, out: &mut Vec<Outbound>) -> Result<SqlOutcome> {
+        let mut last = None;
+        for statement in db.plan_statements(sql, &caller)? {
+            last = Some(match statement {
+                Dml::Query(plan) => SqlOutcome::Rows(db.evaluate(plan)?),
+                dml => {
+                    let (rows, committed) = db.write(dml, meta(caller.identity))?;
+                    if let Some(c) = &committed {
+                        self.fan_out(c, out);
+                    }
+                    SqlOutcome::Changed { rows, offset: db.host().datastore().offset() }
+                }
+            });
+        }
+        Ok(last.expect("plan_statements refuses an empty request"))
+    }
+
     /// Subscribes a client to every query or, on any error, to none.
     fn subscribe(&mut self, db: &mut ModuleDb, id: ClientId, request_id: u64, queries: Vec<String>) -> ServerMessage {
         let caller = self.clients[&id].caller;
@@ -283,7 +339,7 @@ impl Sessions {
             return;
         }
         let len = frame_len(&m);
-        let queued = session.sink.queued.load(Ordering::Relaxed);
+        let queued = session.sink.queued.get();
         if queued + len > self.max_queued {
             session.closing = true;
             let reason = format!(
@@ -293,7 +349,7 @@ impl Sessions {
             abort(&session.sink.abort, reason);
             return;
         }
-        session.sink.queued.fetch_add(len, Ordering::Relaxed);
+        session.sink.queued.add(len);
         drop(session.sink.sender.send(m));
     }
 }

@@ -89,12 +89,27 @@ fn the_cli_as_a_user_runs_it() {
     assert_eq!(cli.ok(&["publish", "mine", "--wasm", wasm]).trim(), "mine: updated");
     assert!(cli.ok(&["list"]).contains(&format!("mine  owner {identity}")));
     assert!(cli.ok(&["logs", "mine"]).lines().next().unwrap().contains("init"));
+    // The owner's INSERT, UPDATE and DELETE, each statement a transaction.
+    let changed = cli.ok(&["sql", "mine", "UPDATE team SET name = 'crimson' WHERE id = 1"]);
+    assert!(changed.starts_with("1 row changed (offset "), "{changed}");
+    let changed = json_lines(&cli.ok(&["sql", "mine", "DELETE FROM team WHERE id = 2", "--json"]));
+    assert_eq!(changed[0]["changed"], 1);
+    let teams = json_lines(&cli.ok(&["sql", "mine", "SELECT * FROM team", "--json"]));
+    assert_eq!(teams, vec![serde_json::json!({"id": 1, "name": "crimson"})]);
+    assert!(cli.ok(&["logs", "mine"]).lines().last().unwrap().contains("sql"));
     assert_eq!(cli.ok(&["delete", "mine"]).trim(), "mine: deleted");
+    // Publishing a module crate builds it first.
+    if common::build_module("examples/game").is_some() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/game");
+        assert_eq!(cli.ok(&["publish", "built", "--path", path.to_str().unwrap()]).trim(), "built: created");
+        assert!(cli.ok(&["describe", "built"]).contains("reducer join(name: string, team_id: u64)"));
+    }
 
     // Errors: stderr, non-zero status.
     assert!(cli.fails(&["call", "game", "nope"]).contains("nope"));
     assert!(cli.fails(&["sql", "game", "SELECT * FROM tick_timer"]).contains("private"));
     assert!(cli.fails(&["sql", "game", "SELECT nope FROM player"]).contains("nope"));
+    assert!(cli.fails(&["sql", "game", "DELETE FROM team"]).contains("only the database's owner"));
     assert!(cli.fails(&["delete", "game"]).contains("nobody may delete it"));
     assert!(cli.fails(&["describe", "mine"]).contains("no database named mine"));
     let down = Cli { server: "http://127.0.0.1:9".into(), config: cli.config.clone() };

@@ -61,17 +61,23 @@ fn http_errors_ownership_and_metrics() {
     let offset = me.call("mine", "join", &json!(["owner", 1])).unwrap();
     assert!(refused(other.publish("mine", wasm, false)).contains("only the owner of mine may republish it"));
     assert_eq!(me.publish("mine", wasm, false).unwrap()["outcome"], "updated");
-    let players = me.sql("mine", "SELECT name FROM player WHERE NOT bot", None).unwrap();
+    let players = me.query("mine", "SELECT name FROM player WHERE NOT bot", None).unwrap();
     assert_eq!(players.rows, vec![vec![sluice_client::Value::Text("owner".into())]], "republishing kept the data");
     assert!(players.offset >= offset);
-    assert!(refused(other.sql("mine", "SELECT * FROM tick_timer", None)).contains("private"));
-    assert_eq!(me.sql("mine", "SELECT COUNT(*) FROM tick_timer", None).unwrap().rows.len(), 1, "the owner reads it");
-    assert!(refused(other.sql("mine", "SELECT 1", Some("1"))).contains("403"));
-    assert_eq!(me.sql("mine", "SELECT COUNT(*) FROM team", Some("1")).unwrap().offset, 1);
+    assert!(refused(other.query("mine", "SELECT * FROM tick_timer", None)).contains("private"));
+    // The log shows others no private row: init's tick_timer row is the owner's to see.
+    let init = |who: &Http| who.logs("mine", 0, 1).unwrap().remove(0);
+    let (mine, theirs) = (init(&me), init(&other));
+    assert_eq!(mine["reducer"], "init");
+    assert_eq!(theirs["rows"].as_u64().unwrap() + 1, mine["rows"].as_u64().unwrap(), "one row is private");
+    assert!(mine.to_string().contains("tick_timer") && !theirs.to_string().contains("tick_timer"), "{theirs}");
+    assert_eq!(me.query("mine", "SELECT COUNT(*) FROM tick_timer", None).unwrap().rows.len(), 1, "the owner reads it");
+    assert!(refused(other.query("mine", "SELECT 1", Some("1"))).contains("403"));
+    assert_eq!(me.query("mine", "SELECT COUNT(*) FROM team", Some("1")).unwrap().offset, 1);
     if let Some(bank) = common::build_module("examples/bank") {
         let m = refused(me.publish("mine", &std::fs::read(bank).unwrap(), false));
         assert!(m.contains("incompatible schema: table account is new"), "{m}");
-        assert_eq!(me.sql("mine", "SELECT COUNT(*) FROM team", None).unwrap().rows.len(), 1, "still the game");
+        assert_eq!(me.query("mine", "SELECT COUNT(*) FROM team", None).unwrap().rows.len(), 1, "still the game");
     }
     assert!(refused(other.delete("mine")).contains("only the owner of mine may delete it (HTTP 403)"));
     assert_eq!(me.describe("mine").unwrap()["tables"].as_array().unwrap().len(), 5);
@@ -84,14 +90,14 @@ fn http_errors_ownership_and_metrics() {
     assert!(refused(me.call("game", "nope", &json!([]))).contains("nope"));
     assert!(refused(me.call("game", "join", &json!([1, 2, 3]))).contains("argument"));
     assert!(refused(me.call("game", "join", &json!(["x", "one"]))).contains("expected an unsigned 64-bit integer"));
-    assert!(refused(me.sql("game", "SELECT nope FROM player", None)).contains("nope"));
-    assert!(refused(me.sql("game", "SELEC 1", None)).contains("syntax error"));
+    assert!(refused(me.query("game", "SELECT nope FROM player", None)).contains("nope"));
+    assert!(refused(me.query("game", "SELEC 1", None)).contains("syntax error"));
     // A body declared past the limit is refused before any of it is read. (A client still
     // writing it may see its connection reset instead, so the request goes by hand.)
     let huge = format!("POST /v1/database/huge HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", 2 << 20);
     assert!(raw_request(&base, &huge).starts_with("HTTP/1.1 413"), "an oversized body is refused");
     // Still serving, and counting.
-    assert_eq!(me.sql("game", "SELECT COUNT(*) FROM team", None).unwrap().rows[0][0], sluice_client::Value::Int(2));
+    assert_eq!(me.query("game", "SELECT COUNT(*) FROM team", None).unwrap().rows[0][0], sluice_client::Value::Int(2));
     let metrics = ureq::get(&format!("{base}/metrics")).call().unwrap().into_string().unwrap();
     assert!(metrics.contains("sluice_transactions_total{database=\"game\"}"), "{metrics}");
     assert!(metrics.contains("sluice_reducer_calls_total{database=\"game\",outcome=\"failed\"} 3"), "{metrics}");
@@ -171,9 +177,101 @@ fn a_client_too_slow_to_read_is_closed_and_memory_stays_bounded() {
         }
     };
     assert!(reason.contains("too slow"), "closed with {reason:?} after {frames} frames");
+    // What was queued for it leaves the send-queue gauge once it is gone.
+    let gauge = "sluice_send_queue_bytes{database=\"game\"} ";
+    let queued = || {
+        let metrics = ureq::get(&format!("{base}/metrics")).call().unwrap().into_string().unwrap();
+        let line = metrics.lines().find(|l| l.starts_with(gauge)).map(str::to_string);
+        line.unwrap_or_else(|| panic!("no {gauge}in {metrics}"))[gauge.len()..].parse::<usize>().unwrap()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while queued() != 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(queued(), 0, "nothing is left queued for a closed client");
     // The server goes on serving others.
     let mut c = connect(&base, None, Encoding::Json).unwrap();
     assert!(c.subscribe(&["SELECT * FROM world"]).is_ok());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// The owner's INSERT, UPDATE and DELETE over `/sql`: each statement is one transaction whose
+/// result is exactly SQLite's for the same statement on the state before it, and subscribers
+/// receive it. Anyone else's DML, DDL, and a statement breaking a constraint are refused and
+/// change nothing.
+#[test]
+fn owner_dml_matches_sqlite() {
+    use sluice_client::SqlResult;
+    let data = std::env::temp_dir().join(format!("sluice-dml-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let (mut child, base) = common::start_server(&data);
+    let anonymous = Http::new(&base, None);
+    let (_, token) = anonymous.new_identity().unwrap();
+    let (_, other_token) = anonymous.new_identity().unwrap();
+    let (me, other) = (Http::new(&base, Some(token.clone())), Http::new(&base, Some(other_token)));
+    me.publish("mine", sluice::demo::GAME_WASM, false).unwrap();
+    me.call("mine", "spawn_bots", &json!([12])).unwrap();
+    let watched = [
+        "SELECT p.name, t.name FROM player p JOIN team t ON p.team_id = t.id",
+        "SELECT team_id, COUNT(*) FROM player GROUP BY team_id",
+    ];
+    let mut config = Config::new(&base, "mine");
+    config.token = Some(token);
+    let mut client = Client::connect(config).unwrap();
+    client.subscribe(&watched).unwrap();
+
+    let host = sluice_runtime::Host::load(sluice::demo::GAME_WASM, sluice_runtime::HostConfig::default()).unwrap();
+    let mirror = common::Mirror::new(host.datastore().defs());
+    let tables = ["team", "player", "position", "world"];
+    let state =
+        |table: &str, at: u64| me.query("mine", &format!("SELECT * FROM {table}"), Some(&at.to_string())).unwrap().rows;
+    let statements = [
+        "INSERT INTO team VALUES (3, 'green')",
+        "UPDATE player SET team_id = 3, name = name || '+' WHERE id % 3 = 0",
+        "INSERT INTO team SELECT id + 10, name || ' reserve' FROM team WHERE id < 3",
+        "DELETE FROM player WHERE id % 4 = 1",
+        "UPDATE player SET score = score / 2 - 7 WHERE NOT bot OR score >= 0",
+        "UPDATE team SET id = id + 1 WHERE id >= 11",
+    ];
+    for sql in statements {
+        let Ok(SqlResult::Changed { rows, offset }) = me.sql("mine", sql, None) else { panic!("{sql} did not run") };
+        // SQLite runs the statement on the state the server's ran on: the one before its offset.
+        for table in tables {
+            mirror.reload(table, &state(table, offset - 1));
+        }
+        assert_eq!(mirror.conn.execute(sql, []).unwrap() as u64, rows, "{sql}: rows changed");
+        for table in tables {
+            let server = common::norm_wire_rows(&state(table, offset));
+            assert_eq!(server, mirror.query(&format!("SELECT * FROM {table}")), "{sql}: table {table}");
+        }
+        // The subscriber's caches hold the statement's effect (the tick changes neither query):
+        // a one-off query's answer comes after every update before it.
+        assert!(client.query("SELECT 1").unwrap().offset >= offset);
+        for q in watched {
+            assert_eq!(common::norm_wire_rows(&client.rows(q).unwrap()), mirror.query(q), "{sql}: {q}");
+        }
+    }
+
+    // Refusals change nothing.
+    let teams = || common::norm_wire_rows(&me.query("mine", "SELECT * FROM team", None).unwrap().rows);
+    let before = teams();
+    assert!(refused(other.sql("mine", "DELETE FROM team", None)).contains("only the database's owner may run INSERT"));
+    assert!(refused(anonymous.sql("mine", "INSERT INTO team VALUES (9, 'x')", None)).contains("owner"));
+    assert!(refused(me.sql("mine", "CREATE TABLE x (a INT)", None)).contains("the module declares the tables"));
+    assert!(refused(me.sql("mine", "INSERT INTO team VALUES (1, 'dup')", None)).contains("duplicate primary key"));
+    assert!(refused(me.sql("mine", "UPDATE team SET name = NULL", None)).contains("NOT NULL"));
+    assert!(refused(me.sql("mine", "DELETE FROM nope", None)).contains("nope"));
+    assert_eq!(teams(), before, "refused statements changed nothing");
+    let Ok(SqlResult::Changed { rows: 0, .. }) = me.sql("mine", "UPDATE team SET name = 'x' WHERE id = 99", None)
+    else {
+        panic!("a statement matching no row changes none")
+    };
+    // Each statement commits on its own: the first of these stays when the second fails.
+    assert!(refused(me.sql("mine", "INSERT INTO team VALUES (20, 'a'); INSERT INTO team VALUES (1, 'b')", None))
+        .contains("duplicate primary key"));
+    assert_eq!(me.query("mine", "SELECT name FROM team WHERE id = 20", None).unwrap().rows.len(), 1);
     child.kill().unwrap();
     child.wait().unwrap();
     let _ = std::fs::remove_dir_all(&data);

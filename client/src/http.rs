@@ -22,6 +22,20 @@ struct Answer {
     offset: u64,
 }
 
+#[derive(Deserialize)]
+struct Changed {
+    changed: u64,
+    offset: u64,
+}
+
+/// What a SQL request did: a query's answer, or the rows its last statement changed and the
+/// offset after it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SqlResult {
+    Rows(QueryAnswer),
+    Changed { rows: u64, offset: u64 },
+}
+
 /// The server's reason in an error answer's body: its `{"error": …}`, else the body itself.
 pub(crate) fn reason(body: &str) -> String {
     let error = serde_json::from_str::<Json>(body).ok().and_then(|j| j.get("error")?.as_str().map(str::to_string));
@@ -96,16 +110,31 @@ impl Http {
         j["offset"].as_u64().ok_or_else(|| ClientError::Protocol(format!("unexpected answer {j}")))
     }
 
-    /// Runs a query (or, as the owner, a DML statement); `as_of` an offset or RFC 3339 time.
-    pub fn sql(&self, name: &str, query: &str, as_of: Option<&str>) -> Result<QueryAnswer, ClientError> {
+    /// Runs SQL: queries, and as the owner INSERT, UPDATE and DELETE (each statement its own
+    /// transaction); the last statement's outcome. `as_of` (an offset or an RFC 3339 time)
+    /// asks a past state, for one query.
+    pub fn sql(&self, name: &str, sql: &str, as_of: Option<&str>) -> Result<SqlResult, ClientError> {
         let mut request = self.request("POST", &format!("/v1/database/{name}/sql"));
         if let Some(point) = as_of {
             request = request.query("as_of", point);
         }
-        let j = self.send(request, Some(query.as_bytes()))?;
-        let a: Answer = serde_json::from_value(j).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let j = self.send(request, Some(sql.as_bytes()))?;
+        let protocol = |e: serde_json::Error| ClientError::Protocol(e.to_string());
+        if j.get("changed").is_some() {
+            let c: Changed = serde_json::from_value(j).map_err(protocol)?;
+            return Ok(SqlResult::Changed { rows: c.changed, offset: c.offset });
+        }
+        let a: Answer = serde_json::from_value(j).map_err(protocol)?;
         let rows = typed_rows(a.rows, &a.columns).map_err(ClientError::Protocol)?;
-        Ok(QueryAnswer { columns: a.columns, rows, offset: a.offset })
+        Ok(SqlResult::Rows(QueryAnswer { columns: a.columns, rows, offset: a.offset }))
+    }
+
+    /// Runs one query (see `sql`): its answer.
+    pub fn query(&self, name: &str, query: &str, as_of: Option<&str>) -> Result<QueryAnswer, ClientError> {
+        match self.sql(name, query, as_of)? {
+            SqlResult::Rows(answer) => Ok(answer),
+            SqlResult::Changed { .. } => Err(ClientError::Protocol("expected a query, not a change".into())),
+        }
     }
 
     /// Transactions after `after`, at most `limit`: offset, time, reducer, caller, arguments.

@@ -11,7 +11,7 @@ pub mod protocol;
 
 pub use cache::QueryCache;
 pub use connection::{Client, Config, Transaction};
-pub use http::Http;
+pub use http::{Http, SqlResult};
 pub use protocol::{ColumnInfo, Encoding, Row, Value};
 
 /// A query's answer: columns, typed rows, and the offset whose state answered.

@@ -345,6 +345,24 @@ impl Host {
         }
     }
 
+    /// Runs `write` on the datastore as one transaction, outside any reducer (the owner's SQL
+    /// DML): committed as `meta` if it succeeds, else rolled back.
+    pub fn transact<E>(
+        &mut self,
+        meta: CommitMeta,
+        write: impl FnOnce(&mut Datastore) -> Result<(), E>,
+    ) -> Result<TxRecord, E> {
+        let ds = &mut self.store.data_mut().ds;
+        ds.begin().expect("no transaction is open between calls");
+        match write(ds) {
+            Ok(()) => Ok(ds.commit(meta).expect("the transaction is open")),
+            Err(e) => {
+                ds.rollback().expect("the transaction is open");
+                Err(e)
+            }
+        }
+    }
+
     /// When the earliest scheduled reducer is due (microseconds since the Unix epoch).
     pub fn next_scheduled(&self) -> Option<u64> {
         let ds = &self.store.data().ds;

@@ -8,7 +8,7 @@ use super::{bad, check_name, internal, Database, Failure, Shared};
 use crate::executor::{Executor, Request};
 use crate::history::{parse_as_of, query_as_of};
 use crate::identity::Identity;
-use crate::module_db::Caller;
+use crate::module_db::{Caller, SqlOutcome};
 use crate::wire::{columns, protocol_rows};
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, Query, State};
@@ -178,22 +178,28 @@ pub(super) async fn sql(
     let db = dbs.get(&name)?;
     let caller = caller(&dbs, &headers, &db)?;
     let query = std::str::from_utf8(&query).map_err(|_| bad("the query must be UTF-8"))?.to_string();
-    let answer = match params.as_of {
+    let outcome = match params.as_of {
         Some(point) => {
             if !caller.owner {
                 return Err(Failure(StatusCode::FORBIDDEN, "only the owner may read past states".into()));
             }
             let point = parse_as_of(&point).map_err(|e| bad(format!("{e:#}")))?;
             let dir = dbs.dir(&name)?;
-            tokio::task::spawn_blocking(move || query_as_of(&dir, &query, point))
+            let answer = tokio::task::spawn_blocking(move || query_as_of(&dir, &query, point))
                 .await
                 .map_err(internal)?
-                .map_err(|e| bad(format!("{e:#}")))?
+                .map_err(|e| bad(format!("{e:#}")))?;
+            SqlOutcome::Rows(answer)
         }
         None => ask(&db.executor, &name, |reply| Request::Sql { query, caller, reply }).await?,
     };
-    let rows = serde_json::to_value(protocol_rows(&answer.rows)).map_err(internal)?;
-    Ok(Json(json!({ "columns": columns(&answer.columns), "rows": rows, "offset": answer.offset })))
+    match outcome {
+        SqlOutcome::Rows(answer) => {
+            let rows = serde_json::to_value(protocol_rows(&answer.rows)).map_err(internal)?;
+            Ok(Json(json!({ "columns": columns(&answer.columns), "rows": rows, "offset": answer.offset })))
+        }
+        SqlOutcome::Changed { rows, offset } => Ok(Json(json!({ "changed": rows, "offset": offset }))),
+    }
 }
 
 #[derive(Deserialize)]
@@ -227,10 +233,9 @@ pub(super) async fn log(
     let records = tokio::task::spawn_blocking(move || {
         let mut out = Vec::new();
         storage::history(&dir, params.after, |r| {
-            let changes: Vec<JsonValue> = r
-                .changes
-                .iter()
-                .filter(|c| !private.contains(&c.table))
+            let visible = || r.changes.iter().filter(|c| !private.contains(&c.table));
+            let rows: usize = visible().map(|c| c.inserts.len() + c.deletes.len()).sum();
+            let changes: Vec<JsonValue> = visible()
                 .map(|c| {
                     json!({
                         "table": c.table,
@@ -245,7 +250,7 @@ pub(super) async fn log(
                 "reducer": r.meta.reducer,
                 "caller": r.meta.caller,
                 "args": r.meta.args,
-                "rows": r.len(),
+                "rows": rows,
                 "changes": changes,
             }));
             out.len() < limit

@@ -9,7 +9,7 @@ use super::http::bearer;
 use super::{Database, Failure, Shared};
 use crate::executor::Request;
 use crate::module_db::Caller;
-use crate::sessions::{frame_len, ClientId, ClientSink};
+use crate::sessions::{frame_len, ClientId, ClientSink, QueuedBytes};
 use crate::wire::frame;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path as UrlPath, Query, State};
@@ -19,7 +19,7 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use sluice_client::protocol::{ClientMessage, Encoding, ServerMessage, JSON_PROTOCOL, MSGPACK_PROTOCOL};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, WeakUnboundedSender};
@@ -80,7 +80,7 @@ async fn serve(socket: WebSocket, db: Database, client: ClientId, caller: Caller
     }
     let (sender, outgoing) = unbounded_channel();
     let (abort, aborted) = oneshot::channel();
-    let queued = Arc::new(AtomicUsize::new(0));
+    let queued = Arc::new(QueuedBytes::new(Arc::clone(&db.executor.metrics().send_queued)));
     let replies = ClientSink { sender, queued: Arc::clone(&queued), abort: Arc::new(Mutex::new(Some(abort))) };
     let connect = replies.clone();
     if !db.executor.send(Request::Connect { client, caller, encoding, sink: connect }) {
@@ -139,7 +139,7 @@ async fn read(mut stream: SplitStream<WebSocket>, db: &Database, client: ClientI
 async fn write(
     mut sink: SplitSink<WebSocket, Message>,
     mut outgoing: UnboundedReceiver<Message>,
-    queued: Arc<AtomicUsize>,
+    queued: Arc<QueuedBytes>,
     mut aborted: oneshot::Receiver<String>,
 ) {
     let reason = loop {
@@ -160,7 +160,7 @@ async fn write(
             reason = &mut aborted => break reason.unwrap_or_default(),
             sent = sink.send(m) => if sent.is_err() { return },
         }
-        queued.fetch_sub(len, Ordering::Relaxed);
+        queued.sub(len);
     };
     // A client too far behind may not be reading at all: give the close a moment, no more.
     let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(close(POLICY, &reason))).await;
@@ -179,7 +179,7 @@ fn close(code: u16, reason: &str) -> Message {
 /// queue and counted against its bound like the executor's.
 struct Replies {
     sender: WeakUnboundedSender<Message>,
-    queued: Arc<AtomicUsize>,
+    queued: Arc<QueuedBytes>,
     abort: Arc<Mutex<Option<oneshot::Sender<String>>>>,
     encoding: Encoding,
 }
@@ -188,7 +188,7 @@ impl Replies {
     fn error(&self, request_id: Option<u64>, error: String) {
         if let Some(s) = self.sender.upgrade() {
             let m = frame(self.encoding, &ServerMessage::Error { request_id, error });
-            self.queued.fetch_add(frame_len(&m), Ordering::Relaxed);
+            self.queued.add(frame_len(&m));
             let _ = s.send(m);
         }
     }

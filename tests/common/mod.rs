@@ -141,6 +141,26 @@ impl Mirror {
         }
     }
 
+    /// Replaces a table's rows with rows a network client received.
+    pub fn reload(&self, table: &str, rows: &[sluice_client::Row]) {
+        use sluice_client::Value as W;
+        self.conn.execute(&format!("DELETE FROM \"{table}\""), []).unwrap();
+        let slots: Vec<String> = (1..=self.columns[table].len()).map(|i| format!("?{i}")).collect();
+        let insert = format!("INSERT INTO \"{table}\" VALUES ({})", slots.join(", "));
+        for row in rows {
+            let params = row.iter().map(|v| match v {
+                W::Null => Sql::Null,
+                W::Bool(b) => Sql::Integer(*b as i64),
+                W::Int(i) => Sql::Integer(*i),
+                W::UInt(u) => Sql::Integer(i64::try_from(*u).expect("test values fit SQLite")),
+                W::Real(r) => Sql::Real(*r),
+                W::Text(s) => Sql::Text(s.clone()),
+                W::Bytes(b) => Sql::Blob(b.clone()),
+            });
+            self.conn.execute(&insert, rusqlite::params_from_iter(params)).unwrap();
+        }
+    }
+
     /// SQLite's answer, sorted.
     pub fn query(&self, sql: &str) -> Vec<Vec<Norm>> {
         let mut stmt = self.conn.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
