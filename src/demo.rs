@@ -15,6 +15,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// The game module, built by `sluice build examples/game`.
 pub const GAME_WASM: &[u8] = include_bytes!("../demo/game.wasm");
 
+/// The bank module, built by `sluice build examples/bank`: `sluice bench transfer`'s workload.
+pub const BANK_WASM: &[u8] = include_bytes!("../demo/bank.wasm");
+
 /// What `sluice demo` subscribes to: a join with an aggregate, and a top-k.
 pub const QUERIES: [&str; 2] = [
     "SELECT t.name, COUNT(*) AS players, SUM(p.score) AS score FROM player p JOIN team t ON p.team_id = t.id \

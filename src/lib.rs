@@ -2,6 +2,7 @@
 //! This crate wires the planner, the IVM engine and the runtime into a database and the
 //! `sluice` command-line tool.
 
+pub mod bench;
 pub mod build;
 pub mod client_cli;
 pub mod db;

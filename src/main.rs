@@ -11,9 +11,10 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(name = "sluice", version, about = "A realtime database that streams exact incremental query results")]
 struct Cli {
-    /// The server the client commands talk to.
-    #[arg(long, global = true, env = "SLUICE_SERVER", default_value = "http://127.0.0.1:3000")]
-    server: String,
+    /// The server the client commands talk to [default: http://127.0.0.1:3000]; `bench`
+    /// starts a server of its own without one.
+    #[arg(long, global = true, env = "SLUICE_SERVER")]
+    server: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -49,6 +50,9 @@ enum Command {
         #[arg(long, value_enum, default_value = "full")]
         durability: DurabilityArg,
     },
+    /// Measure a server end to end (one of its own unless --server is given).
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Start the server: databases from the data directory (recovered) or in memory, served
     /// over HTTP; the demo module is published as `game` when absent.
     Start {
@@ -166,6 +170,40 @@ impl From<DurabilityArg> for Durability {
     }
 }
 
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// The transfer workload over WebSocket connections, with dashboard subscribers.
+    Transfer {
+        /// Accounts seeded (1000 each).
+        #[arg(long, default_value_t = 100_000)]
+        accounts: u64,
+        /// Zipf exponent of the account choice: 0 uniform, 1.5 heavy contention.
+        #[arg(long, default_value_t = 0.0)]
+        alpha: f64,
+        /// Load connections.
+        #[arg(long, default_value_t = 8)]
+        connections: usize,
+        /// Calls each connection keeps in flight.
+        #[arg(long, default_value_t = 64)]
+        pipeline: usize,
+        /// Seconds measured, after a warm-up.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Seconds of load before measuring.
+        #[arg(long, default_value_t = 2.0)]
+        warmup: f64,
+        /// Dashboard clients subscribed to a GROUP BY, a 3-way join and a top-10.
+        #[arg(long, default_value_t = 0)]
+        subscribers: usize,
+        /// The database the bank is published as (replaced).
+        #[arg(long, default_value = "bench")]
+        database: String,
+        /// One JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
@@ -177,7 +215,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
-    let server = cli.server.as_str();
+    let server = cli.server.as_deref().unwrap_or("http://127.0.0.1:3000");
     match cli.command {
         Command::Slt { mode, workers, files } => {
             let (mut passed, mut failed) = (0, 0);
@@ -258,6 +296,28 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Delete { name } => {
             client_cli::delete(server, &name)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(BenchCommand::Transfer {
+            accounts,
+            alpha,
+            connections,
+            pipeline,
+            seconds,
+            warmup,
+            subscribers,
+            database,
+            json,
+        }) => {
+            use sluice::bench::transfer;
+            let options =
+                transfer::Options { accounts, alpha, connections, pipeline, seconds, warmup, subscribers, database };
+            let report = transfer::run(cli.server.as_deref(), options, !json)?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                transfer::print(&report);
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Build { dir } => {

@@ -1,13 +1,14 @@
-//! The demo compiled into the binary (demo/game.wasm) is examples/game as its source stands:
-//! the same description and, call for call, the same commit records. And `sluice demo` runs
-//! it: init, then ticks in real time, with live deltas printed.
+//! The modules compiled into the binary (demo/game.wasm, demo/bank.wasm) are examples/game and
+//! examples/bank as their sources stand: the same description and, call for call, the same
+//! commit records. And `sluice demo` runs the game: init, then ticks in real time, with live
+//! deltas printed.
 //!
-//! Refresh the embedded module with `cargo run -- build examples/game` and copying
+//! Refresh an embedded module with `cargo run -- build examples/game` (or bank) and copying
 //! examples/game/target-wasm/wasm32-unknown-unknown/release/game.wasm to demo/.
 
 mod common;
 
-use sluice::demo::GAME_WASM;
+use sluice::demo::{BANK_WASM, GAME_WASM};
 use sluice_runtime::{CommitMeta, Host, HostConfig, Lifecycle, TxRecord};
 
 /// A scripted session: init, players joining and moving, bots added, ticks.
@@ -36,6 +37,25 @@ fn the_embedded_demo_is_the_game_example_as_built_from_source() {
     let (a, b) = (session(&mut embedded), session(&mut built));
     assert!(a.len() > 50 && a.iter().filter(|tx| tx.meta.reducer == "tick").count() >= 29);
     assert_eq!(a, b, "demo/game.wasm behaves differently from examples/game: rebuild it");
+}
+
+#[test]
+fn the_embedded_bank_is_the_bank_example_as_built_from_source() {
+    let Some(wasm) = common::build_module("examples/bank") else { return };
+    let mut built = Host::load(&std::fs::read(wasm).unwrap(), HostConfig::default()).unwrap();
+    let mut embedded = Host::load(BANK_WASM, HostConfig::default()).expect("the embedded bank loads");
+    assert_eq!(embedded.description(), built.description(), "demo/bank.wasm is stale: rebuild it");
+    let session = |host: &mut Host| -> Vec<TxRecord> {
+        let mut out = vec![host.call("seed_range", "[1, 300]", CommitMeta::default()).unwrap()];
+        for i in 0..50u64 {
+            let args = format!("[{}, {}, {}]", i * 7 % 300 + 1, i * 13 % 300 + 1, i * 31 % 700);
+            out.extend(host.call("transfer", &args, CommitMeta::default()));
+        }
+        out
+    };
+    let (a, b) = (session(&mut embedded), session(&mut built));
+    assert!(a.len() > 40 && a[0].changes.len() == 3, "seeded accounts, branches and regions");
+    assert_eq!(a, b, "demo/bank.wasm behaves differently from examples/bank: rebuild it");
 }
 
 #[test]

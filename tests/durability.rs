@@ -35,8 +35,9 @@ fn tables(db: &ModuleDb) -> Vec<TableState> {
     db.host().datastore().tables_state().into_iter().map(TableState::sorted).collect()
 }
 
+/// The sum of accounts' balances (column 2: id, branch_id, balance).
 fn balance_sum(rows: &[Row]) -> i64 {
-    rows.iter().map(|r| r.get(1).as_i128().unwrap() as i64).sum()
+    rows.iter().map(|r| r.get(2).as_i128().unwrap() as i64).sum()
 }
 
 #[test]

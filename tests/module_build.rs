@@ -41,7 +41,7 @@ fn the_bank_example_keeps_its_books_and_feeds_subscriptions() {
     use rand::{Rng, SeedableRng};
     let Some(mut host) = load("examples/bank") else { return };
     let names: Vec<&str> = host.description().reducers.iter().map(|r| r.name.as_str()).collect();
-    assert_eq!(names, vec!["noop", "open", "seed", "transfer"]);
+    assert_eq!(names, vec!["noop", "open", "seed", "seed_range", "transfer"]);
     let queries = [
         "SELECT SUM(balance), COUNT(*) FROM account",
         "SELECT id, balance FROM account ORDER BY balance DESC, id LIMIT 3",

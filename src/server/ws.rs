@@ -34,6 +34,8 @@ pub(super) struct WsParams {
 const POLICY: u16 = 1008;
 /// Close code for a database going away.
 const GOING_AWAY: u16 = 1001;
+/// Frames written before one flush, at most.
+const WRITE_BATCH: usize = 256;
 
 pub(super) async fn upgrade(
     State(dbs): State<Shared>,
@@ -135,7 +137,9 @@ async fn read(mut stream: SplitStream<WebSocket>, db: &Database, client: ClientI
 }
 
 /// Sends what the executor queues, in order, until it lets go of the connection or aborts
-/// it (then the close reason goes ahead of anything still queued).
+/// it (then the close reason goes ahead of anything still queued). Frames already waiting are
+/// written together and flushed once, so a busy connection costs one write per batch rather
+/// than one per frame.
 async fn write(
     mut sink: SplitSink<WebSocket, Message>,
     mut outgoing: UnboundedReceiver<Message>,
@@ -143,7 +147,7 @@ async fn write(
     mut aborted: oneshot::Receiver<String>,
 ) {
     let reason = loop {
-        let m = tokio::select! {
+        let first = tokio::select! {
             biased;
             reason = &mut aborted => break reason.unwrap_or_default(),
             m = outgoing.recv() => match m {
@@ -154,11 +158,24 @@ async fn write(
                 }
             },
         };
-        let len = frame_len(&m);
+        let mut batch = vec![first];
+        while batch.len() < WRITE_BATCH {
+            match outgoing.try_recv() {
+                Ok(m) => batch.push(m),
+                Err(_) => break,
+            }
+        }
+        let len: usize = batch.iter().map(frame_len).sum();
+        let send = async {
+            for m in batch {
+                sink.feed(m).await?;
+            }
+            sink.flush().await
+        };
         tokio::select! {
             biased;
             reason = &mut aborted => break reason.unwrap_or_default(),
-            sent = sink.send(m) => if sent.is_err() { return },
+            sent = send => if sent.is_err() { return },
         }
         queued.sub(len);
     };

@@ -1,0 +1,49 @@
+//! `sluice bench transfer` as a user runs it: against a given server, whose books it must
+//! leave balanced (every transfer moves money, none makes or loses it) with as many committed
+//! transfers in the log as it reports at least; and with a server of its own, whose CPU and
+//! memory it reports.
+
+mod common;
+
+use serde_json::Value;
+use sluice_client::{Http, Value as Wire};
+
+fn bench(args: &[&str]) -> Value {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["bench", "transfer", "--json", "--seconds", "1", "--warmup", "0.3", "--connections", "2"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn the_transfer_benchmark_measures_a_given_server_and_its_own() {
+    let data = std::env::temp_dir().join(format!("sluice-bench-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let (mut child, base) = common::start_server(&data);
+    let report = bench(&["--server", &base, "--accounts", "3000", "--alpha", "1.5", "--subscribers", "3"]);
+    let committed = report["committed"].as_u64().unwrap();
+    assert!(committed > 100 && report["tps"].as_f64().unwrap() > 0.0, "{report}");
+    assert!(report["reducer_p50_ms"].as_f64() <= report["reducer_p99_ms"].as_f64(), "{report}");
+    assert!(report["delta_updates"].as_u64().unwrap() > 0 && report["delta_p99_ms"].is_number(), "{report}");
+    assert!(report["server_cpu_cores"].is_null(), "a given server's CPU is not the benchmark's to read");
+
+    let http = Http::new(&base, None);
+    let books = http.query("bench", "SELECT COUNT(*), SUM(balance) FROM account", None).unwrap();
+    assert_eq!(books.rows, vec![vec![Wire::Int(3000), Wire::Int(3_000_000)]], "money is neither made nor lost");
+    let transfers = http.query("bench", "SELECT COUNT(*) FROM account WHERE balance <> 1000", None).unwrap();
+    assert!(transfers.rows[0][0] != Wire::Int(0), "transfers changed balances");
+    let logged = http.logs("bench", 0, 1_000_000).unwrap().iter().filter(|t| t["reducer"] == "transfer").count();
+    assert!(logged as u64 >= committed, "{logged} transfers logged, {committed} reported");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let _ = std::fs::remove_dir_all(&data);
+
+    let own = bench(&["--accounts", "1000", "--pipeline", "4"]);
+    assert!(own["committed"].as_u64().unwrap() > 0, "{own}");
+    assert!(own["server_cpu_cores"].as_f64().unwrap() > 0.0, "{own}");
+    assert!(own["server_peak_rss_bytes"].as_u64().unwrap() > 1 << 20, "{own}");
+    assert!(own["delta_p99_ms"].is_null(), "no subscribers, no delta latency");
+}
