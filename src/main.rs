@@ -183,9 +183,12 @@ enum BenchCommand {
         /// Load connections.
         #[arg(long, default_value_t = 8)]
         connections: usize,
-        /// Calls each connection keeps in flight.
-        #[arg(long, default_value_t = 64)]
+        /// Calls each connection keeps in flight, at most.
+        #[arg(long, default_value_t = 128)]
         pipeline: usize,
+        /// Offer this many calls per second in all (default: as many as complete).
+        #[arg(long)]
+        rate: Option<f64>,
         /// Seconds measured, after a warm-up.
         #[arg(long, default_value_t = 10.0)]
         seconds: f64,
@@ -303,6 +306,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             alpha,
             connections,
             pipeline,
+            rate,
             seconds,
             warmup,
             subscribers,
@@ -310,8 +314,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
             json,
         }) => {
             use sluice::bench::transfer;
-            let options =
-                transfer::Options { accounts, alpha, connections, pipeline, seconds, warmup, subscribers, database };
+            let options = transfer::Options {
+                accounts,
+                alpha,
+                connections,
+                pipeline,
+                rate,
+                seconds,
+                warmup,
+                subscribers,
+                database,
+            };
             let report = transfer::run(cli.server.as_deref(), options, !json)?;
             if json {
                 println!("{}", serde_json::to_string(&report)?);

@@ -45,6 +45,8 @@ pub struct Options {
     pub alpha: f64,
     pub connections: usize,
     pub pipeline: usize,
+    /// Calls offered per second over all connections (none: as fast as they complete).
+    pub rate: Option<f64>,
     pub seconds: f64,
     /// Load before measuring starts (not counted).
     pub warmup: f64,
@@ -64,6 +66,8 @@ pub struct Report {
     pub reducer_p50_ms: f64,
     pub reducer_p99_ms: f64,
     pub delta_updates: u64,
+    /// Transaction updates received per second over all subscribers.
+    pub delta_updates_per_s: f64,
     pub delta_p50_ms: Option<f64>,
     pub delta_p99_ms: Option<f64>,
     /// Server CPU over the measured window, in cores (own server only).
@@ -98,6 +102,9 @@ pub fn run(server: Option<&str>, options: Options, progress: bool) -> Result<Rep
     if !seconds(options.seconds) || options.seconds == 0.0 || !seconds(options.warmup) {
         bail!("--seconds must be positive and --warmup 0 or more (both under a million)");
     }
+    if options.rate.is_some_and(|r| !(r.is_finite() && r >= 1.0)) {
+        bail!("--rate must be at least 1 call per second");
+    }
     let target = Target::new(server)?;
     let token = Some(prepare(&target.url, &options)?);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -124,7 +131,9 @@ pub fn run(server: Option<&str>, options: Options, progress: bool) -> Result<Rep
         for i in 0..options.connections {
             let ws = connect(&url, token.as_deref()).await.with_context(|| format!("connection {i}"))?;
             let rng = SmallRng::seed_from_u64(i as u64 + 1);
-            tasks.push(tokio::task::spawn_local(load(ws, options.pipeline, zipf, rng, Rc::clone(&tally))));
+            let interval = options.rate.map(|r| Duration::from_secs_f64(options.connections as f64 / r));
+            let task = load(ws, options.pipeline, interval, zipf, rng, Rc::clone(&tally));
+            tasks.push(tokio::task::spawn_local(task));
         }
         let bar = progress_bar(progress, &options);
         tokio::time::sleep(Duration::from_secs_f64(options.warmup)).await;
@@ -164,6 +173,7 @@ pub fn run(server: Option<&str>, options: Options, progress: bool) -> Result<Rep
         reducer_p50_ms: ms(&t.reducer_micros, 0.5),
         reducer_p99_ms: ms(&t.reducer_micros, 0.99),
         delta_updates: t.delta_updates,
+        delta_updates_per_s: t.delta_updates as f64 / elapsed.as_secs_f64(),
         delta_p50_ms: deltas.then(|| ms(&t.delta_micros, 0.5)),
         delta_p99_ms: deltas.then(|| ms(&t.delta_micros, 0.99)),
         server_cpu_cores: cpu,
@@ -253,14 +263,23 @@ async fn watch(mut ws: Socket, tally: Shared) {
     }
 }
 
-/// Keeps `pipeline` transfers in flight on one connection.
-async fn load(mut ws: Socket, pipeline: usize, zipf: Zipf<f64>, mut rng: SmallRng, tally: Shared) {
+/// Keeps up to `pipeline` transfers in flight on one connection, sending as fast as results
+/// come back or, with an `interval`, one call per interval (an offered load).
+async fn load(
+    mut ws: Socket,
+    pipeline: usize,
+    interval: Option<Duration>,
+    zipf: Zipf<f64>,
+    mut rng: SmallRng,
+    tally: Shared,
+) {
     let mut sent: HashMap<u64, (Instant, bool)> = HashMap::new();
     let mut next_id = 0u64;
+    let mut due = tokio::time::Instant::now();
     let outcome: Result<()> = async {
         loop {
-            // Fill the window: frames are fed, then flushed once.
-            while sent.len() < pipeline {
+            // Send what is due, up to the window: frames are fed, then flushed once.
+            while sent.len() < pipeline && interval.is_none_or(|_| due <= tokio::time::Instant::now()) {
                 let from = zipf.sample(&mut rng) as u64;
                 let mut to = zipf.sample(&mut rng) as u64;
                 while to == from {
@@ -271,9 +290,17 @@ async fn load(mut ws: Socket, pipeline: usize, zipf: Zipf<f64>, mut rng: SmallRn
                 ws.feed(Message::Binary(Encoding::MessagePack.encode(&call).into())).await?;
                 sent.insert(next_id, (Instant::now(), tally.borrow().measuring));
                 next_id += 1;
+                if let Some(every) = interval {
+                    due += every;
+                }
             }
             ws.flush().await?;
-            if let ServerMessage::ReducerResult { request_id, status, .. } = next(&mut ws).await? {
+            let paced = interval.is_some() && sent.len() < pipeline;
+            let message = tokio::select! {
+                m = next(&mut ws) => m?,
+                () = tokio::time::sleep_until(due), if paced => continue,
+            };
+            if let ServerMessage::ReducerResult { request_id, status, .. } = message {
                 let (at, counted) = sent.remove(&request_id).ok_or_else(|| anyhow!("an unknown request id"))?;
                 let mut t = tally.borrow_mut();
                 if counted && t.measuring {
@@ -314,8 +341,14 @@ pub fn print(report: &Report) {
         (
             "workload",
             format!(
-                "{} accounts, alpha {}, {} connections × {} in flight, {} subscribers, {} s",
-                o.accounts, o.alpha, o.connections, o.pipeline, o.subscribers, o.seconds
+                "{} accounts, alpha {}, {} connections × {} in flight{}, {} subscribers, {} s",
+                o.accounts,
+                o.alpha,
+                o.connections,
+                o.pipeline,
+                o.rate.map_or(String::new(), |r| format!(" at {r} calls/s")),
+                o.subscribers,
+                o.seconds
             ),
         ),
         ("committed", format!("{} ({} refused for funds)", report.committed, report.failed)),
@@ -324,7 +357,10 @@ pub fn print(report: &Report) {
         (
             "commit-to-subscriber p50 / p99",
             match (report.delta_p50_ms, report.delta_p99_ms) {
-                (Some(a), Some(b)) => format!("{a:.2} / {b:.2} ms over {} updates", report.delta_updates),
+                (Some(a), Some(b)) => format!(
+                    "{a:.2} / {b:.2} ms over {} updates ({:.0}/s)",
+                    report.delta_updates, report.delta_updates_per_s
+                ),
                 _ => "n/a (no subscribers)".to_string(),
             },
         ),

@@ -13,7 +13,6 @@ pub const REGIONS: u64 = 10;
 pub struct Account {
     #[primary_key]
     pub id: u64,
-    #[index(btree)]
     pub branch_id: u64,
     pub balance: i64,
 }
