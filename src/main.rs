@@ -174,33 +174,8 @@ impl From<DurabilityArg> for Durability {
 enum BenchCommand {
     /// The transfer workload over WebSocket connections, with dashboard subscribers.
     Transfer {
-        /// Accounts seeded (1000 each).
-        #[arg(long, default_value_t = 100_000)]
-        accounts: u64,
-        /// Zipf exponent of the account choice: 0 uniform, 1.5 heavy contention.
-        #[arg(long, default_value_t = 0.0)]
-        alpha: f64,
-        /// Load connections.
-        #[arg(long, default_value_t = 8)]
-        connections: usize,
-        /// Calls each connection keeps in flight, at most.
-        #[arg(long, default_value_t = 128)]
-        pipeline: usize,
-        /// Offer this many calls per second in all (default: as many as complete).
-        #[arg(long)]
-        rate: Option<f64>,
-        /// Seconds measured, after a warm-up.
-        #[arg(long, default_value_t = 10.0)]
-        seconds: f64,
-        /// Seconds of load before measuring.
-        #[arg(long, default_value_t = 2.0)]
-        warmup: f64,
-        /// Dashboard clients subscribed to a GROUP BY, a 3-way join and a top-10.
-        #[arg(long, default_value_t = 0)]
-        subscribers: usize,
-        /// The database the bank is published as (replaced).
-        #[arg(long, default_value = "bench")]
-        database: String,
+        #[command(flatten)]
+        options: sluice::bench::transfer::Options,
         /// One JSON object instead of a table.
         #[arg(long)]
         json: bool,
@@ -301,30 +276,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             client_cli::delete(server, &name)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench(BenchCommand::Transfer {
-            accounts,
-            alpha,
-            connections,
-            pipeline,
-            rate,
-            seconds,
-            warmup,
-            subscribers,
-            database,
-            json,
-        }) => {
+        Command::Bench(BenchCommand::Transfer { options, json }) => {
             use sluice::bench::transfer;
-            let options = transfer::Options {
-                accounts,
-                alpha,
-                connections,
-                pipeline,
-                rate,
-                seconds,
-                warmup,
-                subscribers,
-                database,
-            };
             let report = transfer::run(cli.server.as_deref(), options, !json)?;
             if json {
                 println!("{}", serde_json::to_string(&report)?);

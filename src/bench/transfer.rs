@@ -39,18 +39,34 @@ pub const DASHBOARD: [&str; 3] = [
 const SEED_CHUNK: u64 = 10_000;
 
 /// The workload's settings.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, clap::Args)]
 pub struct Options {
+    /// Accounts seeded (1000 each).
+    #[arg(long, default_value_t = 100_000)]
     pub accounts: u64,
+    /// Zipf exponent of the account choice: 0 uniform, 1.5 heavy contention.
+    #[arg(long, default_value_t = 0.0)]
     pub alpha: f64,
+    /// Load connections.
+    #[arg(long, default_value_t = 8)]
     pub connections: usize,
+    /// Calls each connection keeps in flight, at most.
+    #[arg(long, default_value_t = 128)]
     pub pipeline: usize,
-    /// Calls offered per second over all connections (none: as fast as they complete).
+    /// Offer this many calls per second in all (default: as many as complete).
+    #[arg(long)]
     pub rate: Option<f64>,
+    /// Seconds measured, after the warm-up.
+    #[arg(long, default_value_t = 10.0)]
     pub seconds: f64,
-    /// Load before measuring starts (not counted).
+    /// Seconds of load before measuring (not counted).
+    #[arg(long, default_value_t = 2.0)]
     pub warmup: f64,
+    /// Dashboard clients subscribed to a GROUP BY, a 3-way join and a top-10.
+    #[arg(long, default_value_t = 0)]
     pub subscribers: usize,
+    /// The database the bank is published as (replaced).
+    #[arg(long, default_value = "bench")]
     pub database: String,
 }
 
