@@ -81,10 +81,11 @@ fn the_bank_example_keeps_its_books_and_feeds_subscriptions() {
     }
     assert_eq!(live.rows(0), vec![vec![Norm::Int(20_000), Norm::Int(20)]], "money is neither made nor lost");
     let ds = host.datastore();
+    // Accounts are (id, branch_id, balance).
     let stored: BTreeMap<u64, i64> = ds
         .scan(ds.table_id("account").unwrap())
         .unwrap()
-        .map(|r| match (r.get(0), r.get(1)) {
+        .map(|r| match (r.get(0), r.get(2)) {
             (Value::UInt(id), Value::Int(b)) => (id, b),
             other => panic!("unexpected row {other:?}"),
         })
