@@ -162,10 +162,12 @@ fn the_durable_demo_killed_at_random_moments_keeps_everything_it_acknowledged() 
             .unwrap();
         let stdout = child.stdout.take().unwrap();
         // Read its output on a thread: the offsets it printed (each printed only once durable).
+        let (opened, has_opened) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
             let mut start = None;
             let mut printed = 0u64;
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = opened.send(());
                 if let Some(o) = recovered_offset(&line) {
                     start = Some(o);
                 }
@@ -175,7 +177,14 @@ fn the_durable_demo_killed_at_random_moments_keeps_everything_it_acknowledged() 
             }
             (start, printed)
         });
-        let lifetime = Duration::from_millis(rng.random_range(150..900));
+        // Every fourth run dies while it may still be starting or recovering; the others live
+        // a while after opening the database, however slow the machine is to start them.
+        let lifetime = if cycle % 4 == 3 {
+            Duration::from_millis(rng.random_range(0..150))
+        } else {
+            let _ = has_opened.recv_timeout(Duration::from_secs(30));
+            Duration::from_millis(rng.random_range(150..900))
+        };
         let deadline = Instant::now() + lifetime;
         while Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
