@@ -12,9 +12,9 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sluice::build::build;
-use sluice::db::transaction;
-use sluice_ivm::{Engine, EngineConfig};
-use sluice_planner::{Catalog, Planner};
+use sluice::db::{engine_for, transaction, StoreRows};
+use sluice_ivm::Engine;
+use sluice_planner::Planner;
 use sluice_runtime::{CommitMeta, Durability, Host, HostConfig, LogConfig, Storage, StorageConfig};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -45,27 +45,15 @@ fn durable_bank(durability: Durability, snapshot_every: u64) -> (Host, Storage, 
     (host, storage, dir)
 }
 
-/// An engine holding the bank's accounts with three live subscriptions.
+/// An engine over the bank's tables with three live subscriptions.
 fn engine_with_subscriptions(host: &Host) -> Engine {
-    let mut engine = Engine::new(EngineConfig::default());
-    let mut catalog = Catalog::new();
-    for def in host.datastore().defs() {
-        engine.create_table(&def.schema).unwrap();
-        catalog.add_table(def.schema.clone()).unwrap();
-    }
-    let ds = host.datastore();
-    let rows = ds.scan(ds.table_id("account").unwrap()).unwrap().cloned().collect();
-    let load = sluice_ivm::Transaction {
-        offset: ds.offset(),
-        changes: vec![sluice_ivm::TableChange { table: "account".into(), inserts: rows, deletes: vec![] }],
-    };
-    engine.apply(vec![load]).unwrap();
+    let (mut engine, catalog) = engine_for(host.datastore(), 1).unwrap();
     for q in [
         "SELECT SUM(balance), COUNT(*) FROM account",
         "SELECT id, balance FROM account ORDER BY balance DESC, id LIMIT 10",
         "SELECT COUNT(*) FROM account WHERE balance > 1000",
     ] {
-        engine.subscribe(&Planner::new(&catalog).plan_sql(q).unwrap()).unwrap();
+        engine.subscribe(&Planner::new(&catalog).plan_sql(q).unwrap(), &StoreRows(host.datastore())).unwrap();
     }
     engine
 }

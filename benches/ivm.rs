@@ -9,10 +9,13 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use differential_dataflow::input::InputSession;
 use differential_dataflow::operators::count::CountTotal;
+use differential_dataflow::VecCollection;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use sluice_ivm::{Engine, EngineConfig, TableChange, Transaction};
+use sluice_ivm::{Engine, EngineConfig, TableChange, TableRows, Transaction};
 use sluice_planner::{Catalog, Dml, Planner, Row, Value};
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 use timely::communication::allocator::thread::Thread;
 use timely::communication::Allocator;
@@ -83,9 +86,11 @@ fn row_a(r: &A) -> Row {
     Row::new(vec![int(r.0), int(r.1), Value::Int(r.2), int(r.3)])
 }
 
-/// An engine with tables a, b, c loaded with `n` rows each.
+/// An engine with tables a, b, c of `n` rows each, and the store holding the rows (a
+/// datastore's part: it is kept up to date outside the timed sections).
 struct Sluice {
     engine: Engine,
+    rows: TableRows,
     catalog: Catalog,
     offset: u64,
 }
@@ -94,6 +99,7 @@ impl Sluice {
     fn load(data: &Data) -> Sluice {
         let mut catalog = Catalog::new();
         let mut engine = Engine::new(EngineConfig::default());
+        let mut rows = TableRows::new();
         for ddl in [
             "CREATE TABLE a (id INTEGER PRIMARY KEY, g INTEGER, v INTEGER, b_id INTEGER)",
             "CREATE TABLE b (id INTEGER PRIMARY KEY, c_id INTEGER, w INTEGER)",
@@ -102,9 +108,10 @@ impl Sluice {
             let stmt = &sluice_planner::parse(ddl).unwrap()[0];
             let Dml::CreateTable(s) = Planner::new(&catalog).plan_statement(stmt).unwrap() else { unreachable!() };
             engine.create_table(&s).unwrap();
+            rows.create_table(&s.name, s.primary_key.clone());
             catalog.add_table(s).unwrap();
         }
-        let mut s = Sluice { engine, catalog, offset: 0 };
+        let mut s = Sluice { engine, rows, catalog, offset: 0 };
         let chunk = 100_000u64;
         for start in (0..data.n).step_by(chunk as usize) {
             let ids = start..(start + chunk).min(data.n);
@@ -118,9 +125,21 @@ impl Sluice {
                 TableChange { table: "b".into(), inserts: b, deletes: vec![] },
                 TableChange { table: "c".into(), inserts: c, deletes: vec![] },
             ];
-            s.engine.apply(vec![Transaction { offset: s.offset, changes }]).unwrap();
+            s.apply(vec![Transaction { offset: s.offset, changes }]);
         }
         s
+    }
+
+    /// Applies transactions to the store, then to the engine; returns the engine's time.
+    fn apply(&mut self, txs: Vec<Transaction>) -> Duration {
+        txs.iter().for_each(|tx| self.rows.apply(tx));
+        let t = Instant::now();
+        self.engine.apply(txs).unwrap();
+        t.elapsed()
+    }
+
+    fn subscribe(&mut self, plan: &sluice_planner::QueryPlan) -> sluice_ivm::Subscription {
+        self.engine.subscribe(plan, &self.rows).unwrap()
     }
 
     fn tx(&mut self, updates: &[(A, A)]) -> Transaction {
@@ -137,9 +156,7 @@ impl Sluice {
     fn timed_update(&mut self, data: &mut Data, size: usize) -> Duration {
         let updates = data.updates(size);
         let tx = self.tx(&updates);
-        let t = Instant::now();
-        self.engine.apply(vec![tx]).unwrap();
-        t.elapsed()
+        self.apply(vec![tx])
     }
 
     fn plan(&self, sql: &str) -> sluice_planner::QueryPlan {
@@ -147,12 +164,37 @@ impl Sluice {
     }
 }
 
-/// The six queries hand-written in differential dataflow over typed tuples.
+/// The six queries hand-written in differential dataflow over typed tuples. As a live query
+/// must, it keeps every table's input open (b and c could change at any transaction, so their
+/// inputs advance with a's) and delivers its output updates (collected at the end of the
+/// dataflow and taken after each step).
 struct Handwritten {
     worker: Worker,
     a: InputSession<u64, A, isize>,
+    b: InputSession<u64, (u64, u64, i64), isize>,
+    c: InputSession<u64, (u64, i64), isize>,
     probe: Probe<u64>,
+    /// Takes the output updates collected so far; returns how many there were.
+    take_output: Box<dyn FnMut() -> usize>,
     time: u64,
+}
+
+/// Output updates of a hand-written query, collected as a subscriber's would be.
+type Sink<D> = Rc<RefCell<Vec<(D, u64, isize)>>>;
+
+/// Collects a hand-written query's output into `sink` and probes it.
+fn deliver<'s, D: differential_dataflow::Data>(
+    c: VecCollection<'s, u64, D, isize>,
+    sink: &Sink<D>,
+    probe: &Probe<u64>,
+) {
+    let sink = Rc::clone(sink);
+    c.inspect_batch(move |_, data| sink.borrow_mut().extend_from_slice(data)).probe_with(probe);
+}
+
+/// A `take_output` for a sink.
+fn taker<D: 'static>(sink: Sink<D>) -> Box<dyn FnMut() -> usize> {
+    Box::new(move || std::mem::take(&mut *sink.borrow_mut()).len())
 }
 
 impl Handwritten {
@@ -165,36 +207,46 @@ impl Handwritten {
         let probe = Probe::new();
         let p = probe.clone();
         let query = query.to_string();
-        worker.dataflow::<u64, _, _>(|scope| {
+        let take_output = worker.dataflow::<u64, _, _>(|scope| {
             let a = a.to_collection(scope);
             let b = b.to_collection(scope);
             let c = c.to_collection(scope);
             match query.as_str() {
                 "filter" => {
-                    a.filter(|r| r.2 < 100).map(|r| (r.0, r.2)).probe_with(&p);
+                    let sink = Sink::default();
+                    deliver(a.filter(|r| r.2 < 100).map(|r| (r.0, r.2)), &sink, &p);
+                    taker(sink)
                 }
                 "join2" => {
                     let b = b.map(|r| (r.0, r.2)).arrange_by_key();
-                    a.map(|r| (r.3, (r.0, r.2)))
-                        .arrange_by_key()
-                        .join_core(b, |_, &(id, v), &w| Some((id, v, w)))
-                        .probe_with(&p);
+                    let sink = Sink::default();
+                    let out =
+                        a.map(|r| (r.3, (r.0, r.2))).arrange_by_key().join_core(b, |_, &(id, v), &w| Some((id, v, w)));
+                    deliver(out, &sink, &p);
+                    taker(sink)
                 }
                 "join3" => {
                     let b = b.map(|r| (r.0, r.1)).arrange_by_key();
                     let c = c.map(|r| (r.0, r.1)).arrange_by_key();
-                    a.map(|r| (r.3, (r.0, r.2)))
+                    let out = a
+                        .map(|r| (r.3, (r.0, r.2)))
                         .arrange_by_key()
                         .join_core(b, |_, &(id, v), &c_id| Some((c_id, (id, v))))
                         .arrange_by_key()
-                        .join_core(c, |_, &(id, v), &x| Some((id, v + x)))
-                        .probe_with(&p);
+                        .join_core(c, |_, &(id, v), &x| Some((id, v, x)));
+                    let sink = Sink::default();
+                    deliver(out, &sink, &p);
+                    taker(sink)
                 }
                 "group_sum" => {
-                    a.explode(|r| Some((r.1, r.2 as isize))).count_total().probe_with(&p);
+                    let sink = Sink::default();
+                    deliver(a.explode(|r| Some((r.1, r.2 as isize))).count_total(), &sink, &p);
+                    taker(sink)
                 }
                 "count" => {
-                    a.filter(|r| r.2 < 500).map(|_| ()).count_total().probe_with(&p);
+                    let sink = Sink::default();
+                    deliver(a.filter(|r| r.2 < 500).map(|_| ()).count_total(), &sink, &p);
+                    taker(sink)
                 }
                 "top10" => {
                     // Hierarchical, as a careful hand-written top-k would be: buckets by id bits.
@@ -209,17 +261,22 @@ impl Handwritten {
                             })
                             .map(|(_, x)| x);
                     }
-                    top.probe_with(&p);
+                    let sink = Sink::default();
+                    deliver(top, &sink, &p);
+                    taker(sink)
                 }
                 "pipeline" => {
                     let b = b.map(|r| (r.0, r.1 % 100)).arrange_by_key();
-                    a.filter(|r| r.2 < 500)
+                    let out = a
+                        .filter(|r| r.2 < 500)
                         .map(|r| (r.3, r.2))
                         .arrange_by_key()
                         .join_core(b, |_, &v, &g| Some((g, v)))
                         .explode(|(g, v)| Some((g, v as isize)))
-                        .count_total()
-                        .probe_with(&p);
+                        .count_total();
+                    let sink = Sink::default();
+                    deliver(out, &sink, &p);
+                    taker(sink)
                 }
                 other => panic!("unknown query {other}"),
             }
@@ -231,12 +288,26 @@ impl Handwritten {
             b.insert(data.b(i));
             c.insert(data.c(i));
         }
-        a.advance_to(1);
-        a.flush();
-        drop((b, c));
-        let mut h = Handwritten { worker, a, probe, time: 1 };
+        let mut h = Handwritten { worker, a, b, c, probe, take_output, time: 0 };
+        h.advance();
+        h.flush();
         h.step();
+        (h.take_output)();
         h
+    }
+
+    /// Moves every input to the next timestamp.
+    fn advance(&mut self) {
+        self.time += 1;
+        self.a.advance_to(self.time);
+        self.b.advance_to(self.time);
+        self.c.advance_to(self.time);
+    }
+
+    fn flush(&mut self) {
+        self.a.flush();
+        self.b.flush();
+        self.c.flush();
     }
 
     fn step(&mut self) {
@@ -264,11 +335,11 @@ impl Handwritten {
                 self.a.remove(*o);
                 self.a.insert(*n);
             }
-            self.time += 1;
-            self.a.advance_to(self.time);
+            self.advance();
         }
-        self.a.flush();
+        self.flush();
         self.step();
+        (self.take_output)();
     }
 }
 
@@ -285,7 +356,7 @@ fn per_transaction(c: &mut Criterion) {
         let plan = s.plan(sql);
         let mut group = c.benchmark_group(format!("{name}/{n}"));
         group.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3));
-        let sub = s.engine.subscribe(&plan).unwrap();
+        let sub = s.subscribe(&plan);
         for size in [1usize, 1000] {
             group.bench_function(BenchmarkId::new("sluice", size), |bch| {
                 bch.iter_custom(|iters| (0..iters).map(|_| s.timed_update(&mut data, size)).sum())
@@ -298,11 +369,11 @@ fn per_transaction(c: &mut Criterion) {
                     .map(|_| {
                         let u = data.updates(1);
                         let tx = s.tx(&u);
+                        let applied = s.apply(vec![tx]);
                         let t = Instant::now();
-                        s.engine.apply(vec![tx]).unwrap();
-                        let sub = s.engine.subscribe(&plan).unwrap();
+                        let sub = s.subscribe(&plan);
                         s.engine.unsubscribe(sub.id).unwrap();
-                        t.elapsed()
+                        applied + t.elapsed()
                     })
                     .sum()
             })
@@ -328,7 +399,7 @@ fn throughput(c: &mut Criterion) {
     let mut data = Data::new(n);
     let mut s = Sluice::load(&data);
     let plan = s.plan(PIPELINE);
-    s.engine.subscribe(&plan).unwrap();
+    s.subscribe(&plan);
     let mut group = c.benchmark_group(format!("pipeline/{n}"));
     group.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(5));
     group.throughput(criterion::Throughput::Elements(100 * 2000));
@@ -337,9 +408,7 @@ fn throughput(c: &mut Criterion) {
             (0..iters)
                 .map(|_| {
                     let txs: Vec<Transaction> = (0..100).map(|_| data.updates(1000)).map(|u| s.tx(&u)).collect();
-                    let t = Instant::now();
-                    s.engine.apply(txs).unwrap();
-                    t.elapsed()
+                    s.apply(txs)
                 })
                 .sum()
         })
@@ -380,7 +449,7 @@ fn group_scaling(c: &mut Criterion) {
         ("max_1000_groups", "SELECT g, MAX(v) FROM a GROUP BY g"),
     ] {
         let plan = s.plan(sql);
-        let sub = s.engine.subscribe(&plan).unwrap();
+        let sub = s.subscribe(&plan);
         group.bench_function(name, |bch| {
             bch.iter_custom(|iters| (0..iters).map(|_| s.timed_update(&mut data, 1)).sum())
         });

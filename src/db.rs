@@ -4,7 +4,7 @@
 
 use crate::dml;
 use anyhow::{bail, Result};
-use sluice_ivm::{Engine, EngineConfig, QueryDelta, Subscription, SubscriptionId, Transaction};
+use sluice_ivm::{Engine, EngineConfig, Offset, QueryDelta, Subscription, SubscriptionId, TableSource, Transaction};
 use sluice_planner::{parse, Catalog, Dml, Planner, QueryPlan, Row};
 use sluice_runtime::{CommitMeta, Datastore, TableDef, TxRecord};
 
@@ -92,7 +92,8 @@ impl Database {
             Dml::CreateIndex { .. } => Ok(Outcome::Done),
             dml => {
                 let engine = &mut self.engine;
-                let changes = dml::changes(&self.store, dml, |q| Ok(engine.evaluate(q)?))?;
+                let store = &self.store;
+                let changes = dml::changes(store, dml, |q| Ok(engine.evaluate(q, &StoreRows(store))?))?;
                 self.commit(changes)
             }
         }
@@ -117,12 +118,12 @@ impl Database {
 
     /// Evaluates a query from scratch on the current state (never sharing a live dataflow).
     pub fn evaluate(&mut self, plan: &QueryPlan) -> Result<Vec<Row>> {
-        Ok(self.engine.evaluate(plan)?)
+        Ok(self.engine.evaluate(plan, &StoreRows(&self.store))?)
     }
 
     /// Subscribes to a planned query.
     pub fn subscribe(&mut self, plan: &QueryPlan) -> Result<Subscription> {
-        Ok(self.engine.subscribe(plan)?)
+        Ok(self.engine.subscribe(plan, &StoreRows(&self.store))?)
     }
 
     pub fn unsubscribe(&mut self, id: SubscriptionId) -> Result<()> {
@@ -136,22 +137,32 @@ impl Database {
     }
 }
 
-/// An engine (and its catalog) holding a datastore's tables and current rows: the rows enter
-/// as one transaction at the datastore's offset.
+/// An engine (and its catalog) for a datastore's tables, at the datastore's offset: its
+/// subscriptions read the current rows from the datastore (`StoreRows`).
 pub fn engine_for(store: &Datastore, workers: usize) -> Result<(Engine, Catalog)> {
-    let mut engine = Engine::new(EngineConfig { workers });
+    let mut engine = Engine::at(EngineConfig { workers }, store.offset());
     let mut catalog = Catalog::new();
-    let mut changes = Vec::new();
     for def in store.defs() {
         catalog.add_table(def.schema.clone())?;
         engine.create_table(&def.schema)?;
-        let inserts = store.scan(store.table_id(def.name())?)?.cloned().collect();
-        changes.push(sluice_ivm::TableChange { table: def.name().to_string(), inserts, deletes: Vec::new() });
-    }
-    if store.offset() > 0 {
-        engine.apply(vec![Transaction { offset: store.offset(), changes }])?;
     }
     Ok((engine, catalog))
+}
+
+/// A datastore as the engine's source of tables' rows: the committed state, as long as no
+/// transaction is open (every caller runs queries between transactions).
+pub struct StoreRows<'a>(pub &'a Datastore);
+
+impl TableSource for StoreRows<'_> {
+    fn offset(&self) -> Offset {
+        self.0.offset()
+    }
+
+    fn for_each_row(&self, table: &str, f: &mut dyn FnMut(&Row)) {
+        if let Ok(rows) = self.0.table_id(table).and_then(|t| self.0.scan(t)) {
+            rows.for_each(f);
+        }
+    }
 }
 
 /// The engine's view of a committed transaction.

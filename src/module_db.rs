@@ -13,7 +13,7 @@ use sluice_runtime::{
 };
 use std::path::Path;
 
-use crate::db::{engine_for, transaction};
+use crate::db::{engine_for, transaction, StoreRows};
 use crate::dml;
 
 pub struct ModuleDb {
@@ -97,7 +97,7 @@ impl ModuleDb {
     /// Subscribes to a query; its initial rows are as of the current offset.
     pub fn subscribe(&mut self, sql: &str) -> Result<Subscription> {
         let plan = Planner::new(&self.catalog).plan_sql(sql)?;
-        Ok(self.engine.subscribe(&plan)?)
+        Ok(self.engine.subscribe(&plan, &StoreRows(self.host.datastore()))?)
     }
 
     /// Plans a query as `caller` asks it: `:sender` is the caller's identity, and a private
@@ -154,7 +154,7 @@ impl ModuleDb {
 
     /// Subscribes to a planned query (see `plan_as`).
     pub fn subscribe_plan(&mut self, plan: &QueryPlan) -> Result<Subscription> {
-        Ok(self.engine.subscribe(plan)?)
+        Ok(self.engine.subscribe(plan, &StoreRows(self.host.datastore()))?)
     }
 
     pub fn unsubscribe(&mut self, id: SubscriptionId) -> Result<()> {
@@ -175,7 +175,7 @@ impl ModuleDb {
 
     /// Evaluates a planned query on the current state.
     pub fn evaluate(&mut self, plan: QueryPlan) -> Result<QueryAnswer> {
-        let rows = self.engine.evaluate(&plan)?;
+        let rows = self.engine.evaluate(&plan, &StoreRows(self.host.datastore()))?;
         Ok(QueryAnswer { columns: plan.columns, rows, offset: self.host.datastore().offset() })
     }
 
@@ -183,7 +183,8 @@ impl ModuleDb {
     /// as `meta`: the rows it changed, and its commit (none when it changes no row).
     pub fn write(&mut self, dml: Dml, mut meta: CommitMeta) -> Result<(usize, Option<Committed>)> {
         let engine = &mut self.engine;
-        let changes = dml::changes(self.host.datastore(), dml, |q| Ok(engine.evaluate(q)?))?;
+        let store = self.host.datastore();
+        let changes = dml::changes(store, dml, |q| Ok(engine.evaluate(q, &StoreRows(store))?))?;
         let rows = changes.rows();
         if rows == 0 {
             return Ok((0, None));

@@ -1,8 +1,11 @@
 //! The engine: tables, committed transactions in, subscriptions with initial rows and exact
 //! per-offset deltas out. Drives one timely worker in the caller's thread, or N worker
-//! threads that each receive every command (and only worker 0 feeds input rows).
+//! threads that each receive every command (and only worker 0 feeds input rows). It keeps no
+//! copy of the tables: a new subscription reads the rows it needs from the caller's
+//! `TableSource`.
 
 use crate::delta::{consolidate, split, Diff, Offset, QueryDelta, QueryId, Transaction};
+use crate::source::{Loaded, NoRows, TableSource};
 use crate::topk::compare;
 use crate::worker::{Command, Reply, WorkerState};
 use sluice_planner::{QueryPlan, Row, SortKey, TableSchema};
@@ -42,6 +45,8 @@ pub enum EngineError {
     RowArity { table: String, got: usize, expected: usize },
     #[error("unknown subscription {0}")]
     UnknownSubscription(u64),
+    #[error("the rows given are as of offset {rows}, the engine is at offset {engine}")]
+    SourceOffset { rows: Offset, engine: Offset },
 }
 
 /// A subscription's identity (several may share one query).
@@ -71,14 +76,23 @@ enum Driver {
 }
 
 impl Driver {
-    /// Runs a command on every worker; merges their replies.
-    fn run(&mut self, cmd: Command) -> Reply {
+    /// Runs a command on every worker, a new query reading rows from `source`; merges their
+    /// replies.
+    fn run(&mut self, cmd: Command, source: &dyn TableSource) -> Reply {
         match self {
             Driver::Local(b) => {
                 let (worker, state) = &mut **b;
-                state.handle(worker, cmd)
+                state.handle(worker, cmd, source)
             }
             Driver::Threads { senders, replies, .. } => {
+                // The threads cannot borrow the source: they get a copy of the tables read.
+                let cmd = match cmd {
+                    Command::AddQuery(q, plan, None) => {
+                        let loaded = Loaded::copy(source, &plan.tables());
+                        Command::AddQuery(q, plan, Some(Arc::new(loaded)))
+                    }
+                    cmd => cmd,
+                };
                 for s in senders.iter() {
                     s.send(cmd.clone()).expect("engine worker alive");
                 }
@@ -122,17 +136,23 @@ pub struct Engine {
 impl Engine {
     /// An engine at offset 0 (empty state).
     pub fn new(config: EngineConfig) -> Engine {
+        Engine::at(config, 0)
+    }
+
+    /// An engine whose next transaction follows `offset`: for tables whose rows up to
+    /// `offset` are in the store subscriptions will read them from (a recovered database).
+    pub fn at(config: EngineConfig, offset: Offset) -> Engine {
         let driver = if config.workers <= 1 {
             let alloc = Allocator::Thread(Thread::default());
             let worker = Worker::new(WorkerConfig::default(), alloc, Some(std::time::Instant::now()));
-            Driver::Local(Box::new((worker, WorkerState::new(0))))
+            Driver::Local(Box::new((worker, WorkerState::new(offset))))
         } else {
-            spawn_workers(config.workers)
+            spawn_workers(config.workers, offset)
         };
         Engine {
             driver,
             tables: BTreeMap::new(),
-            offset: 0,
+            offset,
             queries: HashMap::new(),
             by_plan: HashMap::new(),
             subscriptions: HashMap::new(),
@@ -152,7 +172,7 @@ impl Engine {
             return Err(EngineError::TableExists(schema.name.clone()));
         }
         self.tables.insert(schema.name.clone(), schema.clone());
-        self.driver.run(Command::CreateTable(schema.name.clone(), schema.primary_key.clone()));
+        self.driver.run(Command::CreateTable(schema.name.clone()), &NoRows);
         Ok(())
     }
 
@@ -165,7 +185,7 @@ impl Engine {
             return Err(EngineError::TableInUse(name.to_string()));
         }
         self.tables.remove(name);
-        self.driver.run(Command::DropTable(name.to_string()));
+        self.driver.run(Command::DropTable(name.to_string()), &NoRows);
         Ok(())
     }
 
@@ -190,18 +210,19 @@ impl Engine {
             return Ok(Vec::new());
         }
         self.offset = current;
-        let reply = self.driver.run(Command::Apply(Arc::new(txs)));
+        let reply = self.driver.run(Command::Apply(Arc::new(txs)), &NoRows);
         Ok(self.absorb(reply.outputs))
     }
 
-    /// Subscribes to a planned query; identical plans share one dataflow.
-    pub fn subscribe(&mut self, plan: &QueryPlan) -> Result<Subscription, EngineError> {
+    /// Subscribes to a planned query; identical plans share one dataflow. A new dataflow
+    /// reads the rows it needs from `source`, which must be as of the engine's offset.
+    pub fn subscribe(&mut self, plan: &QueryPlan, source: &dyn TableSource) -> Result<Subscription, EngineError> {
         self.check_tables(plan)?;
         let shape = (plan.plan.clone(), plan.columns.len());
         let query = match self.by_plan.get(&shape) {
             Some(q) => *q,
             None => {
-                let (q, result) = self.build(plan);
+                let (q, result) = self.build(plan, source)?;
                 self.queries.insert(q, QueryState { plan: plan.clone(), result, subscribers: 0 });
                 self.by_plan.insert(shape, q);
                 q
@@ -215,12 +236,13 @@ impl Engine {
         Ok(Subscription { id, query, offset: self.offset, initial: current_rows(state, &plan.order_by) })
     }
 
-    /// Evaluates a query from scratch on the current state: a dataflow of its own, never
-    /// shared with a live subscription, dropped once its rows are read.
-    pub fn evaluate(&mut self, plan: &QueryPlan) -> Result<Vec<Row>, EngineError> {
+    /// Evaluates a query from scratch on the current state, read from `source` (as of the
+    /// engine's offset): a dataflow of its own, never shared with a live subscription,
+    /// dropped once its rows are read.
+    pub fn evaluate(&mut self, plan: &QueryPlan, source: &dyn TableSource) -> Result<Vec<Row>, EngineError> {
         self.check_tables(plan)?;
-        let (q, result) = self.build(plan);
-        self.driver.run(Command::DropQuery(q));
+        let (q, result) = self.build(plan, source)?;
+        self.driver.run(Command::DropQuery(q), &NoRows);
         Ok(current_rows(&QueryState { plan: plan.clone(), result, subscribers: 0 }, &plan.order_by))
     }
 
@@ -231,18 +253,26 @@ impl Engine {
         }
     }
 
-    /// Builds a query's dataflow; returns its id and its rows as of the current offset.
-    fn build(&mut self, plan: &QueryPlan) -> (QueryId, HashMap<Row, Diff>) {
+    /// Builds a query's dataflow over `source`'s rows; returns its id and its rows as of the
+    /// current offset.
+    fn build(
+        &mut self,
+        plan: &QueryPlan,
+        source: &dyn TableSource,
+    ) -> Result<(QueryId, HashMap<Row, Diff>), EngineError> {
+        if source.offset() != self.offset {
+            return Err(EngineError::SourceOffset { rows: source.offset(), engine: self.offset });
+        }
         let q = QueryId(self.next_query);
         self.next_query += 1;
-        let reply = self.driver.run(Command::AddQuery(q, Arc::new(plan.plan.clone())));
+        let reply = self.driver.run(Command::AddQuery(q, Arc::new(plan.plan.clone()), None), source);
         let mut updates: Vec<(Row, Diff)> = Vec::new();
         for (id, out) in reply.outputs {
             debug_assert_eq!(id, q, "only the new query has output");
             updates.extend(out.into_iter().map(|(r, _, d)| (r, d)));
         }
         consolidate(&mut updates);
-        (q, updates.into_iter().collect())
+        Ok((q, updates.into_iter().collect()))
     }
 
     /// Ends a subscription; the query's dataflow is dropped with its last subscriber.
@@ -253,7 +283,7 @@ impl Engine {
         if state.subscribers == 0 {
             let state = self.queries.remove(&query).expect("query exists");
             self.by_plan.remove(&(state.plan.plan, state.plan.columns.len()));
-            self.driver.run(Command::DropQuery(query));
+            self.driver.run(Command::DropQuery(query), &NoRows);
         }
         Ok(())
     }
@@ -264,11 +294,11 @@ impl Engine {
         Ok(current_rows(&self.queries[q], order))
     }
 
-    /// Base-table state held: distinct rows of every table plus the update records of its
-    /// shared arrangements by key. With compaction this follows the current state, not the
-    /// history of changes.
+    /// Base-table state held: the update records of the shared arrangements by key (the
+    /// tables' rows themselves stay in the caller's store). With compaction this follows the
+    /// current state, not the history of changes.
     pub fn base_arrangement_records(&mut self) -> usize {
-        self.driver.run(Command::Stats).base_records
+        self.driver.run(Command::Stats, &NoRows).base_records
     }
 
     /// Number of distinct query dataflows.
@@ -334,8 +364,8 @@ fn current_rows(state: &QueryState, order: &[SortKey]) -> Vec<Row> {
     rows
 }
 
-/// Starts `n` timely worker threads, each running every command it receives.
-fn spawn_workers(n: usize) -> Driver {
+/// Starts `n` timely worker threads at `offset`, each running every command it receives.
+fn spawn_workers(n: usize, offset: Offset) -> Driver {
     let (reply_tx, replies) = channel::<Reply>();
     let mut senders = Vec::new();
     let mut receivers = Vec::new();
@@ -350,9 +380,10 @@ fn spawn_workers(n: usize) -> Driver {
         let guards = timely::execute(timely::Config::process(n), move |worker| {
             let rx = receivers[worker.index()].lock().expect("lock").take().expect("one receiver per worker");
             let reply = reply_tx.lock().expect("lock").clone();
-            let mut state = WorkerState::new(0);
+            let mut state = WorkerState::new(offset);
             while let Ok(cmd) = rx.recv() {
-                let out = state.handle(worker, cmd);
+                // A new query's rows come with it (`Driver::run`).
+                let out = state.handle(worker, cmd, &NoRows);
                 if reply.send(out).is_err() {
                     break;
                 }

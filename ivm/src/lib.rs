@@ -7,8 +7,10 @@ mod delta;
 mod engine;
 mod render;
 mod rows;
+mod source;
 mod topk;
 mod worker;
 
 pub use delta::{consolidate, Diff, Offset, QueryDelta, QueryId, TableChange, Transaction};
 pub use engine::{Engine, EngineConfig, EngineError, Subscription, SubscriptionId};
+pub use source::{TableRows, TableSource};

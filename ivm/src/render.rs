@@ -4,13 +4,13 @@
 //! arranged by that key — or, where the join side is filtered, by that key over the rows
 //! passing the filter, so a selective query arranges and joins only its rows. Join sides
 //! import them instead of building their own copies. A query reading a table's rows as a
-//! collection gets an input of its own, loaded with the current rows (kept by the worker in a
-//! hash map, see `Base`) and then fed each change, so it costs nothing per transaction beyond
-//! those changes.
+//! collection gets an input of its own, loaded with the current rows (read from the caller's
+//! `TableSource`) and then fed each change, so it costs nothing per transaction beyond those
+//! changes.
 
 use crate::aggregate::render_aggregate;
 use crate::delta::{Diff, Offset};
-use crate::rows::Rows;
+use crate::source::TableSource;
 use crate::topk::render_topk;
 use differential_dataflow::input::InputSession;
 use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
@@ -43,10 +43,8 @@ impl SharedKey {
     }
 }
 
-/// One base table's state in a worker: its rows (all on worker 0, which feeds every input)
-/// and its shared arrangements.
+/// One base table's state in a worker: its shared arrangements.
 pub struct Base {
-    pub rows: Rows,
     pub by_key: HashMap<SharedKey, KeyedTrace>,
 }
 
@@ -135,6 +133,8 @@ pub struct Renderer<'s, 'b> {
     pub worker_index: usize,
     /// The offset the query starts at: scans are loaded with the rows as of it.
     now: Offset,
+    /// The tables' rows as of `now`.
+    source: &'b dyn TableSource,
     /// Per table, the collection the query's scan of it produces (self-joins share it).
     scanned: HashMap<String, Coll<'s>>,
     /// The scans' inputs, for the worker to advance (once the dataflow is built) and feed.
@@ -159,8 +159,9 @@ impl<'s, 'b> Renderer<'s, 'b> {
         tables: &'b mut HashMap<String, Base>,
         worker_index: usize,
         now: Offset,
+        source: &'b dyn TableSource,
     ) -> Self {
-        Renderer { scope, tables, worker_index, now, scanned: HashMap::new(), scans: Vec::new() }
+        Renderer { scope, tables, worker_index, now, source, scanned: HashMap::new(), scans: Vec::new() }
     }
 
     fn base(&mut self, table: &str) -> &mut Base {
@@ -176,9 +177,7 @@ impl<'s, 'b> Renderer<'s, 'b> {
                 }
                 let now = self.now;
                 let mut input = ScanInput::new();
-                for (row, diff) in self.base(table).rows.iter() {
-                    input.update_at(row.clone(), now, diff);
-                }
+                self.source.for_each_row(table, &mut |row| input.update_at(row.clone(), now, 1));
                 let c = input.to_collection(self.scope);
                 self.scans.push((table.clone(), input));
                 self.scanned.insert(table.clone(), c.clone());

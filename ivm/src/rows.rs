@@ -1,5 +1,5 @@
-//! A base table's current rows with their multiplicities, as a worker keeps them to load new
-//! scans and arrangements.
+//! A table's current rows with their multiplicities, as `TableRows` keeps them for an engine
+//! used without a datastore.
 //!
 //! Nothing reads these rows as changes come, so a hash table (one probe per change) serves
 //! where an arrangement would sort every change. Rows are hashed by the table's primary key
@@ -44,11 +44,6 @@ impl Rows {
         }
     }
 
-    /// Distinct rows held.
-    pub fn len(&self) -> usize {
-        self.table.len()
-    }
-
     /// Each row with its multiplicity, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&Row, Diff)> {
         self.table.iter().map(|(r, d)| (r, *d))
@@ -83,7 +78,6 @@ mod tests {
             rows.add(&row(&[2, 20]), 2);
             rows.add(&row(&[2, 20]), -3);
             assert_eq!(sorted(&rows), vec![(row(&[1, 11]), 1)], "key {key:?}");
-            assert_eq!(rows.len(), 1);
         }
     }
 }

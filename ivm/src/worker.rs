@@ -3,7 +3,7 @@
 
 use crate::delta::{Diff, Offset, QueryId, Transaction};
 use crate::render::{column_key, shared_arrangements, Base, Renderer, ScanInput, SharedKey};
-use crate::rows::Rows;
+use crate::source::{Loaded, NoRows, TableSource};
 use differential_dataflow::input::InputSession;
 use differential_dataflow::trace::implementations::spine_fueled::SpineBatch;
 use differential_dataflow::trace::TraceReader;
@@ -20,13 +20,14 @@ use timely::worker::Worker;
 /// What the engine asks of every worker.
 #[derive(Clone)]
 pub enum Command {
-    /// A table and its primary-key columns.
-    CreateTable(String, Vec<usize>),
+    CreateTable(String),
     DropTable(String),
     Apply(Arc<Vec<Transaction>>),
-    AddQuery(QueryId, Arc<Plan>),
+    /// A query, with the rows of the tables it reads when they cannot be borrowed (worker
+    /// threads); `None` reads them from the source the command is handled with.
+    AddQuery(QueryId, Arc<Plan>, Option<Arc<Loaded>>),
     DropQuery(QueryId),
-    /// Count the base tables' rows and the update records of their arrangements.
+    /// Count the update records of the shared arrangements.
     Stats,
 }
 
@@ -35,7 +36,7 @@ pub enum Command {
 pub struct Reply {
     /// Output updates of each query produced while handling the command.
     pub outputs: Outputs,
-    /// For `Stats`: this worker's base-table rows plus update records in their arrangements.
+    /// For `Stats`: update records in this worker's shared arrangements.
     pub base_records: usize,
 }
 
@@ -105,13 +106,14 @@ impl WorkerState {
         WorkerState { tables: HashMap::new(), bases: HashMap::new(), queries: HashMap::new(), now }
     }
 
-    /// Carries out one command; returns the query output it produced.
-    pub fn handle(&mut self, worker: &mut Worker, cmd: Command) -> Reply {
+    /// Carries out one command, reading tables' rows from `source` (as of the current offset)
+    /// where a new query needs them; returns the query output it produced.
+    pub fn handle(&mut self, worker: &mut Worker, cmd: Command, source: &dyn TableSource) -> Reply {
         let mut base_records = 0;
         match cmd {
             Command::Stats => base_records = self.base_records(),
-            Command::CreateTable(name, key) => {
-                self.bases.insert(name.clone(), Base { rows: Rows::new(key), by_key: HashMap::new() });
+            Command::CreateTable(name) => {
+                self.bases.insert(name.clone(), Base { by_key: HashMap::new() });
                 self.tables.insert(name, Table::default());
             }
             Command::DropTable(name) => {
@@ -121,18 +123,25 @@ impl WorkerState {
                 }
             }
             Command::Apply(txs) => self.apply(worker, &txs),
-            Command::AddQuery(id, plan) => self.add_query(worker, id, &plan),
+            Command::AddQuery(id, plan, loaded) => {
+                // Worker 0 feeds every input, so it alone loads rows.
+                let source: &dyn TableSource = match (&loaded, worker.index()) {
+                    (_, 1..) => &NoRows,
+                    (Some(loaded), 0) => &**loaded,
+                    (None, 0) => source,
+                };
+                self.add_query(worker, id, &plan, source)
+            }
             Command::DropQuery(id) => self.drop_query(worker, id),
         }
         self.step_until(worker, self.now + 1, &[]);
         Reply { outputs: self.drain(), base_records }
     }
 
-    /// Distinct rows held for base tables plus update records in their arrangements.
+    /// Update records in the shared arrangements.
     fn base_records(&self) -> usize {
         let mut n = 0;
         for b in self.bases.values() {
-            n += b.rows.len();
             for k in b.by_key.values() {
                 k.map_spans(|s| n += s.inner.as_ref().map_or(0, |b| b.len()));
             }
@@ -146,7 +155,6 @@ impl WorkerState {
             for tx in txs {
                 for change in &tx.changes {
                     let table = self.tables.get_mut(&change.table).expect("engine checked the table");
-                    let rows = &mut self.bases.get_mut(&change.table).expect("engine checked the table").rows;
                     for (changed, diff) in [(&change.deletes, -1), (&change.inserts, 1)] {
                         for r in changed {
                             for k in &mut table.keyed {
@@ -157,7 +165,6 @@ impl WorkerState {
                             for (_, scan) in &mut table.scans {
                                 scan.update_at(r.clone(), tx.offset, diff);
                             }
-                            rows.add(r, diff);
                         }
                     }
                 }
@@ -184,7 +191,7 @@ impl WorkerState {
         }
     }
 
-    fn add_query(&mut self, worker: &mut Worker, id: QueryId, plan: &Plan) {
+    fn add_query(&mut self, worker: &mut Worker, id: QueryId, plan: &Plan, source: &dyn TableSource) {
         // Every input is advanced through `now` at each step, so the arrangements are current.
         // Shared arrangements by join key are their own dataflows, built before the query's
         // unless a usable one exists: an input loaded with the table's current rows (all on
@@ -200,11 +207,12 @@ impl WorkerState {
                 continue;
             }
             let mut keyed = InputSession::new();
-            for (row, diff) in base.rows.iter() {
+            let now = self.now;
+            source.for_each_row(&table, &mut |row| {
                 if want.admits(row) {
-                    keyed.update_at((column_key(&want.cols, row), row.clone()), self.now, diff);
+                    keyed.update_at((column_key(&want.cols, row), row.clone()), now, 1);
                 }
-            }
+            });
             let probe = ProbeHandle::new();
             let dataflow = worker.next_dataflow_index();
             let trace = worker.dataflow(|scope| {
@@ -229,7 +237,7 @@ impl WorkerState {
         let sink = Rc::clone(&output);
         let now = self.now;
         let scans = worker.dataflow(|scope| {
-            let mut r = Renderer::new(scope, bases, index, now);
+            let mut r = Renderer::new(scope, bases, index, now, source);
             r.render(plan).inspect_batch(move |_, data| sink.borrow_mut().extend_from_slice(data)).probe_with(&probe);
             r.scans
         });

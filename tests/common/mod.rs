@@ -7,9 +7,9 @@
 use rusqlite::types::{Value as Sql, ValueRef};
 use rusqlite::Connection;
 use sluice::build::{build, detect, INSTALL_HINT};
-use sluice::db::transaction;
-use sluice_ivm::{Engine, EngineConfig, QueryDelta, QueryId};
-use sluice_planner::{Catalog, Planner, Row, Value};
+use sluice::db::{engine_for, transaction, StoreRows};
+use sluice_ivm::{Engine, QueryDelta, QueryId};
+use sluice_planner::{Planner, Row, Value};
 use sluice_runtime::{Host, HostConfig, TableDef, TxRecord};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -28,17 +28,6 @@ pub fn build_module(path: &str) -> Option<PathBuf> {
 pub fn load(path: &str) -> Option<Host> {
     let wasm = build_module(path)?;
     Some(Host::load(&std::fs::read(&wasm).unwrap(), HostConfig::default()).expect("the module loads"))
-}
-
-/// An engine and a catalog holding the module's tables.
-pub fn engine_for(host: &Host) -> (Engine, Catalog) {
-    let mut engine = Engine::new(EngineConfig::default());
-    let mut catalog = Catalog::new();
-    for def in host.datastore().defs() {
-        engine.create_table(&def.schema).unwrap();
-        catalog.add_table(def.schema.clone()).unwrap();
-    }
-    (engine, catalog)
 }
 
 /// Applies a query's delta to a client cache of (row, multiplicity).
@@ -203,13 +192,13 @@ pub struct Live {
 impl Live {
     /// Subscribes to `queries` over the host's tables as they are now (empty).
     pub fn new(host: &Host, queries: &[&str]) -> Live {
-        let (mut engine, catalog) = engine_for(host);
+        let (mut engine, catalog) = engine_for(host.datastore(), 1).unwrap();
         let mirror = Mirror::new(host.datastore().defs());
         let subs = queries
             .iter()
             .map(|q| {
                 let plan = Planner::new(&catalog).plan_sql(q).unwrap_or_else(|e| panic!("{q}: {e}"));
-                let sub = engine.subscribe(&plan).unwrap();
+                let sub = engine.subscribe(&plan, &StoreRows(host.datastore())).unwrap();
                 (sub.query, q.to_string(), sub.initial.into_iter().map(|r| (r, 1)).collect())
             })
             .collect();
