@@ -180,6 +180,15 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Per-transaction cost of each query class at several table sizes, beside hand-written
+    /// differential dataflow, recomputation and SQLite polling.
+    Queries {
+        #[command(flatten)]
+        options: sluice::bench::queries::Options,
+        /// One JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -283,6 +292,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 println!("{}", serde_json::to_string(&report)?);
             } else {
                 transfer::print(&report);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(BenchCommand::Queries { options, json }) => {
+            use sluice::bench::queries;
+            let report = queries::run(options, true)?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                queries::print(&report);
             }
             Ok(ExitCode::SUCCESS)
         }
