@@ -1,7 +1,8 @@
-//! `sluice bench transfer` as a user runs it: against a given server, whose books it must
+//! `sluice bench` as a user runs it. `transfer`: against a given server, whose books it must
 //! leave balanced (every transfer moves money, none makes or loses it) with as many committed
 //! transfers in the log as it reports at least; and with a server of its own, whose CPU and
-//! memory it reports.
+//! memory it reports. `queries`: every class and size asked for, each beside its three
+//! baselines, and the plot.
 
 mod common;
 
@@ -46,4 +47,43 @@ fn the_transfer_benchmark_measures_a_given_server_and_its_own() {
     assert!(own["server_cpu_cores"].as_f64().unwrap() > 0.0, "{own}");
     assert!(own["server_peak_rss_bytes"].as_u64().unwrap() > 1 << 20, "{own}");
     assert!(own["delta_p99_ms"].is_null(), "no subscribers, no delta latency");
+}
+
+#[test]
+fn the_query_benchmark_measures_each_class_beside_its_baselines_and_plots_them() {
+    let plot = std::env::temp_dir().join(format!("sluice-queries-{}.svg", std::process::id()));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["bench", "queries", "--json", "--rows", "500,2000", "--classes", "filter,join3,exists,top10"])
+        .args(["--transactions", "30", "--budget", "0.01", "--plot"])
+        .arg(&plot)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let results = report["results"].as_array().unwrap();
+    let measured: Vec<(&str, u64)> =
+        results.iter().map(|m| (m["class"].as_str().unwrap(), m["rows"].as_u64().unwrap())).collect();
+    let expected: Vec<(&str, u64)> =
+        [500, 2000].into_iter().flat_map(|n| ["filter", "join3", "exists", "top10"].map(|c| (c, n))).collect();
+    assert_eq!(measured, expected);
+    for m in results {
+        for system in ["sluice", "handwritten", "recompute", "sqlite"] {
+            let s = &m[system];
+            assert!(s["runs"].as_u64().unwrap() >= 1, "{m}");
+            assert!(s["median_us"].as_f64().unwrap() > 0.0, "{m}");
+            assert!(s["median_us"].as_f64() <= s["p99_us"].as_f64(), "{m}");
+        }
+        assert_eq!(m["sluice"]["runs"], 30, "{m}");
+    }
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("join3") && svg.contains("SQLite polling"), "{svg:.200}");
+    let _ = std::fs::remove_file(&plot);
+
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["bench", "queries", "--rows", "100", "--classes", "filter,nope"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("unknown query class \"nope\"") && err.contains("join3"), "{err}");
 }
