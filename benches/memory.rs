@@ -8,14 +8,9 @@
 //!
 //! `cargo bench --bench memory` (SLUICE_BENCH_ROWS sets the row count, default 1M).
 
+use sluice::bench::resident_bytes as rss_bytes;
 use sluice_ivm::{Engine, EngineConfig, TableChange, TableRows, Transaction};
 use sluice_planner::{Catalog, Dml, Planner, Row, Value};
-
-fn rss_bytes() -> usize {
-    let statm = std::fs::read_to_string("/proc/self/statm").expect("procfs");
-    let pages: usize = statm.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("statm rss");
-    pages * 4096
-}
 
 /// Row `i` of the table after `round` updates.
 fn row(i: usize, round: i64, n: usize) -> Row {

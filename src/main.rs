@@ -189,6 +189,14 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Per-transaction cost and memory as the number of distinct live subscriptions grows.
+    Scaling {
+        #[command(flatten)]
+        options: sluice::bench::queries::scaling::Options,
+        /// One JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -287,23 +295,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Bench(BenchCommand::Transfer { options, json }) => {
             use sluice::bench::transfer;
-            let report = transfer::run(cli.server.as_deref(), options, !json)?;
-            if json {
-                println!("{}", serde_json::to_string(&report)?);
-            } else {
-                transfer::print(&report);
-            }
-            Ok(ExitCode::SUCCESS)
+            show(&transfer::run(cli.server.as_deref(), options, !json)?, json, transfer::print)
         }
         Command::Bench(BenchCommand::Queries { options, json }) => {
             use sluice::bench::queries;
-            let report = queries::run(options, true)?;
-            if json {
-                println!("{}", serde_json::to_string(&report)?);
-            } else {
-                queries::print(&report);
-            }
-            Ok(ExitCode::SUCCESS)
+            show(&queries::run(options, true)?, json, queries::print)
+        }
+        Command::Bench(BenchCommand::Scaling { options, json }) => {
+            use sluice::bench::queries::scaling;
+            show(&scaling::run(options, true)?, json, scaling::print)
         }
         Command::Build { dir } => {
             let wasm = sluice::build::build(&dir)?;
@@ -311,4 +311,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Prints a benchmark's report: one JSON object, or its table.
+fn show<R: serde::Serialize>(report: &R, json: bool, table: fn(&R)) -> Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string(report)?);
+    } else {
+        table(report);
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -2,7 +2,7 @@
 //! leave balanced (every transfer moves money, none makes or loses it) with as many committed
 //! transfers in the log as it reports at least; and with a server of its own, whose CPU and
 //! memory it reports. `queries`: every class and size asked for, each beside its three
-//! baselines, and the plot.
+//! baselines, and the plot. `scaling`: a dataflow per distinct subscription at each count.
 
 mod common;
 
@@ -79,6 +79,23 @@ fn the_query_benchmark_measures_each_class_beside_its_baselines_and_plots_them()
     assert!(svg.starts_with("<svg") && svg.contains("join3") && svg.contains("SQLite polling"), "{svg:.200}");
     let _ = std::fs::remove_file(&plot);
 
+    // A saved report is printed and plotted again without measuring.
+    let saved = plot.with_extension("json");
+    std::fs::write(&saved, &out.stdout).unwrap();
+    let again = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["bench", "queries", "--json", "--plot"])
+        .arg(&plot)
+        .arg("--from")
+        .arg(&saved)
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    let replayed: Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(replayed["results"], report["results"]);
+    assert!(std::fs::read_to_string(&plot).unwrap().contains("exists"));
+    let _ = std::fs::remove_file(&plot);
+    let _ = std::fs::remove_file(&saved);
+
     let bad = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
         .args(["bench", "queries", "--rows", "100", "--classes", "filter,nope"])
         .output()
@@ -86,4 +103,35 @@ fn the_query_benchmark_measures_each_class_beside_its_baselines_and_plots_them()
     assert!(!bad.status.success());
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("unknown query class \"nope\"") && err.contains("join3"), "{err}");
+}
+
+#[test]
+fn the_scaling_benchmark_adds_distinct_subscriptions_each_with_its_own_dataflow() {
+    let plot = std::env::temp_dir().join(format!("sluice-scaling-{}.svg", std::process::id()));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["bench", "scaling", "--json", "--rows", "1000", "--counts", "1,5,20", "--transactions", "20"])
+        .arg("--plot")
+        .arg(&plot)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let points = report["points"].as_array().unwrap();
+    let counts: Vec<u64> = points.iter().map(|p| p["subscriptions"].as_u64().unwrap()).collect();
+    assert_eq!(counts, vec![1, 5, 20]);
+    for p in points {
+        assert_eq!(p["dataflows"], p["subscriptions"], "distinct queries share nothing: {p}");
+        assert_eq!(p["transaction"]["runs"], 20, "{p}");
+        assert!(p["transaction"]["median_us"].as_f64().unwrap() > 0.0, "{p}");
+        assert!(p["subscribe_us"].as_f64().unwrap() > 0.0, "{p}");
+    }
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    assert!(svg.contains("distinct live subscriptions") && svg.contains("p99"), "{svg:.200}");
+    let _ = std::fs::remove_file(&plot);
+    let descending = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["bench", "scaling", "--counts", "10,5"])
+        .output()
+        .unwrap();
+    assert!(!descending.status.success());
+    assert!(String::from_utf8_lossy(&descending.stderr).contains("ascending"));
 }

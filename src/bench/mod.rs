@@ -5,3 +5,10 @@
 pub mod queries;
 pub mod server;
 pub mod transfer;
+
+/// This process's resident memory, in bytes (0 where /proc cannot say).
+pub fn resident_bytes() -> usize {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: usize = statm.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    pages * 4096
+}

@@ -37,6 +37,11 @@ const GOING_AWAY: u16 = 1001;
 /// Frames written before one flush, at most.
 const WRITE_BATCH: usize = 256;
 
+/// A connection's read buffer, and the bytes its writer gathers before writing. Requests are
+/// small and a batch's frames are flushed together anyway; tungstenite's default of 128 KiB
+/// each made every subscriber cost the server ~130 KiB.
+const SOCKET_BUFFER_BYTES: usize = 8 * 1024;
+
 pub(super) async fn upgrade(
     State(dbs): State<Shared>,
     UrlPath(name): UrlPath<String>,
@@ -63,7 +68,12 @@ pub(super) async fn upgrade(
     let caller = db.caller(identity);
     let client = dbs.next_client.fetch_add(1, Ordering::Relaxed);
     let limit = dbs.config.max_message_bytes;
-    let ws = ws.protocols([JSON_PROTOCOL, MSGPACK_PROTOCOL]).max_message_size(limit).max_frame_size(limit);
+    let ws = ws
+        .protocols([JSON_PROTOCOL, MSGPACK_PROTOCOL])
+        .max_message_size(limit)
+        .max_frame_size(limit)
+        .read_buffer_size(SOCKET_BUFFER_BYTES)
+        .write_buffer_size(SOCKET_BUFFER_BYTES);
     let encoding = ws
         .selected_protocol()
         .and_then(|p| p.to_str().ok())

@@ -6,18 +6,19 @@
 
 pub mod handwritten;
 mod plot;
+pub mod scaling;
 mod sqlite;
 pub mod workload;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use handwritten::Handwritten;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlite::Sqlite;
 use std::time::{Duration, Instant};
 use workload::{Data, Sluice, A, CLASSES};
 
 /// The benchmark's settings.
-#[derive(Clone, Debug, Serialize, clap::Args)]
+#[derive(Clone, Debug, Serialize, Deserialize, clap::Args)]
 pub struct Options {
     /// Rows per table, one run per size.
     #[arg(long, value_delimiter = ',', default_values_t = [10_000u64, 100_000, 1_000_000, 10_000_000])]
@@ -38,10 +39,15 @@ pub struct Options {
     /// Write the results as an SVG plot to this file.
     #[arg(long)]
     pub plot: Option<std::path::PathBuf>,
+    /// Measure nothing: read the results of earlier `--json` runs from these files (their
+    /// results in order), to print them together and plot them.
+    #[arg(long, value_delimiter = ',')]
+    #[serde(skip)]
+    pub from: Vec<std::path::PathBuf>,
 }
 
 /// Per-transaction times of one system.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Stats {
     pub runs: usize,
     pub median_us: f64,
@@ -57,7 +63,7 @@ impl Stats {
 }
 
 /// One query class at one table size.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Measured {
     pub class: String,
     pub sql: String,
@@ -83,7 +89,7 @@ impl Measured {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Report {
     pub options: Options,
     pub results: Vec<Measured>,
@@ -114,8 +120,12 @@ impl Bed {
     }
 }
 
-/// Runs the benchmark; progress goes to stderr when `progress`.
+/// Runs the benchmark (or reads earlier results, with `--from`); progress goes to stderr when
+/// `progress`.
 pub fn run(options: Options, progress: bool) -> Result<Report> {
+    if !options.from.is_empty() {
+        return combine(options);
+    }
     let classes: Vec<(&str, &str)> = if options.classes.is_empty() {
         CLASSES.to_vec()
     } else {
@@ -164,6 +174,31 @@ pub fn run(options: Options, progress: bool) -> Result<Report> {
     if let Some(path) = &report.options.plot {
         plot::draw(&report, path)?;
         say(format!("plot written to {}", path.display()));
+    }
+    Ok(report)
+}
+
+/// The results of earlier runs, read from `options.from` and plotted as `options.plot` asks;
+/// the settings are the first run's, with every run's table sizes.
+fn combine(options: Options) -> Result<Report> {
+    let mut combined: Option<Report> = None;
+    for path in &options.from {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let earlier: Report =
+            serde_json::from_str(&text).with_context(|| format!("{} is not a `--json` report", path.display()))?;
+        match &mut combined {
+            None => combined = Some(earlier),
+            Some(c) => {
+                c.options.rows.extend(earlier.options.rows);
+                c.results.extend(earlier.results);
+            }
+        }
+    }
+    let mut report = combined.expect("--from names at least one file");
+    report.options.plot = options.plot;
+    report.options.from = options.from;
+    if let Some(path) = &report.options.plot {
+        plot::draw(&report, path)?;
     }
     Ok(report)
 }
