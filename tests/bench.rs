@@ -8,6 +8,14 @@ mod common;
 
 use serde_json::Value;
 use sluice_client::{Http, Value as Wire};
+use std::sync::{Mutex, MutexGuard};
+
+/// The benchmarks run one at a time: the transfer workload measures a server that the others
+/// would otherwise starve of CPU on a two-core machine.
+fn alone() -> MutexGuard<'static, ()> {
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 fn bench(args: &[&str]) -> Value {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
@@ -21,6 +29,7 @@ fn bench(args: &[&str]) -> Value {
 
 #[test]
 fn the_transfer_benchmark_measures_a_given_server_and_its_own() {
+    let _alone = alone();
     let data = std::env::temp_dir().join(format!("sluice-bench-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
     let (mut child, base) = common::start_server(&data);
@@ -51,6 +60,7 @@ fn the_transfer_benchmark_measures_a_given_server_and_its_own() {
 
 #[test]
 fn the_query_benchmark_measures_each_class_beside_its_baselines_and_plots_them() {
+    let _alone = alone();
     let plot = std::env::temp_dir().join(format!("sluice-queries-{}.svg", std::process::id()));
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
         .args(["bench", "queries", "--json", "--rows", "500,2000", "--classes", "filter,join3,exists,top10"])
@@ -107,6 +117,7 @@ fn the_query_benchmark_measures_each_class_beside_its_baselines_and_plots_them()
 
 #[test]
 fn the_scaling_benchmark_adds_distinct_subscriptions_each_with_its_own_dataflow() {
+    let _alone = alone();
     let plot = std::env::temp_dir().join(format!("sluice-scaling-{}.svg", std::process::id()));
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
         .args(["bench", "scaling", "--json", "--rows", "1000", "--counts", "1,5,20", "--transactions", "20"])

@@ -79,7 +79,8 @@ fn outer_joins_keep_their_kind_and_right_joins_become_left_joins() {
 
 #[test]
 fn correlated_subqueries_are_decorrelated_into_null_safe_joins_and_aggregates() {
-    let p = plan("SELECT a.id FROM a WHERE EXISTS (SELECT 1 FROM b WHERE b.a_id = a.id AND b.y > 0.5)");
+    // Under OR the EXISTS is a value: a COUNT per prefix, left-joined back.
+    let p = plan("SELECT a.id FROM a WHERE EXISTS (SELECT 1 FROM b WHERE b.a_id = a.id AND b.y > 0.5) OR a.x > 1");
     let mut null_safe_join = false;
     let mut aggregate = false;
     let mut distinct_prefix = false;
@@ -90,8 +91,27 @@ fn correlated_subqueries_are_decorrelated_into_null_safe_joins_and_aggregates() 
         _ => {}
     });
     assert!(null_safe_join && aggregate && distinct_prefix, "{p:#?}");
+    assert!(joins(&p).contains(&(JoinKind::Left, 1)), "{p:#?}");
     // The correlation predicate becomes an equi-join key between the prefix and b.
     assert!(joins(&p).iter().filter(|(k, n)| *k == JoinKind::Inner && *n == 1).count() >= 1, "{p:#?}");
+}
+
+#[test]
+fn an_exists_conjunct_is_a_semijoin_on_distinct_prefixes() {
+    let p = plan("SELECT a.id FROM a WHERE EXISTS (SELECT 1 FROM b WHERE b.a_id = a.id AND b.y > 0.5) AND a.x > 1");
+    let mut aggregate = false;
+    let mut distinct = 0;
+    p.visit(&mut |n| match n {
+        Plan::Aggregate { .. } => aggregate = true,
+        Plan::Distinct { .. } => distinct += 1,
+        _ => {}
+    });
+    assert!(!aggregate, "no COUNT per prefix: {p:#?}");
+    assert_eq!(distinct, 2, "the prefixes, and those the subquery has: {p:#?}");
+    assert!(joins(&p).iter().all(|(k, _)| *k == JoinKind::Inner), "no outer join: {p:#?}");
+    // NOT EXISTS still needs the count of every prefix, missing ones included.
+    let not = plan("SELECT a.id FROM a WHERE NOT EXISTS (SELECT 1 FROM b WHERE b.a_id = a.id)");
+    assert!(joins(&not).contains(&(JoinKind::Left, 1)), "{not:#?}");
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! `sluice bench`: load generators that measure a running server end to end over real
 //! sockets, beside what the machine spends serving them; and the engine's per-transaction
-//! cost per query class beside its baselines.
+//! cost per query class beside its baselines, and as distinct subscriptions grow.
 
 pub mod queries;
 pub mod server;

@@ -1,7 +1,7 @@
 //! SELECT blocks and set operations: projection, WHERE, GROUP BY / HAVING, DISTINCT,
 //! ORDER BY (with hidden sort columns) and LIMIT / OFFSET as a maintained top-k.
 
-use super::expr::{unify, AGG_BASE, SUBQUERY_BASE};
+use super::expr::{unify, SubqueryKind, AGG_BASE, SUBQUERY_BASE};
 use super::scope::{Outer, Scope, ScopeCol};
 use super::{Planned, Planner};
 use crate::error::{PlanError, Result};
@@ -267,7 +267,17 @@ impl Planner<'_> {
         }
         let pinned = !s.from.is_empty() && self.pins_primary_key(&s.from, &from.pool, prefix_width);
         let rel = from.finish();
-        let (mut rel, where_scope, repl) = self.attach(rel, &scope, subs.into_inner(), outer)?;
+        let subs = subs.into_inner();
+        // An EXISTS that is a conjunct of its own keeps rows by a semijoin (see `attach`).
+        let semi: Vec<usize> = post_where
+            .iter()
+            .filter_map(|c| match c {
+                Expr::Column(i) if *i >= SUBQUERY_BASE => Some(*i - SUBQUERY_BASE),
+                _ => None,
+            })
+            .filter(|&i| matches!(subs[i].kind, SubqueryKind::Exists))
+            .collect();
+        let (mut rel, where_scope, repl) = self.attach(rel, &scope, subs, &semi, outer)?;
         if !post_where.is_empty() {
             rel = rel.filter(Expr::and_all(post_where.iter().map(|c| replace_subqueries(c, &repl)).collect()));
         }
@@ -352,7 +362,7 @@ impl Planner<'_> {
         // Attach SELECT and HAVING subqueries to the (aggregated) relation.
         let n_select = select_subs.len();
         select_subs.append(&mut having_subs);
-        let (mut rel, _, repl) = self.attach(rel, &rel_scope, select_subs, outer)?;
+        let (mut rel, _, repl) = self.attach(rel, &rel_scope, select_subs, &[], outer)?;
         let shift = |e: &Expr, base: usize| {
             e.rewrite(&|x| match x {
                 Expr::Column(c) if *c >= SUBQUERY_BASE => Some(repl[*c - SUBQUERY_BASE + base].clone()),

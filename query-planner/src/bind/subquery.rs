@@ -4,7 +4,8 @@
 //! it is planned on its own. Otherwise the distinct values of those columns (the *prefix*) are
 //! joined into the subquery's FROM and carried through its grouping, so it is planned once per
 //! enclosing row value; the result is left-joined back on the prefix (NULL-safe):
-//! - `EXISTS`: COUNT(*) per prefix, true when positive;
+//! - `EXISTS`: COUNT(*) per prefix, true when positive; where the EXISTS is a WHERE conjunct
+//!   of its own, an inner join on the distinct prefixes the subquery has (a semijoin) instead;
 //! - scalar: the single value per prefix (or the empty-input value of a global aggregate);
 //! - `x IN`: matches per (prefix, x), plus row and non-NULL counts per prefix for SQL's NULL rules.
 
@@ -32,17 +33,20 @@ impl Planner<'_> {
     }
 
     /// Joins each pending subquery's result to `rel`, returning the widened relation and scope
-    /// and, per subquery, the expression (over the widened relation) that replaces it.
+    /// and, per subquery, the expression (over the widened relation) that replaces it. The
+    /// subqueries numbered in `semi` are EXISTS conditions every row of the result must meet
+    /// (WHERE conjuncts of their own), so rows failing them may be dropped here.
     pub(crate) fn attach(
         &self,
         mut rel: Plan,
         scope: &Scope,
         pending: Vec<PendingSubquery>,
+        semi: &[usize],
         outer: Option<&Outer>,
     ) -> Result<(Plan, Scope, Vec<Expr>)> {
         let mut scope = scope.clone();
         let mut repl = Vec::new();
-        for p in pending {
+        for (index, p) in pending.into_iter().enumerate() {
             let probe = Outer::new(&scope, outer);
             let aggregated = scope.cols.iter().any(|c| c.name == "?agg" || c.name == "?group");
             self.query(&p.query, Some(&probe), None).map_err(|e| {
@@ -74,6 +78,19 @@ impl Planner<'_> {
                 SubqueryKind::Exists => {
                     if sub.empty_row.is_some() {
                         // A correlated global aggregate always has a row.
+                        (rel, Expr::Literal(Value::Bool(true)))
+                    } else if d > 0 && semi.contains(&index) {
+                        // Keep the rows whose prefix the subquery has a row for: an inner join
+                        // on the distinct prefixes, so each row matches at most once.
+                        let prefixes: Vec<usize> = (0..d).collect();
+                        let present = Plan::Distinct { input: Box::new(sub.plan.select_columns(&prefixes)) };
+                        let rel = Plan::Join {
+                            left: Box::new(rel),
+                            right: Box::new(present),
+                            kind: JoinKind::Inner,
+                            keys,
+                            residual: None,
+                        };
                         (rel, Expr::Literal(Value::Bool(true)))
                     } else {
                         let counts = count_per_prefix(sub.plan, d, vec![]);
