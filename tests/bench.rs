@@ -113,6 +113,12 @@ fn the_query_benchmark_measures_each_class_beside_its_baselines_and_plots_them()
     assert!(!bad.status.success());
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("unknown query class \"nope\"") && err.contains("join3"), "{err}");
+    let endless = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["bench", "queries", "--rows", "100", "--budget", "inf"])
+        .output()
+        .unwrap();
+    assert!(!endless.status.success());
+    assert!(String::from_utf8_lossy(&endless.stderr).contains("--budget"));
 }
 
 #[test]

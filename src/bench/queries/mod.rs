@@ -142,12 +142,15 @@ pub fn run(options: Options, progress: bool) -> Result<Report> {
     if options.rows.contains(&0) || options.transactions == 0 || options.tx_rows == 0 {
         bail!("--rows, --transactions and --tx-rows must be positive");
     }
+    if !(options.budget.is_finite() && (0.0..1e6).contains(&options.budget)) {
+        bail!("--budget must be 0 or more seconds (under a million)");
+    }
     let say = |s: String| {
         if progress {
             eprintln!("{s}");
         }
     };
-    let budget = Duration::from_secs_f64(options.budget.max(0.0));
+    let budget = Duration::from_secs_f64(options.budget);
     let mut results = Vec::new();
     for &n in &options.rows {
         say(format!("loading {n} rows per table into the engine and SQLite"));
