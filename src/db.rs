@@ -132,8 +132,9 @@ impl Database {
 
     /// The current rows of a table (multiset as a list).
     pub fn table_rows(&self, table: &str) -> Vec<Row> {
-        let rows = self.store.table_id(table).and_then(|t| self.store.scan(t).map(|rows| rows.cloned().collect()));
-        rows.unwrap_or_default()
+        let mut rows = Vec::new();
+        StoreRows(&self.store).for_each_row(table, &mut |r| rows.push(r.clone()));
+        rows
     }
 }
 

@@ -17,14 +17,23 @@ fn alone() -> MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn bench(args: &[&str]) -> Value {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["bench", "transfer", "--json", "--seconds", "1", "--warmup", "0.3", "--connections", "2"])
-        .args(args)
-        .output()
-        .unwrap();
+/// `sluice ARGS`, which must succeed: the JSON it printed.
+fn sluice_json(args: &[&str]) -> Value {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice")).args(args).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// `sluice ARGS`, which must fail: what it said on stderr.
+fn sluice_refused(args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice")).args(args).output().unwrap();
+    assert!(!out.status.success(), "{args:?} succeeded");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn bench(args: &[&str]) -> Value {
+    let fixed = ["bench", "transfer", "--json", "--seconds", "1", "--warmup", "0.3", "--connections", "2"];
+    sluice_json(&[&fixed[..], args].concat())
 }
 
 #[test]
@@ -62,14 +71,22 @@ fn the_transfer_benchmark_measures_a_given_server_and_its_own() {
 fn the_query_benchmark_measures_each_class_beside_its_baselines_and_plots_them() {
     let _alone = alone();
     let plot = std::env::temp_dir().join(format!("sluice-queries-{}.svg", std::process::id()));
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["bench", "queries", "--json", "--rows", "500,2000", "--classes", "filter,join3,exists,top10"])
-        .args(["--transactions", "30", "--budget", "0.01", "--plot"])
-        .arg(&plot)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let plot_path = plot.to_str().unwrap();
+    let report = sluice_json(&[
+        "bench",
+        "queries",
+        "--json",
+        "--rows",
+        "500,2000",
+        "--classes",
+        "filter,join3,exists,top10",
+        "--transactions",
+        "30",
+        "--budget",
+        "0.01",
+        "--plot",
+        plot_path,
+    ]);
     let results = report["results"].as_array().unwrap();
     let measured: Vec<(&str, u64)> =
         results.iter().map(|m| (m["class"].as_str().unwrap(), m["rows"].as_u64().unwrap())).collect();
@@ -91,48 +108,36 @@ fn the_query_benchmark_measures_each_class_beside_its_baselines_and_plots_them()
 
     // A saved report is printed and plotted again without measuring.
     let saved = plot.with_extension("json");
-    std::fs::write(&saved, &out.stdout).unwrap();
-    let again = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["bench", "queries", "--json", "--plot"])
-        .arg(&plot)
-        .arg("--from")
-        .arg(&saved)
-        .output()
-        .unwrap();
-    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
-    let replayed: Value = serde_json::from_slice(&again.stdout).unwrap();
+    std::fs::write(&saved, serde_json::to_vec(&report).unwrap()).unwrap();
+    let replayed = sluice_json(&["bench", "queries", "--json", "--plot", plot_path, "--from", saved.to_str().unwrap()]);
     assert_eq!(replayed["results"], report["results"]);
     assert!(std::fs::read_to_string(&plot).unwrap().contains("exists"));
     let _ = std::fs::remove_file(&plot);
     let _ = std::fs::remove_file(&saved);
 
-    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["bench", "queries", "--rows", "100", "--classes", "filter,nope"])
-        .output()
-        .unwrap();
-    assert!(!bad.status.success());
-    let err = String::from_utf8_lossy(&bad.stderr);
+    let err = sluice_refused(&["bench", "queries", "--rows", "100", "--classes", "filter,nope"]);
     assert!(err.contains("unknown query class \"nope\"") && err.contains("join3"), "{err}");
-    let endless = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["bench", "queries", "--rows", "100", "--budget", "inf"])
-        .output()
-        .unwrap();
-    assert!(!endless.status.success());
-    assert!(String::from_utf8_lossy(&endless.stderr).contains("--budget"));
+    let err = sluice_refused(&["bench", "queries", "--rows", "100", "--budget", "inf"]);
+    assert!(err.contains("--budget"), "{err}");
 }
 
 #[test]
 fn the_scaling_benchmark_adds_distinct_subscriptions_each_with_its_own_dataflow() {
     let _alone = alone();
     let plot = std::env::temp_dir().join(format!("sluice-scaling-{}.svg", std::process::id()));
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["bench", "scaling", "--json", "--rows", "1000", "--counts", "1,5,20", "--transactions", "20"])
-        .arg("--plot")
-        .arg(&plot)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = sluice_json(&[
+        "bench",
+        "scaling",
+        "--json",
+        "--rows",
+        "1000",
+        "--counts",
+        "1,5,20",
+        "--transactions",
+        "20",
+        "--plot",
+        plot.to_str().unwrap(),
+    ]);
     let points = report["points"].as_array().unwrap();
     let counts: Vec<u64> = points.iter().map(|p| p["subscriptions"].as_u64().unwrap()).collect();
     assert_eq!(counts, vec![1, 5, 20]);
@@ -145,10 +150,6 @@ fn the_scaling_benchmark_adds_distinct_subscriptions_each_with_its_own_dataflow(
     let svg = std::fs::read_to_string(&plot).unwrap();
     assert!(svg.contains("distinct live subscriptions") && svg.contains("p99"), "{svg:.200}");
     let _ = std::fs::remove_file(&plot);
-    let descending = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["bench", "scaling", "--counts", "10,5"])
-        .output()
-        .unwrap();
-    assert!(!descending.status.success());
-    assert!(String::from_utf8_lossy(&descending.stderr).contains("ascending"));
+    let err = sluice_refused(&["bench", "scaling", "--counts", "10,5"]);
+    assert!(err.contains("ascending"), "{err}");
 }
