@@ -2,8 +2,10 @@
 //! executor thread. Databases live in the data directory (`DIR/NAME`, recovered at start,
 //! with the owner's identity in `DIR/NAME/owner`) or, with `--in-memory`, nowhere. The demo
 //! module is published as `game` when absent. `http` holds the HTTP API, `ws` the
-//! WebSocket protocol; both are documented in docs/PROTOCOL.md.
+//! WebSocket protocol; both are documented in docs/PROTOCOL.md. `dashboard` serves the
+//! browser dashboard at `/`.
 
+mod dashboard;
 mod http;
 mod ws;
 
@@ -113,6 +115,7 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         .route("/v1/database/{name}/sql", post(http::sql))
         .route("/v1/database/{name}/log", get(http::log))
         .route("/v1/database/{name}/subscribe", get(ws::upgrade))
+        .merge(dashboard::routes())
         // Refuses a body whose declared length is past the limit before reading any of it
         // (and one that turns out longer while being read).
         .layer(axum::extract::DefaultBodyLimit::disable())
@@ -124,6 +127,7 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     for name in recovered {
         println!("database {name} ready: ws://{addr}/v1/database/{name}/subscribe");
     }
+    println!("dashboard: http://{addr}/");
     println!("connect with: sluice subscribe game \"SELECT * FROM player\" --server http://{addr}");
     std::io::stdout().flush()?;
     axum::serve(listener, app)
