@@ -108,6 +108,8 @@ export class LineHistory {
   readonly series = new Map<string, { label: Value; points: Point[]; seen: number }>();
   private last = -1;
   private previous = -1;
+  /** Where the chart starts: once a series dropped old points, what is known of all. */
+  private from = -1;
 
   /** Records the result at an offset: per label (or one series, the column's sum, without one). */
   sample(rows: Value[][], label: number | null, value: number, offset: number, timeMicros: number): void {
@@ -138,7 +140,10 @@ export class LineHistory {
       }
       ser.points.push({ offset, timeMicros, value: v });
       ser.seen = offset;
-      if (ser.points.length > LineHistory.MAX_POINTS) ser.points.shift();
+      if (ser.points.length > LineHistory.MAX_POINTS) {
+        ser.points.shift();
+        this.from = Math.max(this.from, ser.points[0].offset);
+      }
     }
     // A series whose row left the result ends: it gets no point at this offset.
   }
@@ -149,7 +154,16 @@ export class LineHistory {
     const right = 16;
     const top = 12;
     const bottom = 40;
-    const all = [...this.series.values()].flatMap((s) => s.points);
+    // Each series from the chart's start: the point holding there moved to it, older ones gone.
+    const shown = [...this.series.values()].map((ser) => {
+      if (this.from < 0) return ser;
+      const i = ser.points.findIndex((p) => p.offset > this.from);
+      const upto = i < 0 ? ser.points.length : i;
+      const points = ser.points.slice(Math.max(0, upto - 1));
+      if (upto > 0) points[0] = { ...points[0], offset: Math.max(points[0].offset, this.from) };
+      return { ...ser, points };
+    });
+    const all = shown.flatMap((s) => s.points);
     const offsets = all.map((p) => p.offset);
     const vals = all.map((p) => p.value).filter((v): v is number => typeof v === "number");
     const x0 = Math.min(...offsets);
@@ -176,7 +190,7 @@ export class LineHistory {
       s("text", { class: "tick", x: W - right, y: height - bottom + 16, "text-anchor": "end" }, `offset ${x1}`),
     );
     let lx = left;
-    for (const ser of this.series.values()) {
+    for (const ser of shown) {
       const name = ser.label === null && this.series.size === 1 ? valueName : text(ser.label);
       const colour = colourOf(name);
       const pts = ser.points.filter((p) => typeof p.value === "number");
@@ -190,16 +204,16 @@ export class LineHistory {
       // A series still in the result holds its value up to the latest offset.
       if (pts.length && ser.seen === this.last) d += `H${x(x1).toFixed(1)}`;
       svg.append(s("path", { class: "series", d, stroke: colour, "data-series": JSON.stringify(ser.label) }));
-      for (const p of ser.points) {
+      ser.points.forEach((p, i) => {
         const v = typeof p.value === "number" ? p.value : null;
         svg.append(
           s(
             "circle",
             {
-              class: "point",
+              class: i === ser.points.length - 1 ? "point last" : "point",
               cx: x(p.offset),
               cy: v === null ? height - bottom : y(v),
-              r: 2.2,
+              r: 3,
               fill: colour,
               "data-series": JSON.stringify(ser.label),
               "data-offset": p.offset,
@@ -208,7 +222,7 @@ export class LineHistory {
             s("title", null, `${name} = ${text(p.value)} at offset ${p.offset}, ${new Date(p.timeMicros / 1000).toLocaleTimeString()}`),
           ),
         );
-      }
+      });
       const lastV = ser.points[ser.points.length - 1]?.value ?? null;
       svg.append(
         s("rect", { x: lx, y: height - 16, width: 10, height: 10, fill: colour, rx: 2 }),

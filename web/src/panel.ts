@@ -40,6 +40,7 @@ export class Panel {
   private history = new LineHistory();
   private generation = 0;
   private lastOffset = 0;
+  private clock: ReturnType<typeof setInterval> | null = null;
 
   constructor(
     private host: PanelHost,
@@ -149,6 +150,11 @@ export class Panel {
     this.el.dataset.state = "live";
     this.buildOptions();
     this.refresh(this.lastOffset);
+    // A line's time axis runs on while its value holds: once a second it is drawn up to the
+    // connection's offset (a point only where the value changed).
+    this.clock = setInterval(() => {
+      if (this.spec.view === "line") this.refresh(this.host.offset(), false);
+    }, 1000);
   }
 
   private showError(message: string): void {
@@ -161,6 +167,8 @@ export class Panel {
   }
 
   private detach(): void {
+    if (this.clock !== null) clearInterval(this.clock);
+    this.clock = null;
     this.stopChange?.();
     this.stopChange = null;
     if (this.subSql !== null) {

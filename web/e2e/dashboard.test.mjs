@@ -1,0 +1,280 @@
+// End to end: a real server, Debian's Chromium on the dashboard it serves, and the HTTP API
+// as the oracle. The bank (demo/bank.wasm: its state changes only by the calls the test
+// makes) is published, panels are made through the page, reducers are called through the
+// page's forms, and after each transaction the table and the bars must show exactly the rows
+// a one-off query over HTTP returns at that offset, the line its value; a bad query shows
+// its error beside it; the URL brings the same panels back. Then the game's default
+// dashboard must move with its tick, equal to the oracle at the offsets it shows.
+
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { api, ARTIFACTS, eventually, launchBrowser, readRepoFile, sorted, startServer } from "./harness.mjs";
+
+// Regions' accounts and balances: a join of three tables with GROUP BY.
+const BY_REGION =
+  "SELECT r.name, COUNT(*) AS accounts, SUM(a.balance) AS total FROM account a " +
+  "JOIN branch b ON b.id = a.branch_id JOIN region r ON r.id = b.region_id GROUP BY r.name";
+const RICH = "SELECT id, balance FROM account WHERE balance > 1000";
+const TOTAL = "SELECT SUM(balance) AS money, COUNT(*) AS n FROM account";
+const BAD = "SELECT nope FROM account";
+
+let server;
+let browser;
+let oracle;
+const pageErrors = [];
+
+before(async () => {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  server = await startServer();
+  const { token } = await api(server.url).identity();
+  oracle = api(server.url, token);
+  assert.equal((await oracle.publish("bank", readRepoFile("demo/bank.wasm"))).outcome, "created");
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+async function openPage(url) {
+  const page = await browser.context.newPage();
+  page.on("pageerror", (e) => pageErrors.push(e.message));
+  page.on("console", (m) => {
+    if (m.type() === "error") pageErrors.push(m.text());
+  });
+  await page.goto(url);
+  await page.locator('[data-testid=connection][data-status="open"]').waitFor();
+  return page;
+}
+
+const panel = (page, i) => page.locator("[data-testid=panel]").nth(i);
+
+/** A panel's live table: the rows in the result (not those fading out), as JSON values. */
+function tableRows(page, i, which = "tr[data-row]") {
+  return panel(page, i)
+    .locator(`tbody ${which}`)
+    .evaluateAll((trs) => trs.map((tr) => [...tr.cells].map((td) => JSON.parse(td.dataset.value))));
+}
+
+/** A panel's bars: [label, value] each. */
+function bars(page, i) {
+  return panel(page, i)
+    .locator("rect.bar")
+    .evaluateAll((rs) => rs.map((r) => [JSON.parse(r.dataset.label), JSON.parse(r.dataset.value)]));
+}
+
+/** A panel's line points: [series, offset, value] each. */
+function points(page, i) {
+  return panel(page, i)
+    .locator("circle.point")
+    .evaluateAll((cs) => cs.map((c) => [JSON.parse(c.dataset.series), Number(c.dataset.offset), JSON.parse(c.dataset.value)]));
+}
+
+async function pageOffset(page) {
+  return Number(await page.getByTestId("offset").getAttribute("data-offset"));
+}
+
+/** Fills a reducer's form and calls it; resolves with its result element's status and text. */
+async function callReducer(page, reducer, args) {
+  const form = page.getByTestId(`reducer-form-${reducer}`);
+  const out = page.getByTestId(`reducer-result-${reducer}`);
+  const before = (await out.getAttribute("data-n")) ?? "";
+  await out.evaluate((o) => o.removeAttribute("data-status"));
+  for (const [name, value] of Object.entries(args)) {
+    await form.getByTestId(`arg-${reducer}-${name}`).fill(String(value));
+  }
+  await page.getByTestId(`reducer-call-${reducer}`).click();
+  await eventually(async () => ["committed", "failed"].includes(await out.getAttribute("data-status")), {
+    what: `${reducer}'s result (${before})`,
+  });
+  return {
+    status: await out.getAttribute("data-status"),
+    offset: Number(await out.getAttribute("data-offset")),
+    text: await out.textContent(),
+  };
+}
+
+/** Adds a panel through the page: its SQL typed in and run, then its view chosen. */
+async function addPanel(page, sql, view = "table") {
+  const n = await page.locator("[data-testid=panel]").count();
+  await page.getByTestId("add-panel").click();
+  const p = panel(page, n);
+  await p.getByTestId("panel-sql").fill(sql);
+  await p.getByTestId("panel-run").click();
+  if (view !== "table") await p.getByTestId(`view-${view}`).click();
+  await eventually(async () => ["live", "error"].includes(await p.getAttribute("data-state")), { what: "the panel to subscribe" });
+  return n;
+}
+
+describe("dashboard on the bank", () => {
+  let page;
+  let url;
+  const line = []; // the oracle's TOTAL at each offset where it changed: [offset, money]
+
+  /** The page against the oracle, at the offset the last call committed at. */
+  async function checkAt(offset) {
+    const [byRegion, rich, total] = await Promise.all([oracle.sql("bank", BY_REGION), oracle.sql("bank", RICH), oracle.sql("bank", TOTAL)]);
+    for (const o of [byRegion, rich, total]) assert.equal(o.offset, offset, "the oracle answers at the call's offset");
+    assert.equal(await pageOffset(page), offset, "the page's offset is the call's");
+    assert.deepEqual(sorted(await tableRows(page, 0)), sorted(byRegion.rows), "table = oracle");
+    assert.deepEqual(sorted(await bars(page, 1)), sorted(byRegion.rows.map((r) => [r[0], r[2]])), "bars = oracle");
+    assert.deepEqual(sorted(await tableRows(page, 2)), sorted(rich.rows), "filter table = oracle");
+    const money = total.rows[0][0];
+    if (line.length === 0 || line[line.length - 1][1] !== money) line.push([offset, money]);
+    const pts = await points(page, 3);
+    assert.deepEqual(pts.slice(1).map(([, o, v]) => [o, v]), line.slice(1), "the line's points are where the total changed");
+    assert.equal(pts[0][2], line[0][1]);
+    return { byRegion, rich };
+  }
+
+  test("panels made through the page follow reducer calls exactly", async () => {
+    page = await openPage(`${server.url}/?db=bank`);
+    assert.equal(await page.getByTestId("db-select").inputValue(), "bank");
+    // The schema: tables with their columns, reducers as forms typed by their parameters.
+    await assert.doesNotReject(page.getByTestId("table-account").locator('[data-column="balance"]').waitFor());
+    assert.equal(await page.getByTestId("arg-transfer-amount").getAttribute("type"), "number");
+    assert.equal(await page.getByTestId("arg-seed-n").getAttribute("min"), "0");
+    // An empty database opens with its first table; it becomes the join + aggregate.
+    assert.equal(await page.locator("[data-testid=panel]").count(), 1);
+    await panel(page, 0).getByTestId("panel-sql").fill(BY_REGION);
+    await panel(page, 0).getByTestId("panel-run").click();
+    await addPanel(page, BY_REGION, "bars");
+    await addPanel(page, RICH);
+    await addPanel(page, TOTAL, "line");
+    await panel(page, 3).getByTestId("panel-value").selectOption("money");
+    for (let i = 0; i < 4; i++) assert.equal(await panel(page, i).getAttribute("data-state"), "live");
+    const start = await oracle.sql("bank", TOTAL);
+    line.push([start.offset, start.rows[0][0]]);
+    assert.equal(start.rows[0][0], null, "SUM of no rows");
+
+    // Seeding: every region's row enters.
+    const seed = await callReducer(page, "seed", { n: 20 });
+    assert.equal(seed.status, "committed", seed.text);
+    assert.match(seed.text, new RegExp(`offset ${seed.offset}\\b`));
+    const { byRegion } = await checkAt(seed.offset);
+    assert.equal(byRegion.rows.length, 10);
+    assert.deepEqual(sorted(await tableRows(page, 0, "tr.entering")), sorted(byRegion.rows), "all ten regions entered");
+
+    // A transfer across regions: two groups change in place, one account enters the filter.
+    const t1 = await callReducer(page, "transfer", { from_id: 1, to_id: 2, amount: 100 });
+    assert.equal(t1.status, "committed", t1.text);
+    assert.equal(t1.offset, seed.offset + 1);
+    await checkAt(t1.offset);
+    const updated = await tableRows(page, 0, "tr.updated");
+    assert.deepEqual(sorted(updated), sorted([["region-1", 2, 1900], ["region-2", 2, 2100]]));
+    assert.equal(await panel(page, 0).locator("tbody tr.updated td.changed").count(), 2, "only the totals changed");
+    assert.deepEqual(await tableRows(page, 2, "tr.entering"), [[2, 1100]], "account 2 entered the filter");
+
+    // Back again: account 2 leaves the filter, its row fading out.
+    const t2 = await callReducer(page, "transfer", { from_id: 2, to_id: 1, amount: 100 });
+    assert.equal(t2.status, "committed", t2.text);
+    await checkAt(t2.offset);
+    assert.deepEqual(await tableRows(page, 2, "tr.leaving"), [[2, 1100]], "account 2's row fades out");
+    await eventually(async () => (await panel(page, 2).locator("tbody tr.leaving").count()) === 0, { what: "the faded row to go" });
+
+    const t3 = await callReducer(page, "transfer", { from_id: 3, to_id: 14, amount: 250 });
+    assert.equal(t3.status, "committed", t3.text);
+    await checkAt(t3.offset);
+    const opened = await callReducer(page, "open", { id: 101, balance: 500 });
+    assert.equal(opened.status, "committed", opened.text);
+    await checkAt(opened.offset);
+    assert.deepEqual(await tableRows(page, 0, "tr.updated"), [["region-1", 3, 2500]]);
+
+    // A refused transfer changes nothing and says why; so does an argument of the wrong type.
+    const refused = await callReducer(page, "transfer", { from_id: 5, to_id: 6, amount: 5000 });
+    assert.equal(refused.status, "failed");
+    assert.match(refused.text, /account 5 has 1000 but 5000 was asked/);
+    await checkAt(opened.offset);
+    const negative = await callReducer(page, "transfer", { from_id: -1, to_id: 6, amount: 1 });
+    assert.equal(negative.status, "failed");
+    assert.match(negative.text, /from_id: expected an unsigned integer/);
+    await checkAt(opened.offset);
+    assert.ok(line.length >= 3, "the total changed at the seed and the open");
+  });
+
+  test("a bad query shows its error beside it", async () => {
+    let expected;
+    await assert.rejects(oracle.sql("bank", BAD), (e) => ((expected = e.message), true));
+    const i = await addPanel(page, BAD);
+    const p = panel(page, i);
+    assert.equal(await p.getAttribute("data-state"), "error");
+    const shown = await p.getByTestId("panel-error").textContent();
+    assert.ok(shown.includes(expected), `${JSON.stringify(shown)} names the server's error ${JSON.stringify(expected)}`);
+    assert.ok(await p.getByTestId("panel-error").isVisible());
+    // The other panels carry on.
+    assert.equal(await panel(page, 0).getAttribute("data-state"), "live");
+  });
+
+  test("the URL brings the same panels back", async () => {
+    url = page.url();
+    assert.match(url, /\?db=bank#panels=/);
+    const specs = async (pg) =>
+      pg.locator("[data-testid=panel]").evaluateAll((ps) =>
+        ps.map((p) => [p.querySelector("textarea").value, p.dataset.view, p.querySelector("[data-testid=panel-value]")?.value ?? null]),
+      );
+    const before = await specs(page);
+    assert.deepEqual(before.map(([sql, view]) => [sql, view]), [
+      [BY_REGION, "table"],
+      [BY_REGION, "bars"],
+      [RICH, "table"],
+      [TOTAL, "line"],
+      [BAD, "table"],
+    ]);
+    assert.equal(before[3][2], "money");
+    await page.screenshot({ path: join(ARTIFACTS, "bank.png"), fullPage: true });
+    const again = await openPage(url);
+    await eventually(async () => (await again.locator('[data-testid=panel][data-state="loading"]').count()) === 0, { what: "panels to load" });
+    assert.deepEqual(await specs(again), before);
+    const byRegion = await oracle.sql("bank", BY_REGION);
+    assert.deepEqual(sorted(await tableRows(again, 0)), sorted(byRegion.rows));
+    assert.deepEqual(sorted(await bars(again, 1)), sorted(byRegion.rows.map((r) => [r[0], r[2]])));
+    assert.ok((await panel(again, 4).getByTestId("panel-error").textContent()).includes("nope"));
+    // And a call on the reloaded page reaches the first page's panels too.
+    const t = await callReducer(again, "transfer", { from_id: 7, to_id: 18, amount: 1 });
+    assert.equal(t.status, "committed", t.text);
+    await eventually(async () => (await pageOffset(page)) === t.offset, { what: "the first page to see the call" });
+    await checkAt(t.offset);
+    await again.close();
+  });
+});
+
+describe("the game's default dashboard", () => {
+  test("moves with the tick and equals the oracle at the offsets it shows", async () => {
+    const page = await openPage(`${server.url}/`);
+    assert.equal(await page.getByTestId("db-select").inputValue(), "game");
+    const titles = await page.getByTestId("panel-title").evaluateAll((is) => is.map((i) => i.value));
+    assert.deepEqual(titles, ["Team scores", "Top 10 players", "Team scores over time", "In the goal now"]);
+    const first = await pageOffset(page);
+    await eventually(async () => (await pageOffset(page)) >= first + 5, { what: "the tick to move the dashboard" });
+    await eventually(async () => Number(await page.getByTestId("tps").getAttribute("data-tps")) > 1, { what: "a transaction rate" });
+
+    // The page and the oracle at one offset: read the page, ask the oracle, until they meet.
+    const teamSql = await panel(page, 0).getByTestId("panel-sql").inputValue();
+    const topSql = await panel(page, 1).getByTestId("panel-sql").inputValue();
+    let matched = 0;
+    for (let tries = 0; tries < 200 && matched < 3; tries++) {
+      const [offset, shownBars, shownTop] = await page.evaluate(() => {
+        const ps = document.querySelectorAll("[data-testid=panel]");
+        return [
+          Number(document.querySelector("[data-testid=offset]").dataset.offset),
+          [...ps[0].querySelectorAll("rect.bar")].map((r) => [JSON.parse(r.dataset.label), JSON.parse(r.dataset.value)]),
+          [...ps[1].querySelectorAll("tbody tr[data-row]")].map((tr) => [...tr.cells].map((td) => JSON.parse(td.dataset.value))),
+        ];
+      });
+      const [teams, top] = await Promise.all([oracle.sql("game", teamSql), oracle.sql("game", topSql)]);
+      if (teams.offset !== offset || top.offset !== offset) continue;
+      assert.deepEqual(sorted(shownBars), sorted(teams.rows.map((r) => [r[0], r[2]])), `bars at offset ${offset}`);
+      assert.deepEqual(shownTop, top.rows, `top 10 in order at offset ${offset}`);
+      matched++;
+    }
+    assert.ok(matched >= 1, "the page and the oracle met at some offset");
+    assert.equal((await points(page, 2)).length > 0, true);
+    await page.waitForTimeout(1500);
+    await page.screenshot({ path: join(ARTIFACTS, "dashboard.png"), fullPage: true });
+    assert.deepEqual(pageErrors, [], "no errors in the page");
+    await page.close();
+  });
+});
