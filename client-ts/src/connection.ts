@@ -68,6 +68,14 @@ function socketUrl(server: string, database: string, token: string | undefined):
   return token ? `${url}?token=${encodeURIComponent(token)}` : url;
 }
 
+/** A frame's message: JSON text, as this connection's subprotocol has it. */
+function decodeFrame(data: unknown): ServerMessage {
+  if (typeof data !== "string") {
+    throw new SluiceError("protocol error: a binary frame on a JSON connection", { kind: "protocol" });
+  }
+  return decodeServerMessage(data);
+}
+
 function unexpected(answer: ServerMessage, wanted: string): never {
   throw new SluiceError(`protocol error: expected ${wanted}, got ${answer.type}`, { kind: "protocol" });
 }
@@ -377,7 +385,7 @@ export class SluiceClient {
           return;
         }
         try {
-          const hello = decodeServerMessage(typeof event.data === "string" ? event.data : "a binary frame");
+          const hello = decodeFrame(event.data);
           if (hello.type !== "IdentityToken") unexpected(hello, "IdentityToken first");
           greeted = true;
           clearTimeout(timer);
@@ -394,10 +402,7 @@ export class SluiceClient {
   /** Applies one frame; a protocol violation is reported and drops the connection. */
   #receive(data: unknown): void {
     try {
-      if (typeof data !== "string") {
-        throw new SluiceError("protocol error: a binary frame on a JSON connection", { kind: "protocol" });
-      }
-      this.#dispatch(decodeServerMessage(data));
+      this.#dispatch(decodeFrame(data));
     } catch (e) {
       const error = e instanceof SluiceError ? e : new SluiceError(`protocol error: ${String(e)}`, { kind: "protocol" });
       this.#report(error);

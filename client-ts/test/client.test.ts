@@ -6,10 +6,15 @@
 
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
-import { test, type TestContext } from "node:test";
+import { test as nodeTest, type TestContext } from "node:test";
 import { WebSocket } from "ws";
 import { SluiceClient, SluiceError, type ConnectOptions, type Subscription, type TransactionInfo, type Value } from "../src/index.js";
 import { FakeServer, type FakeConnection, type Message } from "./fake-server.js";
+
+/** Every test here fails rather than hangs when an expected message never comes. */
+const test = (name: string, fn: (t: TestContext) => Promise<void>): void => {
+  nodeTest(name, { timeout: 5_000 }, fn);
+};
 
 const sorted = (rows: Value[][]): string[] => rows.map((r) => JSON.stringify(r)).sort();
 
@@ -367,6 +372,7 @@ test("malformed server messages are reported and drop the connection; an Error w
   const { server, conn, client, errors } = await setup(t);
   const bad: [unknown, RegExp][] = [
     ["this is not JSON", /not JSON/],
+    [new TextEncoder().encode('{"type":"Error","error":"x"}'), /a binary frame on a JSON connection/],
     [{ type: "Bogus" }, /unknown message type "Bogus"/],
     [{ type: "TransactionUpdate", timestamp_micros: 1, reducer: "r", caller: "", updates: [] }, /lacks "offset"/],
     [{ type: "TransactionUpdate", offset: 1, timestamp_micros: 1, reducer: "r", caller: "", updates: [{ query_id: 1, inserts: [[{}]], deletes: [] }] }, /not an array of values/],
@@ -449,4 +455,14 @@ test("connecting to nothing rejects with the reason", async () => {
     assert.match(e.message, /cannot connect to ws:\/\/127\.0\.0\.1:\d+\/v1\/database\/db\/subscribe: closed .*ECONNREFUSED/);
     return true;
   });
+});
+
+test("a server that never sends the IdentityToken fails the connect after the timeout", async (t) => {
+  const server = await FakeServer.start({ greet: false });
+  t.after(() => server.stop());
+  await assert.rejects(SluiceClient.connect({ url: server.url, database: "db", WebSocket, connectTimeoutMs: 50 }), {
+    kind: "connection",
+    message: /no IdentityToken within 50 ms/,
+  });
+  assert.equal(server.count, 1);
 });

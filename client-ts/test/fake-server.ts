@@ -1,7 +1,7 @@
 /**
  * A scripted stand-in for a Sluice server in tests: a `ws` WebSocketServer on 127.0.0.1 (a
  * free port) that greets each connection with an IdentityToken (a new identity, or the one
- * its `?token=` names), records what it was asked (path, token, subprotocol) and hands each
+ * its `?token=` names) unless told not to, records what it was asked (path, token, subprotocol) and hands each
  * client message to the test, which answers by hand.
  */
 
@@ -49,8 +49,9 @@ export class FakeConnection {
     return [...this.#inbox];
   }
 
+  /** Sends a message as JSON text; a string as is; bytes as a binary frame. */
   send(message: unknown): void {
-    this.#socket.send(typeof message === "string" ? message : JSON.stringify(message));
+    this.#socket.send(typeof message === "string" || message instanceof Uint8Array ? message : JSON.stringify(message));
   }
 
   /** Closes the connection from the server's side. */
@@ -66,13 +67,13 @@ export class FakeServer {
   /** Connections accepted so far. */
   count = 0;
 
-  private constructor(server: WebSocketServer) {
+  private constructor(server: WebSocketServer, greet: boolean) {
     this.#server = server;
     server.on("connection", (socket, request) => {
       const url = new URL(request.url ?? "/", "ws://fake");
       this.count++;
       const token = url.searchParams.get("token") ?? `${String(this.count).padStart(64, "0")}.signed`;
-      socket.send(JSON.stringify({ type: "IdentityToken", identity: token.split(".")[0], token }));
+      if (greet) socket.send(JSON.stringify({ type: "IdentityToken", identity: token.split(".")[0], token }));
       const connection = new FakeConnection(socket, url);
       const w = this.#waiting.shift();
       if (w) w(connection);
@@ -80,14 +81,15 @@ export class FakeServer {
     });
   }
 
-  static async start(): Promise<FakeServer> {
+  /** `greet: false` makes a server that never sends the IdentityToken. */
+  static async start({ greet = true } = {}): Promise<FakeServer> {
     const server = new WebSocketServer({
       host: "127.0.0.1",
       port: 0,
       handleProtocols: (protocols) => (protocols.has("sluice.json.v1") ? "sluice.json.v1" : false),
     });
     await once(server, "listening");
-    return new FakeServer(server);
+    return new FakeServer(server, greet);
   }
 
   get url(): string {

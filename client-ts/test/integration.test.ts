@@ -1,0 +1,178 @@
+/**
+ * The client against a real server: `$SLUICE_BIN start --in-memory` on a free port, with the
+ * demo database `game` it publishes itself (teams, players, positions; a tick ten times a
+ * second moves the bots and scores players in the goal). Live joins, a GROUP BY and a top-k
+ * are subscribed, changed by reducer calls over the WebSocket and HTTP and by the ticks, and
+ * after each transaction every cache is compared with a one-off query of its SQL: the cache
+ * as of the answer's offset must equal the answer, as multisets. Skipped, saying so, when
+ * SLUICE_BIN is not set.
+ */
+
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { createInterface } from "node:readline";
+import { setTimeout as sleep } from "node:timers/promises";
+import { test } from "node:test";
+import { WebSocket } from "ws";
+import { HttpClient, SluiceClient, SluiceError, type Subscription, type Value } from "../src/index.js";
+
+const bin = process.env.SLUICE_BIN;
+const skip = bin
+  ? false
+  : "SLUICE_BIN is not set: set it to the built server (e.g. SLUICE_BIN=/work/main/target/debug/sluice npm test) to run this test";
+if (skip) console.warn(`\n*** integration test SKIPPED: ${skip} ***\n`);
+
+const sorted = (rows: Value[][]): string[] => rows.map((r) => JSON.stringify(r)).sort();
+
+/** Starts the server on a free port; resolves with it and its base URL once /health answers. */
+async function startServer(path: string): Promise<{ server: ChildProcess; url: string }> {
+  const server = spawn(path, ["start", "--in-memory", "--listen", "127.0.0.1:0"], { stdio: ["ignore", "pipe", "inherit"] });
+  const lines = createInterface({ input: server.stdout! });
+  const first = await new Promise<string>((resolve, reject) => {
+    lines.once("line", resolve);
+    server.once("exit", (code) => reject(new Error(`the server exited (${code}) before printing its address`)));
+  });
+  lines.on("line", () => undefined); // Drain the rest.
+  const url = first.replace(/^listening on /, "");
+  assert.match(url, /^http:\/\/127\.0\.0\.1:\d+$/, `the server's first line: ${first}`);
+  for (let i = 0; i < 200; i++) {
+    const health = await fetch(`${url}/health`).then((r) => r.text(), () => "");
+    if (health.trim() === "ok") return { server, url };
+    await sleep(50);
+  }
+  server.kill("SIGKILL");
+  throw new Error(`${url}/health never answered ok`);
+}
+
+/** A subscription's cache over time: its sorted rows after each change, by offset. */
+class History {
+  readonly #entries: { offset: number; rows: string[] }[];
+
+  constructor(readonly subscription: Subscription, offset: number) {
+    // Taken together: the cache holds every transaction up to the client's offset.
+    this.#entries = [{ offset, rows: sorted(subscription.rows()) }];
+    subscription.on("change", (c) => this.#entries.push({ offset: c.offset, rows: sorted(subscription.rows()) }));
+  }
+
+  /** The rows as of `offset`. */
+  at(offset: number): string[] {
+    const entry = this.#entries.filter((e) => e.offset <= offset).at(-1);
+    assert.ok(entry, `no state of ${this.subscription.sql} as of ${offset}`);
+    return entry.rows;
+  }
+
+  get changes(): number {
+    return this.#entries.length - 1;
+  }
+}
+
+test("the client's caches equal one-off queries at every step against a real server", { skip, timeout: 120_000 }, async (t) => {
+  const { server, url } = await startServer(bin as string);
+  t.after(() => {
+    server.kill("SIGKILL");
+  });
+
+  const http = new HttpClient(url);
+  assert.deepEqual(await http.databases(), [{ name: "game", owner: null }]);
+  const schema = await http.schema("game");
+  assert.deepEqual(
+    schema.tables.map((table: { name: string }) => table.name).sort(),
+    ["player", "position", "team", "tick_timer", "world"],
+  );
+  assert.ok(schema.reducers.some((r: { name: string }) => r.name === "move_by"));
+  await assert.rejects(http.sql("game", "DELETE FROM player"), (e: unknown) => e instanceof SluiceError && e.status === 400);
+
+  const client = await SluiceClient.connect({ url, database: "game", WebSocket });
+  const errors: SluiceError[] = [];
+  client.onError((e) => errors.push(e));
+  t.after(() => client.close());
+  assert.match(client.identity, /^[0-9a-f]{64}$/);
+
+  const teams = "SELECT t.name, COUNT(*), SUM(p.score) FROM player p JOIN team t ON t.id = p.team_id GROUP BY t.name";
+  const people =
+    "SELECT p.name, t.name, pos.x, pos.y FROM player p JOIN team t ON t.id = p.team_id JOIN position pos ON pos.player_id = p.id WHERE p.bot = false";
+  const positions = "SELECT * FROM position";
+  const top = "SELECT name, score FROM player ORDER BY score DESC, id LIMIT 3";
+  const subs = await client.subscribe([teams, people, positions, top]);
+  const histories = subs.map((s) => new History(s, client.offset));
+  const [teamSub, peopleSub, positionSub] = subs as [Subscription, Subscription, Subscription, Subscription];
+  const positionHistory = histories[2] as History;
+  assert.deepEqual(positionSub.primaryKey, [0]);
+  assert.deepEqual(peopleSub.rows(), [], "nobody but bots yet");
+  assert.equal(positionSub.size, 12, "the demo's twelve bots");
+
+  let checks = 0;
+  /** Every cache as of a one-off answer's offset equals the answer. */
+  const check = async (): Promise<void> => {
+    for (const h of histories) {
+      const answer = await client.query(h.subscription.sql);
+      assert.ok(answer.offset >= 0);
+      assert.deepEqual(h.at(answer.offset), sorted(answer.rows), `${h.subscription.sql} as of ${answer.offset}`);
+      checks++;
+    }
+  };
+  await check();
+
+  const { offset: joined } = await client.call("join", ["ts-client", 1]);
+  assert.ok(joined > 0);
+  assert.deepEqual(peopleSub.rows(), [["ts-client", "red", 16, 16]], "the call's effect is in the cache when it resolves");
+  await check();
+
+  const me = await client.query("SELECT id FROM player WHERE identity = :sender");
+  const myId = me.rows[0]?.[0];
+  assert.equal(typeof myId, "number");
+  const moves: string[] = [];
+  positionSub.on("update", (o, n) => {
+    if (o[0] === myId) moves.push(`${JSON.stringify(o)}>${JSON.stringify(n)}`);
+  });
+  await client.call("move_by", [1, 2]);
+  assert.deepEqual(moves, [`[${myId},16,16]>[${myId},17,18]`]);
+  assert.deepEqual(peopleSub.rows(), [["ts-client", "red", 17, 18]]);
+  await check();
+  await assert.rejects(client.call("move_by", [9, 0]), { kind: "reducer", message: /at most 5/ });
+
+  // A second subscription to the same SQL shares the query id and sees the same rows; ending
+  // the first leaves the second live.
+  const [twin] = await client.subscribe(teams);
+  assert.ok(twin);
+  assert.equal(twin.queryId, teamSub.queryId);
+  histories.push(new History(twin, client.offset));
+  await teamSub.unsubscribe();
+  histories.shift();
+
+  // Another identity joins over HTTP; its transaction reaches this client's caches.
+  const other = await http.identity();
+  const seen = new Promise<void>((resolve) => {
+    const off = client.onTransaction((tx) => {
+      if (tx.caller === other.identity) {
+        off();
+        resolve();
+      }
+    });
+  });
+  const { offset: httpJoin } = await new HttpClient(url, other.token).call("game", "join", { name: "http-player", team_id: 2 });
+  await seen;
+  assert.ok(client.offset >= httpJoin);
+  assert.deepEqual(sorted(peopleSub.rows()), sorted([["ts-client", "red", 17, 18], ["http-player", "blue", 16, 16]]));
+  const counts = Object.fromEntries(twin.rows().map((r) => [r[0], r[1]]));
+  assert.deepEqual(counts, { red: 7, blue: 7 });
+  await check();
+
+  await client.call("leave");
+  assert.deepEqual(peopleSub.rows(), [["http-player", "blue", 16, 16]]);
+  await check();
+
+  // Ticks: after each of the next transactions, check again.
+  for (let i = 0; i < 8; i++) {
+    await new Promise<void>((resolve) => {
+      const off = client.onTransaction(() => {
+        off();
+        resolve();
+      });
+    });
+    await check();
+  }
+  assert.ok(positionHistory.changes >= 8, "the bots moved on every tick");
+  assert.equal(checks, 13 * 4, "every check compared every cache");
+  assert.deepEqual(errors, []);
+});
