@@ -50,6 +50,9 @@ async function openPage(url) {
   return page;
 }
 
+/** The panels a dashboard URL holds (`#panels=` JSON). */
+const urlPanels = (url) => JSON.parse(new URLSearchParams(new URL(url).hash.slice(1)).get("panels"));
+
 const panel = (page, i) => page.locator("[data-testid=panel]").nth(i);
 
 /** A panel's live table: the rows in the result (not those fading out), as JSON values. */
@@ -81,14 +84,13 @@ async function pageOffset(page) {
 async function callReducer(page, reducer, args) {
   const form = page.getByTestId(`reducer-form-${reducer}`);
   const out = page.getByTestId(`reducer-result-${reducer}`);
-  const before = (await out.getAttribute("data-n")) ?? "";
   await out.evaluate((o) => o.removeAttribute("data-status"));
   for (const [name, value] of Object.entries(args)) {
     await form.getByTestId(`arg-${reducer}-${name}`).fill(String(value));
   }
   await page.getByTestId(`reducer-call-${reducer}`).click();
   await eventually(async () => ["committed", "failed"].includes(await out.getAttribute("data-status")), {
-    what: `${reducer}'s result (${before})`,
+    what: `${reducer}'s result`,
   });
   return {
     status: await out.getAttribute("data-status"),
@@ -206,11 +208,25 @@ describe("dashboard on the bank", () => {
     assert.ok(await p.getByTestId("panel-error").isVisible());
     // The other panels carry on.
     assert.equal(await panel(page, 0).getAttribute("data-state"), "live");
+    // A panel removed is gone from the page and from the URL.
+    const extra = await addPanel(page, "SELECT * FROM region");
+    assert.equal(await panel(page, extra).getAttribute("data-state"), "live");
+    assert.equal(await panel(page, extra).getAttribute("data-rows"), "10");
+    assert.equal(urlPanels(page.url()).at(-1).sql, "SELECT * FROM region");
+    await panel(page, extra).getByTestId("panel-remove").click();
+    assert.equal(await page.locator("[data-testid=panel]").count(), extra);
+    assert.equal(urlPanels(page.url()).length, extra);
+    assert.ok(!urlPanels(page.url()).some((p) => p.sql === "SELECT * FROM region"));
   });
 
   test("the URL brings the same panels back", async () => {
+    await panel(page, 0).getByTestId("panel-title").fill("By region");
+    await panel(page, 0).getByTestId("panel-title").press("Enter");
+    await panel(page, 0).getByTestId("panel-title").blur();
     url = page.url();
     assert.match(url, /\?db=bank#panels=/);
+    assert.deepEqual(urlPanels(url)[0], { title: "By region", sql: BY_REGION, view: "table" });
+    assert.deepEqual(urlPanels(url)[3], { sql: TOTAL, view: "line", value: "money" });
     const specs = async (pg) =>
       pg.locator("[data-testid=panel]").evaluateAll((ps) =>
         ps.map((p) => [p.querySelector("textarea").value, p.dataset.view, p.querySelector("[data-testid=panel-value]")?.value ?? null]),
@@ -228,6 +244,7 @@ describe("dashboard on the bank", () => {
     const again = await openPage(url);
     await eventually(async () => (await again.locator('[data-testid=panel][data-state="loading"]').count()) === 0, { what: "panels to load" });
     assert.deepEqual(await specs(again), before);
+    assert.equal(await panel(again, 0).getByTestId("panel-title").inputValue(), "By region");
     const byRegion = await oracle.sql("bank", BY_REGION);
     assert.deepEqual(sorted(await tableRows(again, 0)), sorted(byRegion.rows));
     assert.deepEqual(sorted(await bars(again, 1)), sorted(byRegion.rows.map((r) => [r[0], r[2]])));
@@ -243,8 +260,19 @@ describe("dashboard on the bank", () => {
 
 describe("the game's default dashboard", () => {
   test("moves with the tick and equals the oracle at the offsets it shows", async () => {
-    const page = await openPage(`${server.url}/`);
+    // Picked from the list of databases.
+    const page = await openPage(`${server.url}/?db=bank`);
+    const names = await page.getByTestId("db-select").locator("option").evaluateAll((os) => os.map((o) => o.value));
+    assert.deepEqual(names, ["bank", "game"]);
+    await page.getByTestId("db-select").selectOption("game");
+    await page.waitForURL(/\?db=game#panels=/);
+    await page.locator('[data-testid=connection][data-status="open"]').waitFor();
     assert.equal(await page.getByTestId("db-select").inputValue(), "game");
+    // Without a database in the URL, the game is the one shown, too.
+    const plain = await openPage(`${server.url}/`);
+    assert.equal(await plain.getByTestId("db-select").inputValue(), "game");
+    assert.equal(await plain.locator("[data-testid=panel]").count(), 4);
+    await plain.close();
     const titles = await page.getByTestId("panel-title").evaluateAll((is) => is.map((i) => i.value));
     assert.deepEqual(titles, ["Team scores", "Top 10 players", "Team scores over time", "In the goal now"]);
     const first = await pageOffset(page);
