@@ -4,12 +4,17 @@
  * second moves the bots and scores players in the goal). Live joins, a GROUP BY and a top-k
  * are subscribed, changed by reducer calls over the WebSocket and HTTP and by the ticks, and
  * after each transaction every cache is compared with a one-off query of its SQL: the cache
- * as of the answer's offset must equal the answer, as multisets. Skipped, saying so, when
- * SLUICE_BIN is not set.
+ * as of the answer's offset must equal the answer, as multisets. Then a durable server is
+ * killed and restarted under a connected client, which must come back as the same identity
+ * with every cache equal to the server's state again. Skipped, saying so, when SLUICE_BIN is
+ * not set.
  */
 
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
 import { test } from "node:test";
@@ -24,9 +29,12 @@ if (skip) console.warn(`\n*** integration test SKIPPED: ${skip} ***\n`);
 
 const sorted = (rows: Value[][]): string[] => rows.map((r) => JSON.stringify(r)).sort();
 
-/** Starts the server on a free port; resolves with it and its base URL once /health answers. */
-async function startServer(path: string): Promise<{ server: ChildProcess; url: string }> {
-  const server = spawn(path, ["start", "--in-memory", "--listen", "127.0.0.1:0"], { stdio: ["ignore", "pipe", "inherit"] });
+/**
+ * Starts the server (`--in-memory` unless `args` say otherwise, on a free port unless they name
+ * one); resolves with it and its base URL once /health answers.
+ */
+async function startServer(path: string, args = ["--in-memory", "--listen", "127.0.0.1:0"]): Promise<{ server: ChildProcess; url: string }> {
+  const server = spawn(path, ["start", ...args], { stdio: ["ignore", "pipe", "inherit"] });
   const lines = createInterface({ input: server.stdout! });
   const first = await new Promise<string>((resolve, reject) => {
     lines.once("line", resolve);
@@ -66,6 +74,25 @@ class History {
   }
 }
 
+/** Every cache as of a one-off answer's offset equals the answer; returns how many were compared. */
+async function compare(client: SluiceClient, histories: History[]): Promise<number> {
+  for (const h of histories) {
+    const answer = await client.query(h.subscription.sql);
+    assert.deepEqual(h.at(answer.offset), sorted(answer.rows), `${h.subscription.sql} as of ${answer.offset}`);
+  }
+  return histories.length;
+}
+
+/** Resolves at the next transaction the client applies. */
+function nextTransaction(client: SluiceClient): Promise<void> {
+  return new Promise((resolve) => {
+    const off = client.onTransaction(() => {
+      off();
+      resolve();
+    });
+  });
+}
+
 test("the client's caches equal one-off queries at every step against a real server", { skip, timeout: 120_000 }, async (t) => {
   const { server, url } = await startServer(bin as string);
   t.after(() => {
@@ -102,14 +129,8 @@ test("the client's caches equal one-off queries at every step against a real ser
   assert.equal(positionSub.size, 12, "the demo's twelve bots");
 
   let checks = 0;
-  /** Every cache as of a one-off answer's offset equals the answer. */
   const check = async (): Promise<void> => {
-    for (const h of histories) {
-      const answer = await client.query(h.subscription.sql);
-      assert.ok(answer.offset >= 0);
-      assert.deepEqual(h.at(answer.offset), sorted(answer.rows), `${h.subscription.sql} as of ${answer.offset}`);
-      checks++;
-    }
+    checks += await compare(client, histories);
   };
   await check();
 
@@ -164,15 +185,58 @@ test("the client's caches equal one-off queries at every step against a real ser
 
   // Ticks: after each of the next transactions, check again.
   for (let i = 0; i < 8; i++) {
-    await new Promise<void>((resolve) => {
-      const off = client.onTransaction(() => {
-        off();
-        resolve();
-      });
-    });
+    await nextTransaction(client);
     await check();
   }
   assert.ok(positionHistory.changes >= 8, "the bots moved on every tick");
   assert.equal(checks, 13 * 4, "every check compared every cache");
+  assert.deepEqual(errors, []);
+});
+
+test("after the server restarts the client comes back as itself, its caches equal to the server's", { skip, timeout: 120_000 }, async (t) => {
+  const data = mkdtempSync(join(tmpdir(), "sluice-client-ts-"));
+  let { server, url } = await startServer(bin as string, ["--data-dir", data, "--listen", "127.0.0.1:0"]);
+  t.after(() => {
+    server.kill("SIGKILL");
+    rmSync(data, { recursive: true, force: true });
+  });
+  const client = await SluiceClient.connect({ url, database: "game", WebSocket, reconnectMinDelayMs: 50, reconnectMaxDelayMs: 200 });
+  t.after(() => client.close());
+  const errors: SluiceError[] = [];
+  client.onError((e) => errors.push(e));
+  const statuses: string[] = [];
+  client.onStatus((s) => statuses.push(s));
+  await client.call("join", ["restarter", 2]);
+  const mine = "SELECT name, online FROM player WHERE identity = :sender";
+  const subs = await client.subscribe([mine, "SELECT * FROM position", "SELECT team_id, COUNT(*) FROM player GROUP BY team_id"]);
+  const histories = subs.map((s) => new History(s, client.offset));
+  assert.deepEqual(subs[0]?.rows(), [["restarter", true]]);
+  await nextTransaction(client);
+  await compare(client, histories);
+  const identity = client.identity;
+  const resyncs: boolean[] = [];
+  client.onTransaction((tx) => resyncs.push(tx.resync));
+
+  const gone = new Promise<void>((resolve) => server.once("exit", () => resolve()));
+  server.kill("SIGKILL");
+  await gone;
+  const reconnecting = new Promise<void>((resolve) => {
+    if (client.status === "reconnecting") resolve();
+    else client.onStatus((s) => s === "reconnecting" && resolve());
+  });
+  await reconnecting;
+  const reopened = new Promise<void>((resolve) => client.onStatus((s) => s === "open" && resolve()));
+  ({ server } = await startServer(bin as string, ["--data-dir", data, "--listen", url.replace(/^http:\/\//, "")]));
+  await reopened;
+
+  assert.deepEqual(statuses, ["reconnecting", "open"]);
+  assert.equal(client.identity, identity, "the same identity, by the same token");
+  assert.deepEqual(subs[0]?.rows(), [["restarter", true]], "the :sender query is bound to the same player");
+  await compare(client, histories);
+  for (let i = 0; i < 3; i++) {
+    await nextTransaction(client);
+    await compare(client, histories);
+  }
+  assert.equal(resyncs.filter((r) => !r).length >= 3, true, "transactions flow after the restart");
   assert.deepEqual(errors, []);
 });
