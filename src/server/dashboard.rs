@@ -37,3 +37,24 @@ async fn asset(UrlPath(name): UrlPath<String>) -> Response {
         None => (StatusCode::NOT_FOUND, format!("no asset {name}")).into_response(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{ASSETS, INDEX};
+
+    /// Every file the page asks for under `/assets/` is embedded, and nothing else is.
+    #[test]
+    fn the_page_names_exactly_the_embedded_assets() {
+        let page = std::str::from_utf8(INDEX).expect("index.html is UTF-8");
+        let asked: Vec<&str> =
+            page.split("\"/assets/").skip(1).map(|rest| &rest[..rest.find('"').expect("a quoted path")]).collect();
+        let mut embedded: Vec<&str> = ASSETS.iter().map(|(name, _, _)| *name).collect();
+        let mut asked_sorted = asked.clone();
+        asked_sorted.sort();
+        embedded.sort();
+        assert_eq!(asked_sorted, embedded);
+        for (name, _, body) in ASSETS {
+            assert!(!body.is_empty(), "{name} is empty");
+        }
+    }
+}
