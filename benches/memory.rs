@@ -4,13 +4,48 @@
 //! a store beside a fresh engine, subscribes to a join that adds two shared by-key arrangements
 //! of all rows, and reports the resident-memory growth per row that subscribing caused, and
 //! again after every row has been updated five times (compaction keeps it to the current
-//! state).
+//! state). Two measures: live heap bytes (this binary counts every allocation and free, so
+//! it is what the engine holds) and resident memory (which also keeps the allocator's freed
+//! pages, e.g. the sort buffers of the initial load).
 //!
 //! `cargo bench --bench memory` (SLUICE_BENCH_ROWS sets the row count, default 1M).
 
 use sluice::bench::resident_bytes as rss_bytes;
 use sluice_ivm::{Engine, EngineConfig, TableChange, TableRows, Transaction};
 use sluice_planner::{Catalog, Dml, Planner, Row, Value};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The system allocator, counting the bytes live.
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        // SAFETY: forwarded as received.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: forwarded as received.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(new_size, Ordering::Relaxed);
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: forwarded as received.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn live_bytes() -> usize {
+    LIVE.load(Ordering::Relaxed)
+}
 
 /// Row `i` of the table after `round` updates.
 fn row(i: usize, round: i64, n: usize) -> Row {
@@ -49,27 +84,28 @@ fn main() {
         }
     };
     apply(&mut engine, &mut store, 0);
-    let before = rss_bytes();
+    let (live_before, rss_before) = (live_bytes(), rss_bytes());
     // A join whose result is empty (v is never negative), so what it adds is the shared
     // by-key arrangements of all rows (the condition is on both sides: no filtered one).
     let sql = "SELECT x.id FROM a x JOIN a y ON x.b_id = y.id WHERE x.v + y.v < 0";
     let sub = engine.subscribe(&Planner::new(&catalog).plan_sql(sql).unwrap(), &store).unwrap();
     assert!(sub.initial.is_empty());
-    let per_row = |bytes: usize| (bytes - before) as f64 / n as f64;
-    let keyed = per_row(rss_bytes());
     println!("rows: {n}, raw bytes per row: {raw_per_row}");
-    println!(
-        "shared arrangements by b_id and by id: {keyed:.1} bytes/row = {:.2}x raw, {:.2}x raw each",
-        keyed / raw_per_row as f64,
-        keyed / 2.0 / raw_per_row as f64
-    );
+    let report = |state: &str| {
+        let live = (live_bytes() as f64 - live_before as f64) / n as f64;
+        let rss = (rss_bytes() as f64 - rss_before as f64) / n as f64;
+        let x = |b: f64| b / raw_per_row as f64;
+        println!(
+            "{state}: live heap {live:.1} bytes/row = {:.2}x raw, {:.2}x raw each; resident {rss:.1} bytes/row = {:.2}x raw, {:.2}x raw each",
+            x(live),
+            x(live) / 2.0,
+            x(rss),
+            x(rss) / 2.0
+        );
+    };
+    report("shared arrangements by b_id and by id");
     for round in 1..=5 {
         apply(&mut engine, &mut store, round);
     }
-    let churned = per_row(rss_bytes());
-    println!(
-        "after updating every row 5 times: {churned:.1} bytes/row = {:.2}x raw, {:.2}x raw each",
-        churned / raw_per_row as f64,
-        churned / 2.0 / raw_per_row as f64
-    );
+    report("after updating every row 5 times");
 }

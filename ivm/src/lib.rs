@@ -5,6 +5,7 @@
 mod aggregate;
 mod delta;
 mod engine;
+mod layout;
 mod render;
 mod rows;
 mod source;

@@ -10,14 +10,14 @@
 
 use crate::aggregate::render_aggregate;
 use crate::delta::{Diff, Offset};
+use crate::layout::{arrange_by_key, arrange_by_self, RowValSpine};
 use crate::source::TableSource;
 use crate::topk::render_topk;
 use differential_dataflow::input::InputSession;
 use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
-use differential_dataflow::trace::implementations::ValSpine;
 use differential_dataflow::{AsCollection, VecCollection};
 use sluice_planner::expr::{canonical_key, truth};
-use sluice_planner::{Expr, JoinKey, JoinKind, Plan, Row, SetOpKind, Value};
+use sluice_planner::{Expr, JoinKey, JoinKind, Plan, Row, RowRef, SetOpKind, Value};
 use std::collections::HashMap;
 use timely::dataflow::operators::vec::ToStream;
 use timely::dataflow::Scope;
@@ -25,7 +25,7 @@ use timely::dataflow::Scope;
 /// A collection of rows in a query dataflow.
 pub type Coll<'s> = VecCollection<'s, Offset, Row, Diff>;
 /// A trace of rows arranged by a key row.
-pub type KeyedTrace = TraceAgent<ValSpine<Row, Row, Offset, Diff>>;
+pub type KeyedTrace = TraceAgent<RowValSpine>;
 type KeyedArranged<'s> = Arranged<'s, KeyedTrace>;
 
 /// What a shared by-key arrangement holds: the table's rows passing `filter` (all of them
@@ -260,11 +260,12 @@ impl<'s, 'b> Renderer<'s, 'b> {
             let (rarr, rfilter) = self.keyed(right, &rkeys, true);
             // Shared arrangements hold rows with NULL keys too; those never match.
             let null_unsafe: Vec<bool> = keys.iter().map(|k| !k.null_safe).collect();
-            return larr.join_core(rarr, move |k: &Row, l: &Row, r: &Row| {
-                if k.null_where(&null_unsafe) || !passes(&lfilter, l) || !passes(&rfilter, r) {
+            return larr.join_core(rarr, move |k: RowRef, l: RowRef, r: RowRef| {
+                let (l, r) = (l.to_row(), r.to_row());
+                if k.null_where(&null_unsafe) || !passes(&lfilter, &l) || !passes(&rfilter, &r) {
                     return None;
                 }
-                let row = l.concat(r);
+                let row = l.concat(&r);
                 passes(&res, &row).then_some(row)
             });
         }
@@ -272,8 +273,8 @@ impl<'s, 'b> Renderer<'s, 'b> {
         let rc = self.render(right);
         let larr = arrange_keyed(lc.clone(), &lkeys);
         let rarr = arrange_keyed(rc.clone(), &rkeys);
-        let inner = larr.clone().join_core(rarr.clone(), move |_k, l: &Row, r: &Row| {
-            let row = l.concat(r);
+        let inner = larr.clone().join_core(rarr.clone(), move |_k, l: RowRef, r: RowRef| {
+            let row = l.to_row().concat(&r.to_row());
             passes(&res, &row).then_some(row)
         });
         let has_res = residual.is_some();
@@ -288,7 +289,7 @@ impl<'s, 'b> Renderer<'s, 'b> {
 /// Arranges rows by their join key, dropping rows whose non-NULL-safe key is NULL.
 fn arrange_keyed<'s>(c: Coll<'s>, keys: &[(Expr, bool)]) -> KeyedArranged<'s> {
     let keys = keys.to_vec();
-    c.flat_map(move |r| eval_key(&keys, &r).map(|k| (k, r))).arrange_by_key()
+    arrange_by_key(c.flat_map(move |r| eval_key(&keys, &r).map(|k| (k, r))))
 }
 
 /// Rows of `side` with no partner, padded with `pad` NULLs (after them if `side_first`).
@@ -309,8 +310,8 @@ fn unmatched<'s>(
         let partners = inner.clone().map(move |r| r.project(&cols)).distinct();
         side.clone().map(|r| (r, ())).semijoin(partners).map(|(r, ())| r)
     } else {
-        let other_keys = other_arr.as_collection(|k, _| k.clone()).distinct().arrange_by_self();
-        side_arr.join_core(other_keys, |_k, r: &Row, _| Some(r.clone()))
+        let other_keys = arrange_by_self(other_arr.as_collection(|k, _| k.to_row()).distinct());
+        side_arr.join_core(other_keys, |_k, r: RowRef, _| Some(r.to_row()))
     };
     side.concat(matched.negate()).map(move |r| if side_first { r.concat(&nulls(pad)) } else { nulls(pad).concat(&r) })
 }

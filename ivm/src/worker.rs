@@ -2,6 +2,7 @@
 //! query dataflows, and the commands the engine sends every worker.
 
 use crate::delta::{Diff, Offset, QueryId, Transaction};
+use crate::layout::arrange_by_key;
 use crate::render::{column_key, shared_arrangements, Base, Renderer, ScanInput, SharedKey};
 use crate::source::{Loaded, NoRows, TableSource};
 use differential_dataflow::input::InputSession;
@@ -216,7 +217,7 @@ impl WorkerState {
             let probe = ProbeHandle::new();
             let dataflow = worker.next_dataflow_index();
             let trace = worker.dataflow(|scope| {
-                let arranged = keyed.to_collection(scope).arrange_by_key();
+                let arranged = arrange_by_key(keyed.to_collection(scope));
                 arranged.stream.clone().probe_with(&probe);
                 arranged.trace
             });

@@ -95,18 +95,7 @@ impl Row {
 
     /// Whether any value is NULL where `check` is true (read from the tags, not decoded).
     pub fn null_where(&self, check: &[bool]) -> bool {
-        let bytes = self.as_bytes();
-        let mut pos = 0;
-        for &c in check {
-            if pos >= bytes.len() {
-                return false;
-            }
-            if c && bytes[pos] == NULL {
-                return true;
-            }
-            skip(bytes, &mut pos);
-        }
-        false
+        null_where(self.as_bytes(), check)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -215,6 +204,60 @@ impl Row {
         }
         true
     }
+}
+
+/// A row borrowed from encoded bytes held elsewhere (an arrangement's byte slab): compared as
+/// its bytes, like `Row`, and made a `Row` where one is needed.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RowRef<'a>(&'a [u8]);
+
+impl<'a> RowRef<'a> {
+    /// The row encoded in `bytes`, which must be a `Row`'s bytes (`Row::as_bytes`).
+    pub fn from_row_bytes(bytes: &'a [u8]) -> RowRef<'a> {
+        RowRef(bytes)
+    }
+
+    /// The encoded bytes.
+    pub fn as_bytes(self) -> &'a [u8] {
+        self.0
+    }
+
+    /// Whether any value is NULL where `check` is true (as `Row::null_where`).
+    pub fn null_where(self, check: &[bool]) -> bool {
+        null_where(self.0, check)
+    }
+
+    /// An owned copy (inline, without allocating, up to 30 bytes).
+    pub fn to_row(self) -> Row {
+        Row::from_bytes(self.0)
+    }
+}
+
+impl PartialEq<&Row> for RowRef<'_> {
+    fn eq(&self, other: &&Row) -> bool {
+        self.0 == other.as_bytes()
+    }
+}
+
+impl fmt::Debug for RowRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.to_row().fmt(f)
+    }
+}
+
+/// Whether any value of an encoded row is NULL where `check` is true (read from the tags).
+fn null_where(bytes: &[u8], check: &[bool]) -> bool {
+    let mut pos = 0;
+    for &c in check {
+        if pos >= bytes.len() {
+            return false;
+        }
+        if c && bytes[pos] == NULL {
+            return true;
+        }
+        skip(bytes, &mut pos);
+    }
+    false
 }
 
 /// Decoding iterator over a row's values.
