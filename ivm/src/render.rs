@@ -189,6 +189,12 @@ impl<'s, 'b> Renderer<'s, 'b> {
                 data.to_stream(self.scope).as_collection()
             }
             Plan::Project { input, exprs } => {
+                let columns: Option<Vec<usize>> =
+                    exprs.iter().map(|e| if let Expr::Column(c) = e { Some(*c) } else { None }).collect();
+                if let Some(cols) = columns {
+                    // Plain columns: copy their encoded bytes, decoding nothing.
+                    return self.render(input).map(move |r| r.project(&cols));
+                }
                 let exprs = exprs.clone();
                 self.render(input).map(move |r| {
                     let vals = r.values();
