@@ -96,19 +96,41 @@ fn correlated_subqueries_are_decorrelated_into_null_safe_joins_and_aggregates() 
     assert!(joins(&p).iter().filter(|(k, n)| *k == JoinKind::Inner && *n == 1).count() >= 1, "{p:#?}");
 }
 
-#[test]
-fn an_exists_conjunct_is_a_semijoin_on_distinct_prefixes() {
-    let p = plan("SELECT a.id FROM a WHERE EXISTS (SELECT 1 FROM b WHERE b.a_id = a.id AND b.y > 0.5) AND a.x > 1");
-    let mut aggregate = false;
-    let mut distinct = 0;
+/// Aggregates, Distincts and the joins' (kind, key count, any NULL-safe key) of a plan.
+fn shape(p: &Plan) -> (usize, usize, Vec<(JoinKind, usize, bool)>) {
+    let (mut aggregates, mut distincts, mut joins) = (0, 0, Vec::new());
     p.visit(&mut |n| match n {
-        Plan::Aggregate { .. } => aggregate = true,
-        Plan::Distinct { .. } => distinct += 1,
+        Plan::Aggregate { .. } => aggregates += 1,
+        Plan::Distinct { .. } => distincts += 1,
+        Plan::Join { kind, keys, .. } => joins.push((*kind, keys.len(), keys.iter().any(|k| k.null_safe))),
         _ => {}
     });
-    assert!(!aggregate, "no COUNT per prefix: {p:#?}");
-    assert_eq!(distinct, 2, "the prefixes, and those the subquery has: {p:#?}");
-    assert!(joins(&p).iter().all(|(k, _)| *k == JoinKind::Inner), "no outer join: {p:#?}");
+    (aggregates, distincts, joins)
+}
+
+#[test]
+fn an_exists_conjunct_correlated_by_equalities_is_a_semijoin_on_the_values_compared() {
+    // The distinct b.a_id of the rows passing b.y > 0.5, joined on a.id = b.a_id.
+    let p = plan("SELECT a.id FROM a WHERE EXISTS (SELECT 1 FROM b WHERE b.a_id = a.id AND b.y > 0.5) AND a.x > 1");
+    assert_eq!(shape(&p), (0, 1, vec![(JoinKind::Inner, 1, false)]), "{p:#?}");
+    // Either side of the equality, two of them, parentheses.
+    let two = plan("SELECT a.id FROM a WHERE EXISTS (SELECT 1 FROM c WHERE (a.id = c.b_id AND c.z = a.x))");
+    assert_eq!(shape(&two), (0, 1, vec![(JoinKind::Inner, 2, false)]), "{two:#?}");
+}
+
+#[test]
+fn an_exists_conjunct_correlated_otherwise_is_a_semijoin_on_distinct_prefixes() {
+    // A correlation that is not an equality: the prefixes go through the subquery.
+    let p = plan("SELECT a.id FROM a WHERE EXISTS (SELECT 1 FROM b WHERE b.a_id = a.id AND b.y > a.x)");
+    let (aggregates, distincts, kinds) = shape(&p);
+    assert_eq!((aggregates, distincts), (0, 2), "the prefixes, and those the subquery has: {p:#?}");
+    assert!(kinds.iter().all(|(k, _, _)| *k == JoinKind::Inner), "no outer join: {p:#?}");
+    // Values of different types (REAL against INTEGER) are compared as SQL does, not as keys.
+    let mixed = plan("SELECT a.id FROM a WHERE EXISTS (SELECT 1 FROM b WHERE b.y = a.x)");
+    assert_eq!(shape(&mixed).1, 2, "{mixed:#?}");
+    // A grouped subquery keeps the general form.
+    let grouped = plan("SELECT a.id FROM a WHERE EXISTS (SELECT b.a_id FROM b WHERE b.a_id = a.id GROUP BY b.a_id)");
+    assert_eq!(shape(&grouped).1, 2, "{grouped:#?}");
     // NOT EXISTS still needs the count of every prefix, missing ones included.
     let not = plan("SELECT a.id FROM a WHERE NOT EXISTS (SELECT 1 FROM b WHERE b.a_id = a.id)");
     assert!(joins(&not).contains(&(JoinKind::Left, 1)), "{not:#?}");

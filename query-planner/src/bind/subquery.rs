@@ -79,6 +79,19 @@ impl Planner<'_> {
                     if sub.empty_row.is_some() {
                         // A correlated global aggregate always has a row.
                         (rel, Expr::Literal(Value::Bool(true)))
+                    } else if let Some((present, keys)) =
+                        semi.contains(&index).then(|| self.semijoin_on_equalities(&p.query, &scope, outer)).flatten()
+                    {
+                        // Keep the rows with a partner among the distinct values the subquery
+                        // compares them with: no prefix to carry through the subquery.
+                        let rel = Plan::Join {
+                            left: Box::new(rel),
+                            right: Box::new(present),
+                            kind: JoinKind::Inner,
+                            keys,
+                            residual: None,
+                        };
+                        (rel, Expr::Literal(Value::Bool(true)))
                     } else if d > 0 && semi.contains(&index) {
                         // Keep the rows whose prefix the subquery has a row for: an inner join
                         // on the distinct prefixes, so each row matches at most once.
@@ -132,6 +145,106 @@ impl Planner<'_> {
             repl.push(expr);
         }
         Ok((rel, scope, repl))
+    }
+}
+
+impl Planner<'_> {
+    /// For `EXISTS (SELECT … FROM f WHERE o1 = e1 AND … AND rest)` whose only references to the
+    /// enclosing relation are the columns `o1…` compared for equality with expressions `e1…`
+    /// of its own (of the same type): the distinct `(e1, …)` of `SELECT e1, … FROM f WHERE
+    /// rest`, planned on its own, and the join keys `oi = ei` (never NULL-safe: `=` is not
+    /// true on NULL) that keep exactly the enclosing rows the EXISTS is true for. `None` when
+    /// the subquery has another shape (grouping, LIMIT, another correlation), which the
+    /// general decorrelation handles.
+    fn semijoin_on_equalities(
+        &self,
+        q: &ast::Query,
+        scope: &Scope,
+        outer: Option<&Outer>,
+    ) -> Option<(Plan, Vec<JoinKey>)> {
+        let ast::SetExpr::Select(s) = &*q.body else { return None };
+        let plain_group = matches!(&s.group_by, ast::GroupByExpr::Expressions(g, m) if g.is_empty() && m.is_empty());
+        if q.with.is_some() || q.order_by.is_some() || q.limit_clause.is_some() || q.fetch.is_some() {
+            return None;
+        }
+        if !plain_group || s.having.is_some() || s.selection.is_none() {
+            return None;
+        }
+        // The same subquery with another SELECT list and WHERE clause.
+        let with = |projection: Vec<ast::Expr>, selection: Option<ast::Expr>| {
+            let mut select = (**s).clone();
+            select.projection = projection.into_iter().map(ast::SelectItem::UnnamedExpr).collect();
+            select.selection = selection;
+            ast::Query { body: Box::new(ast::SetExpr::Select(Box::new(select))), ..q.clone() }
+        };
+        // The enclosing column a plain column name refers to from inside the subquery.
+        let enclosing = |e: &ast::Expr| -> Option<usize> {
+            if !matches!(e, ast::Expr::Identifier(_) | ast::Expr::CompoundIdentifier(_)) {
+                return None;
+            }
+            let probe = Outer::new(scope, outer);
+            self.query(&with(vec![e.clone()], None), Some(&probe), None).ok()?;
+            let used = probe.used.into_inner();
+            (used.len() == 1).then(|| *used.first().expect("one"))
+        };
+        let mut conjuncts = Vec::new();
+        split_and(s.selection.as_ref().expect("checked"), &mut conjuncts);
+        let (mut outer_cols, mut inner, mut rest) = (Vec::new(), Vec::new(), Vec::new());
+        for c in conjuncts {
+            if let ast::Expr::BinaryOp { left, op: ast::BinaryOperator::Eq, right } = c {
+                if let Some(i) = enclosing(left) {
+                    outer_cols.push(i);
+                    inner.push((**right).clone());
+                    continue;
+                }
+                if let Some(i) = enclosing(right) {
+                    outer_cols.push(i);
+                    inner.push((**left).clone());
+                    continue;
+                }
+            }
+            rest.push(c.clone());
+        }
+        if outer_cols.is_empty() {
+            return None;
+        }
+        let selection = rest.into_iter().reduce(|a, b| ast::Expr::BinaryOp {
+            left: Box::new(a),
+            op: ast::BinaryOperator::And,
+            right: Box::new(b),
+        });
+        let rewritten = with(inner, selection);
+        // Nothing else may refer to the enclosing relation (references further out are
+        // decorrelated by the query that encloses this one, as for any subquery).
+        let probe = Outer::new(scope, outer);
+        self.query(&rewritten, Some(&probe), None).ok()?;
+        if !probe.used.into_inner().is_empty() {
+            return None;
+        }
+        let sub = self.query(&rewritten, outer, None).ok()?;
+        let n = outer_cols.len();
+        if (0..n).any(|k| sub.scope.cols[k].ty != scope.cols[outer_cols[k]].ty) {
+            return None;
+        }
+        let keys = outer_cols
+            .iter()
+            .enumerate()
+            .map(|(k, &i)| JoinKey { left: Expr::Column(i), right: Expr::Column(k), null_safe: false })
+            .collect();
+        let cols: Vec<usize> = (0..n).collect();
+        Some((Plan::Distinct { input: Box::new(sub.plan.select_columns(&cols)) }, keys))
+    }
+}
+
+/// The operands of a chain of ANDs (through parentheses), in order.
+fn split_and<'e>(e: &'e ast::Expr, out: &mut Vec<&'e ast::Expr>) {
+    match e {
+        ast::Expr::BinaryOp { left, op: ast::BinaryOperator::And, right } => {
+            split_and(left, out);
+            split_and(right, out);
+        }
+        ast::Expr::Nested(inner) => split_and(inner, out),
+        _ => out.push(e),
     }
 }
 
