@@ -47,30 +47,46 @@ export class RowCache {
   }
 
   /**
-   * Applies one transaction's change: deletes, then inserts. A delete of a row the cache does
-   * not hold (or a row of the wrong width) is a protocol violation: it throws, and the cache
+   * Checks that `changes`, applied in order, are valid for this cache: every row has the
+   * query's width, and every delete removes a row held (counting the earlier changes' effects).
+   * Throws a protocol error otherwise; changes nothing either way.
+   */
+  check(changes: RowChange[]): void {
+    const delta = new Map<string, number>();
+    for (const change of changes) {
+      for (const r of [...change.deletes, ...change.inserts]) {
+        if (r.length !== this.#width) {
+          throw new SluiceError(`protocol error: a row of ${this.#sql} has ${r.length} values for ${this.#width} columns`, { kind: "protocol" });
+        }
+      }
+      for (const row of change.deletes) {
+        const key = canonical(row);
+        const n = delta.get(key) ?? 0;
+        if ((this.#rows.get(key)?.count ?? 0) + n < 1) {
+          throw new SluiceError(`protocol error: the server deleted a row the cache of ${this.#sql} does not hold: ${key}`, {
+            kind: "protocol",
+          });
+        }
+        delta.set(key, n - 1);
+      }
+      for (const row of change.inserts) {
+        const key = canonical(row);
+        delta.set(key, (delta.get(key) ?? 0) + 1);
+      }
+    }
+  }
+
+  /**
+   * Applies one transaction's change: deletes, then inserts. A change `check` refuses (a
+   * delete of a row the cache does not hold, a row of the wrong width) throws, and the cache
    * is left as it was.
    */
   apply(change: RowChange): void {
-    for (const r of [...change.deletes, ...change.inserts]) {
-      if (r.length !== this.#width) {
-        throw new SluiceError(`protocol error: a row of ${this.#sql} has ${r.length} values for ${this.#width} columns`, { kind: "protocol" });
-      }
-    }
-    const deletes = change.deletes.map(canonical);
-    const wanted = new Map<string, number>();
-    for (const key of deletes) {
-      const n = (wanted.get(key) ?? 0) + 1;
-      if ((this.#rows.get(key)?.count ?? 0) < n) {
-        throw new SluiceError(`protocol error: the server deleted a row the cache of ${this.#sql} does not hold: ${key}`, {
-          kind: "protocol",
-        });
-      }
-      wanted.set(key, n);
-    }
-    for (const [key, n] of wanted) {
+    this.check([change]);
+    for (const row of change.deletes) {
+      const key = canonical(row);
       const entry = this.#rows.get(key)!;
-      entry.count -= n;
+      entry.count -= 1;
       if (entry.count === 0) this.#rows.delete(key);
     }
     for (const row of change.inserts) this.#add(canonical(row), row, 1);

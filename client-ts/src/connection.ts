@@ -4,9 +4,11 @@
  * result the server sends after its transaction's update, resolves with the caches already
  * holding its effects. A lost connection is re-established with backoff, as the same
  * identity, and every live subscription resubscribed at one offset; each cache then becomes
- * the server's result, its callbacks seeing only the rows that differ. Anything the server
+ * the server's result, its callbacks seeing only the rows that differ. A handshake that fails
+ * is followed by an HTTP check, so a token the server refuses (401) or a database that is gone
+ * (404) closes the client with that reason instead of retrying forever. Anything the server
  * sends that breaks the protocol is reported and drops the connection, so no cache is left
- * silently wrong.
+ * silently wrong: a transaction is checked against every cache before any of them changes.
  */
 
 import type { RowChange } from "./cache.js";
@@ -61,11 +63,16 @@ interface Pending {
   fail(error: SluiceError): void;
 }
 
-/** The WebSocket endpoint of a database, with the token where there is one. */
-function socketUrl(server: string, database: string, token: string | undefined): string {
+/** The WebSocket endpoint of a database (without the token, which errors must not show). */
+function socketUrl(server: string, database: string): string {
   const base = server.replace(/\/+$/, "").replace(/^http(s?):\/\//i, "ws$1://");
-  const url = `${base}/v1/database/${encodeURIComponent(database)}/subscribe`;
-  return token ? `${url}?token=${encodeURIComponent(token)}` : url;
+  return `${base}/v1/database/${encodeURIComponent(database)}/subscribe`;
+}
+
+/** A refusal the HTTP check found: the status (401 or 404) and the server's reason. */
+interface Refusal {
+  status: 401 | 404;
+  reason: string;
 }
 
 /** A frame's message: JSON text, as this connection's subprotocol has it. */
@@ -107,6 +114,8 @@ export class SluiceClient {
   #closed = false;
   #retries = 0;
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Since when every failed reconnect's HTTP check has found the database missing. */
+  #missingSince: number | undefined;
   readonly #listeners = {
     transaction: new Set<(tx: TransactionInfo) => void>(),
     status: new Set<(status: Status, reason?: string) => void>(),
@@ -134,10 +143,24 @@ export class SluiceClient {
     this.#maxDelayMs = options.reconnectMaxDelayMs ?? 5_000;
   }
 
-  /** Connects; resolves once the server has sent this client's identity and token. */
+  /**
+   * Connects; resolves once the server has sent this client's identity and token. Rejects
+   * with `kind: "refused"` and the HTTP `status` when the server refuses the token (401) or
+   * has no such database (404), else with `kind: "connection"`.
+   */
   static async connect(options: ConnectOptions): Promise<SluiceClient> {
     const client = new SluiceClient(options);
-    await client.#open();
+    try {
+      await client.#open();
+    } catch (e) {
+      const refusal = await client.#refusal();
+      if (refusal === undefined) throw e;
+      throw new SluiceError(`cannot connect to ${socketUrl(client.#url, client.#database)}: ${client.#explain(refusal)}`, {
+        kind: "refused",
+        status: refusal.status,
+        cause: e,
+      });
+    }
     client.#status = "open";
     return client;
   }
@@ -227,8 +250,9 @@ export class SluiceClient {
   /**
    * Calls `cb` with what goes wrong outside any request: protocol violations (after which the
    * connection is dropped and re-established), errors the server reports about frames it could
-   * not read, a failed resubscription, and exceptions thrown by callbacks. Without a listener
-   * they go to `console.error`.
+   * not read, a failed resubscription, a reconnect given up on (the token refused, the
+   * database gone), and exceptions thrown by callbacks. Without a listener they go to
+   * `console.error`.
    */
   onError(cb: (error: SluiceError) => void): () => void {
     return this.#listen(this.#listeners.error, cb);
@@ -236,15 +260,20 @@ export class SluiceClient {
 
   /** Closes the connection for good: waiting requests are rejected, nothing reconnects. */
   close(): void {
+    this.#shutdown("closed by the client");
+  }
+
+  /** Ends the client: status "closed" with `reason`, which waiting requests are rejected with. */
+  #shutdown(reason: string): void {
     if (this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#retryTimer);
     const socket = this.#socket;
     this.#socket = undefined;
     socket?.close(1000);
-    this.#failPending(new SluiceError("closed by the client", { kind: "connection" }));
+    this.#failPending(new SluiceError(reason, { kind: "connection" }));
     this.#routes.clear();
-    this.#setStatus("closed", "closed by the client");
+    this.#setStatus("closed", reason);
   }
 
   #listen<T>(set: Set<T>, cb: T): () => void {
@@ -276,6 +305,8 @@ export class SluiceClient {
     if (socket === undefined) return Promise.reject(new SluiceError("not connected", { kind: "connection" }));
     const requestId = this.#nextRequest++;
     return new Promise<T>((resolve, reject) => {
+      // Encoded first: what cannot be encoded (a BigInt argument, say) rejects as it is.
+      const text = encodeClientMessage(make(requestId));
       this.#pending.set(requestId, {
         answer: (answer) => {
           if (answer.type === "Error" || answer.type === "SubscriptionError") {
@@ -291,7 +322,12 @@ export class SluiceClient {
         },
         fail: reject,
       });
-      socket.send(encodeClientMessage(make(requestId)));
+      try {
+        socket.send(text);
+      } catch (e) {
+        this.#pending.delete(requestId);
+        reject(new SluiceError(`cannot send: ${e instanceof Error ? e.message : String(e)}`, { kind: "connection", requestId, cause: e }));
+      }
     });
   }
 
@@ -348,10 +384,11 @@ export class SluiceClient {
   /** Opens a connection; resolves on its IdentityToken, after which its frames are applied. */
   #open(): Promise<void> {
     return new Promise((resolve, reject) => {
-      const url = socketUrl(this.#url, this.#database, this.#token);
+      const url = socketUrl(this.#url, this.#database);
+      const withToken = this.#token ? `${url}?token=${encodeURIComponent(this.#token)}` : url;
       let socket: Socket;
       try {
-        socket = new this.#WebSocket(url, JSON_PROTOCOL) as Socket;
+        socket = new this.#WebSocket(withToken, JSON_PROTOCOL) as Socket;
       } catch (e) {
         reject(new SluiceError(`cannot connect to ${url}: ${(e as Error).message}`, { kind: "connection" }));
         return;
@@ -391,6 +428,7 @@ export class SluiceClient {
           clearTimeout(timer);
           this.#identity = hello.identity;
           this.#token = hello.token;
+          this.#missingSince = undefined;
           resolve();
         } catch (e) {
           fail((e as Error).message);
@@ -433,12 +471,14 @@ export class SluiceClient {
     }
   }
 
-  /** Hands an answer to the request waiting for it. */
+  /**
+   * Hands an answer to the request waiting for it. An answer to a request that is not waiting
+   * (none is given up on while its connection lasts) is a protocol violation.
+   */
   #answer(requestId: number, message: ServerMessage): void {
     const pending = this.#pending.get(requestId);
     if (pending === undefined) {
-      this.#report(new SluiceError(`protocol error: a ${message.type} answers request ${requestId}, which is not waiting`, { kind: "protocol" }));
-      return;
+      throw new SluiceError(`protocol error: a ${message.type} answers request ${requestId}, which is not waiting`, { kind: "protocol" });
     }
     this.#pending.delete(requestId);
     pending.answer(message);
@@ -457,13 +497,20 @@ export class SluiceClient {
       resync: false,
     };
     const applied: [Subscription, RowChange][] = [];
+    const bySubscription = new Map<Subscription, RowChange[]>();
     for (const u of message.updates) {
       for (const s of this.#routes.get(u.query_id) ?? []) {
         const change = { inserts: u.inserts, deletes: u.deletes };
-        s.apply(change);
         applied.push([s, change]);
+        const changes = bySubscription.get(s);
+        if (changes) changes.push(change);
+        else bySubscription.set(s, [change]);
       }
     }
+    // Every cache's changes are checked before any is applied: a transaction one cache
+    // refuses changes none (and the resync after the reconnect reports every difference).
+    for (const [s, changes] of bySubscription) s.check(changes);
+    for (const [s, change] of applied) s.apply(change);
     this.#connectionOffset = this.#offset = message.offset;
     this.#emit(applied, tx);
   }
@@ -495,7 +542,12 @@ export class SluiceClient {
     for (const p of pending) p.fail(error);
   }
 
-  /** Tries to connect again after a delay that doubles with each try (with jitter). */
+  /**
+   * Tries to connect again after a delay that doubles with each try (with jitter). After a
+   * failed try, the HTTP check decides: a refused token closes the client at once; a missing
+   * database does once it has stayed missing for `reconnectMaxDelayMs` (replacing a database,
+   * `clear=true`, leaves it missing for a moment); anything else tries again.
+   */
   #retry(): void {
     const delay = Math.min(this.#maxDelayMs, this.#minDelayMs * 2 ** this.#retries) * (0.5 + Math.random() / 2);
     this.#retries++;
@@ -503,11 +555,60 @@ export class SluiceClient {
       this.#retryTimer = undefined;
       this.#open().then(
         () => this.#resync(),
-        () => {
-          if (!this.#closed) this.#retry();
+        async () => {
+          if (this.#closed) return;
+          const refusal = await this.#refusal();
+          if (this.#closed) return;
+          if (refusal?.status === 404) {
+            this.#missingSince ??= Date.now();
+          } else {
+            this.#missingSince = undefined;
+          }
+          const missingFor = this.#missingSince === undefined ? -1 : Date.now() - this.#missingSince;
+          if (refusal !== undefined && (refusal.status === 401 || missingFor >= this.#maxDelayMs)) {
+            const why = `${this.#explain(refusal)}: not reconnecting`;
+            this.#report(new SluiceError(why, { kind: "refused", status: refusal.status }));
+            this.#shutdown(why);
+            return;
+          }
+          this.#retry();
         },
       );
     }, delay);
+  }
+
+  /**
+   * Asks over HTTP whether the server refuses this client for good: a one-off `SELECT 1`
+   * through the SQL endpoint, presenting the token as `Authorization: Bearer`. A browser's
+   * WebSocket never tells why a handshake failed, so this tells a refused token (401) or a
+   * missing database (404) from a server that is away or busy (undefined).
+   */
+  async #refusal(): Promise<Refusal | undefined> {
+    if (typeof fetch !== "function") return undefined;
+    const headers: Record<string, string> = { "content-type": "text/plain" };
+    if (this.#token) headers.Authorization = `Bearer ${this.#token}`;
+    const url = `${this.#url.replace(/\/+$/, "")}/v1/database/${encodeURIComponent(this.#database)}/sql`;
+    try {
+      const response = await fetch(url, { method: "POST", headers, body: "SELECT 1", signal: AbortSignal.timeout(this.#connectTimeoutMs) });
+      const text = await response.text();
+      if (response.status !== 401 && response.status !== 404) return undefined;
+      let reason = text;
+      try {
+        const error = (JSON.parse(text) as { error?: unknown } | null)?.error;
+        if (typeof error === "string") reason = error;
+      } catch {
+        // Not JSON: the body is the reason.
+      }
+      return { status: response.status, reason };
+    } catch {
+      return undefined;
+    }
+  }
+
+  #explain(refusal: Refusal): string {
+    return refusal.status === 401
+      ? `the server refuses this client's token (HTTP 401: ${refusal.reason})`
+      : `the server has no database ${this.#database} (HTTP 404: ${refusal.reason})`;
   }
 
   /**
@@ -535,7 +636,14 @@ export class SluiceClient {
         }
         this.#reopened();
         const unused = answer.queries.filter((q) => !this.#routes.has(q.query_id));
-        for (const q of unused) void this.#release(q.query_id);
+        for (const q of unused) {
+          this.#release(q.query_id).catch((e: unknown) => {
+            // A protocol error was reported as it dropped the connection.
+            if (e instanceof SluiceError && e.kind === "protocol") return;
+            const why = e instanceof Error ? e.message : String(e);
+            this.#report(new SluiceError(`unsubscribing query ${q.query_id}, unused after resubscribing, failed: ${why}`, { kind: "refused", cause: e }));
+          });
+        }
         if (applied.length > 0) {
           const updates = new Map(applied.map(([s, c]) => [s.queryId, { queryId: s.queryId, inserts: c.inserts, deletes: c.deletes }]));
           const tx: TransactionInfo = { offset: answer.offset, timestampMicros: 0, reducer: "", caller: "", updates: [...updates.values()], resync: true };

@@ -1,7 +1,8 @@
 /** The one error type of the client: what went wrong, of which kind, for which request. */
 
 /**
- * - `refused`: the server refused a request (bad SQL, unknown reducer, not allowed, …);
+ * - `refused`: the server refused a request (bad SQL, unknown reducer, not allowed, …), or
+ *   the connection itself: the token (`status` 401) or the database, which it has not (404);
  * - `reducer`: the reducer ran and failed, its transaction rolled back;
  * - `connection`: the connection is not open, or was lost before the answer came;
  * - `protocol`: the server sent something this client cannot read or that breaks the
@@ -15,7 +16,7 @@ export class SluiceError extends Error {
   readonly kind: ErrorKind;
   /** The request this error answers, when it answers one. */
   readonly requestId?: number;
-  /** The HTTP status, for an HTTP error the server answered. */
+  /** The HTTP status, for an HTTP error the server answered or a connection it refused. */
   readonly status?: number;
 
   constructor(

@@ -110,6 +110,11 @@ export class Subscription {
     return this.#host.unsubscribe(this);
   }
 
+  /** Throws a protocol error unless `changes`, in order, are valid for the cache; changes nothing. @internal */
+  check(changes: RowChange[]): void {
+    this.#cache.check(changes);
+  }
+
   /** Applies one transaction's change to the cache (throws on a protocol violation). @internal */
   apply(change: RowChange): void {
     this.#cache.apply(change);

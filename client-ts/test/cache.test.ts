@@ -31,6 +31,19 @@ test("deleting a row the cache does not hold (or more copies than it holds) thro
   assert.equal(c.size, 1);
 });
 
+test("check refuses what apply would refuse, over a sequence of changes, and changes nothing", () => {
+  const c = new RowCache("q");
+  c.reset([[1], [2]], 1);
+  // The second change deletes a row the first inserted: valid in order.
+  c.check([{ deletes: [[1]], inserts: [[3]] }, { deletes: [[3], [2]], inserts: [] }]);
+  // But not a row the first deleted, nor one never held, nor a row of the wrong width.
+  assert.throws(() => c.check([{ deletes: [[1]], inserts: [] }, { deletes: [[1]], inserts: [] }]), /does not hold: \[1\]/);
+  assert.throws(() => c.check([{ deletes: [], inserts: [[4]] }, { deletes: [[5]], inserts: [] }]), /does not hold: \[5\]/);
+  assert.throws(() => c.check([{ deletes: [], inserts: [] }, { deletes: [], inserts: [[1, 2]] }]), /2 values for 1 columns/);
+  assert.deepEqual(sorted(c.rows()), sorted([[1], [2]]));
+  assert.equal(c.size, 2);
+});
+
 test("a reset reports exactly the difference, multiplicities included", () => {
   const c = new RowCache("q");
   c.reset([[1], [1], [2], [3]], 1);

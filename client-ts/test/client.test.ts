@@ -230,12 +230,12 @@ test("an unsubscribe waits for a subscribe in flight that may share its query id
   const subscribing = client.subscribe(sql);
   const request = await conn.next("Subscribe");
   const ending = old.unsubscribe();
-  await sleep(20);
-  assert.deepEqual(conn.unread, [], "the Unsubscribe waits for the Subscribe's answer");
   conn.send({ type: "SubscribeApplied", request_id: request.request_id, offset: 1, queries: [appliedQuery(sql, { query_id: 8, rows: [] })] });
   const [fresh] = await subscribing;
   await ending;
-  await roundTrip(client, conn); // And it was never sent: the new subscription uses the id.
+  // The round trip's OneOffQuery is the next message: no Unsubscribe went out, before the
+  // Subscribe's answer or after (the new subscription uses the id).
+  await roundTrip(client, conn);
   await commit(client, conn, tx(2, [{ query_id: 8, inserts: [["1", "a"]] }]));
   assert.deepEqual(fresh?.rows(), [["1", "a"]]);
   assert.deepEqual(old.rows(), []);
@@ -368,6 +368,77 @@ test("a delete of a row the cache does not hold is reported, drops the connectio
   assert.deepEqual(s.rows(), [["b"]]);
 });
 
+test("a transaction one cache refuses changes no cache; the resync then reports every difference", async (t) => {
+  const { server, conn, client, errors } = await setup(t);
+  const good = await subscribe(client, conn, "SELECT v FROM a", { query_id: 1, columns: ["v"], rows: [["a1"]] });
+  const bad = await subscribe(client, conn, "SELECT v FROM b", { query_id: 2, columns: ["v"], rows: [["b1"]] });
+  const goodEvents = record(good);
+  const badEvents = record(bad);
+  const transactions: TransactionInfo[] = [];
+  client.onTransaction((info) => transactions.push(info));
+  // The first query's change is valid, the second's deletes a row its cache does not hold.
+  conn.send(tx(2, [{ query_id: 1, inserts: [["a2"]] }, { query_id: 2, deletes: [["zzz"]], inserts: [["b2"]] }]));
+  await conn.closed;
+  assert.equal(errors.length, 1);
+  assert.match(errors[0]?.message ?? "", /does not hold: \["zzz"\]/);
+  assert.deepEqual(good.rows(), [["a1"]], "the valid change was not applied either");
+  assert.deepEqual(bad.rows(), [["b1"]]);
+  assert.deepEqual([goodEvents, badEvents, transactions], [[], [], []]);
+  assert.equal(client.offset, 1);
+
+  // The server's state includes the transaction; the resync brings both caches to it, and
+  // the callbacks hear each difference once.
+  const again = await server.connection();
+  const request = await again.next("Subscribe");
+  again.send({
+    type: "SubscribeApplied",
+    request_id: request.request_id,
+    offset: 2,
+    queries: [
+      appliedQuery("SELECT v FROM a", { query_id: 1, columns: ["v"], rows: [["a1"], ["a2"]] }),
+      appliedQuery("SELECT v FROM b", { query_id: 2, columns: ["v"], rows: [["b2"]] }),
+    ],
+  });
+  await until(() => transactions.length === 1, "the resync");
+  assert.deepEqual(sorted(good.rows()), sorted([["a1"], ["a2"]]));
+  assert.deepEqual(bad.rows(), [["b2"]]);
+  assert.deepEqual(goodEvents, ['+["a2"]']);
+  assert.deepEqual(badEvents.sort(), ['+["b2"]', '-["b1"]']);
+  assert.equal(transactions[0]?.resync, true);
+  assert.equal(client.offset, 2);
+  // And the next transaction applies to both as usual.
+  await commit(client, again, tx(3, [{ query_id: 1, deletes: [["a1"]] }, { query_id: 2, inserts: [["b3"]] }]));
+  assert.deepEqual(good.rows(), [["a2"]]);
+  assert.deepEqual(sorted(bad.rows()), sorted([["b2"], ["b3"]]));
+  assert.equal(errors.length, 1);
+});
+
+test("a failed Unsubscribe of a query unused after resubscribing is reported, not left unhandled", async (t) => {
+  const { server, conn, client, errors } = await setup(t);
+  await subscribe(client, conn, "SELECT v FROM a", { query_id: 1, columns: ["v"], rows: [] });
+  const leaving = await subscribe(client, conn, "SELECT v FROM b", { query_id: 2, columns: ["v"], rows: [] });
+  conn.close();
+  const again = await server.connection();
+  const request = await again.next("Subscribe");
+  await leaving.unsubscribe(); // While the resubscription is in flight: its answer has it unused.
+  again.send({
+    type: "SubscribeApplied",
+    request_id: request.request_id,
+    offset: 1,
+    queries: [
+      appliedQuery("SELECT v FROM a", { query_id: 5, columns: ["v"], rows: [] }),
+      appliedQuery("SELECT v FROM b", { query_id: 6, columns: ["v"], rows: [] }),
+    ],
+  });
+  const unsubscribe = await again.next("Unsubscribe");
+  assert.equal(unsubscribe.query_id, 6);
+  again.send({ type: "Error", request_id: unsubscribe.request_id, error: "no query 6" });
+  await until(() => errors.length > 0, "the error");
+  assert.equal(errors[0]?.kind, "refused");
+  assert.match(errors[0]?.message ?? "", /unsubscribing query 6, unused after resubscribing, failed: no query 6/);
+  assert.equal(client.status, "open");
+});
+
 test("malformed server messages are reported and drop the connection; an Error without a request is only reported", async (t) => {
   const { server, conn, client, errors } = await setup(t);
   const bad: [unknown, RegExp][] = [
@@ -377,6 +448,7 @@ test("malformed server messages are reported and drop the connection; an Error w
     [{ type: "TransactionUpdate", timestamp_micros: 1, reducer: "r", caller: "", updates: [] }, /lacks "offset"/],
     [{ type: "TransactionUpdate", offset: 1, timestamp_micros: 1, reducer: "r", caller: "", updates: [{ query_id: 1, inserts: [[{}]], deletes: [] }] }, /not an array of values/],
     [{ type: "IdentityToken", identity: "x", token: "y" }, /second IdentityToken/],
+    [{ type: "QueryResult", request_id: 999, offset: 1, columns: [], rows: [] }, /a QueryResult answers request 999, which is not waiting/],
   ];
   let current = conn;
   for (const [message, reason] of bad) {
@@ -443,6 +515,90 @@ test("close() rejects what waits and never reconnects", async (t) => {
   await conn.closed;
   await sleep(50);
   assert.equal(server.count, 1);
+});
+
+test("a request the socket cannot send rejects, and the connection goes on", async (t) => {
+  let failing = false;
+  class FlakySocket extends WebSocket {
+    override send(data: unknown): void {
+      if (failing) throw new Error("the socket is broken");
+      super.send(data as string);
+    }
+  }
+  const { conn, client, errors } = await setup(t, { WebSocket: FlakySocket });
+  failing = true;
+  await assert.rejects(client.query("SELECT 1"), { name: "SluiceError", kind: "connection", message: "cannot send: the socket is broken" });
+  failing = false;
+  await roundTrip(client, conn);
+  assert.deepEqual(errors, []);
+});
+
+test("a reconnect the server refuses the token of closes the client with the reason", async (t) => {
+  const { server, conn, client, errors, statuses } = await setup(t, { token: "cafe.f00d" });
+  server.refuse = 401;
+  server.http = () => [401, '{"error":"invalid token: the signature does not match"}'];
+  conn.close(1001, "restarting");
+  await until(() => client.status === "closed", "closed");
+  const why = "the server refuses this client's token (HTTP 401: invalid token: the signature does not match): not reconnecting";
+  assert.deepEqual(statuses, ["reconnecting: closed (code 1001: restarting)", `closed: ${why}`]);
+  assert.equal(errors.length, 1);
+  assert.equal(errors[0]?.kind, "refused");
+  assert.equal(errors[0]?.status, 401);
+  assert.equal(errors[0]?.message, why);
+  assert.equal(server.refused, 1, "one handshake, then the check");
+  assert.deepEqual(server.requests, [{ method: "POST", path: "/v1/database/db/sql", authorization: "Bearer cafe.f00d", body: "SELECT 1" }]);
+  await assert.rejects(client.query("SELECT 1"), { kind: "connection", message: "not connected (closed)" });
+});
+
+test("a database that stays missing closes the client; one missing for a moment does not", async (t) => {
+  const { server, conn, client, errors, statuses } = await setup(t, { reconnectMinDelayMs: 5, reconnectMaxDelayMs: 300 });
+  await subscribe(client, conn, "SELECT v FROM t", { query_id: 1, columns: ["v"], rows: [] });
+  // Replaced (clear=true): missing for a moment, then back.
+  server.refuse = 404;
+  server.http = () => [404, '{"error":"no database named db"}'];
+  conn.close(1001, "replaced");
+  await until(() => server.requests.length >= 1, "a refused handshake and its check");
+  server.refuse = undefined;
+  server.http = () => [200, "{}"];
+  const back = await server.connection();
+  const request = await back.next("Subscribe");
+  back.send({ type: "SubscribeApplied", request_id: request.request_id, offset: 1, queries: [appliedQuery("SELECT v FROM t", { query_id: 1, columns: ["v"], rows: [] })] });
+  await until(() => client.status === "open", "open again");
+  assert.deepEqual(errors, []);
+
+  // Deleted: missing on every try for reconnectMaxDelayMs, then given up on.
+  server.refuse = 404;
+  server.http = () => [404, '{"error":"no database named db"}'];
+  const started = Date.now();
+  back.close(1001, "deleted");
+  await until(() => client.status === "closed", "closed");
+  assert.ok(Date.now() - started >= 300, "not before the database was missing for reconnectMaxDelayMs");
+  assert.ok(server.refused >= 3, "it kept trying meanwhile");
+  const why = "the server has no database db (HTTP 404: no database named db): not reconnecting";
+  assert.equal(statuses.at(-1), `closed: ${why}`);
+  assert.deepEqual((errors as SluiceError[]).map((e) => [e.kind, e.status, e.message]), [["refused", 404, why]]);
+});
+
+test("a first connect the server refuses rejects with the status", async (t) => {
+  const server = await FakeServer.start();
+  t.after(() => server.stop());
+  server.refuse = 401;
+  server.http = () => [401, '{"error":"malformed token: the identity is not 64 hex digits"}'];
+  await assert.rejects(SluiceClient.connect({ url: server.url, database: "db", token: "bad", WebSocket }), (e: unknown) => {
+    assert.ok(e instanceof SluiceError);
+    assert.equal(e.kind, "refused");
+    assert.equal(e.status, 401);
+    assert.match(e.message, /cannot connect to ws:\/\/127\.0\.0\.1:\d+\/v1\/database\/db\/subscribe: the server refuses this client's token \(HTTP 401: malformed token/);
+    assert.doesNotMatch(e.message, /token=/, "the token is not in the message");
+    return true;
+  });
+  server.refuse = 404;
+  server.http = () => [404, '{"error":"no database named nope"}'];
+  await assert.rejects(SluiceClient.connect({ url: server.url, database: "nope", WebSocket }), { kind: "refused", status: 404, message: /no database nope \(HTTP 404/ });
+  // Refused for another reason (the server is busy): the handshake's own error.
+  server.refuse = 503;
+  server.http = () => [503, '{"error":"busy"}'];
+  await assert.rejects(SluiceClient.connect({ url: server.url, database: "db", WebSocket }), { kind: "connection", message: /cannot connect to .*: closed/ });
 });
 
 test("connecting to nothing rejects with the reason", async () => {

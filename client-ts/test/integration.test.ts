@@ -240,3 +240,26 @@ test("after the server restarts the client comes back as itself, its caches equa
   assert.equal(resyncs.filter((r) => !r).length >= 3, true, "transactions flow after the restart");
   assert.deepEqual(errors, []);
 });
+
+test("after an in-memory server restarts with a new key, the client closes, saying its token is refused", { skip, timeout: 120_000 }, async (t) => {
+  let { server, url } = await startServer(bin as string);
+  t.after(() => server.kill("SIGKILL"));
+  const client = await SluiceClient.connect({ url, database: "game", WebSocket, reconnectMinDelayMs: 50, reconnectMaxDelayMs: 200 });
+  t.after(() => client.close());
+  const errors: SluiceError[] = [];
+  client.onError((e) => errors.push(e));
+  await client.subscribe("SELECT * FROM team");
+  const closed = new Promise<string | undefined>((resolve) => client.onStatus((s, reason) => s === "closed" && resolve(reason)));
+  const gone = new Promise<void>((resolve) => server.once("exit", () => resolve()));
+  server.kill("SIGKILL");
+  await gone;
+  ({ server } = await startServer(bin as string, ["--in-memory", "--listen", url.replace(/^http:\/\//, "")]));
+  const reason = await closed;
+  assert.match(reason ?? "", /^the server refuses this client's token \(HTTP 401: invalid token: the signature does not match\): not reconnecting$/);
+  assert.deepEqual(errors.map((e) => [e.kind, e.status]), [["refused", 401]]);
+  // The server itself is fine: a fresh identity connects.
+  const fresh = await SluiceClient.connect({ url, database: "game", WebSocket });
+  fresh.close();
+  // And the first connect with the refused token says why.
+  await assert.rejects(SluiceClient.connect({ url, database: "game", WebSocket, token: client.token }), { kind: "refused", status: 401 });
+});
