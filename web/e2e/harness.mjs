@@ -1,7 +1,11 @@
 // What the end-to-end tests stand on: a real `sluice start` (SLUICE_BIN, default the debug
 // build; in memory, on a free port of 127.0.0.1), its HTTP API as the tests' oracle, and
 // Debian's Chromium (CHROMIUM, default /usr/bin/chromium) driven by playwright-core with a
-// fresh profile.
+// fresh profile. The page's scripts and styles (/assets/*) are served to the browser from
+// web/dist as it is on disk: the server embeds the dist it was compiled with, which after an
+// `npm run build` without a cargo build is an older one (src/server/dashboard.rs's tests check
+// the embedding itself). The page itself (index.html, which names the assets) comes from the
+// server, as a document Chromium lets reach 127.0.0.1: one a test fulfils is not.
 
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, readFileSync } from "node:fs";
@@ -16,9 +20,12 @@ export const ARTIFACTS = join(here, "artifacts");
 const SLUICE_BIN = process.env.SLUICE_BIN ?? join(REPO, "target", "debug", "sluice");
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 
-/** Starts `sluice start --in-memory` on a free port; resolves once it listens. */
-export async function startServer() {
-  const proc = spawn(SLUICE_BIN, ["start", "--in-memory", "--listen", "127.0.0.1:0"], {
+/**
+ * Starts `sluice start` (`--in-memory` on a free port unless `args` say otherwise, e.g.
+ * `--data-dir` and the port of a server being restarted); resolves once it listens.
+ */
+export async function startServer(args = ["--in-memory", "--listen", "127.0.0.1:0"]) {
+  const proc = spawn(SLUICE_BIN, ["start", ...args], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
@@ -41,10 +48,11 @@ export async function startServer() {
     url,
     output: () => out,
     stderr: () => err,
-    async stop() {
-      if (proc.exitCode !== null) return;
+    /** Stops the server (SIGINT, or `signal`: SIGKILL for a crash). */
+    async stop(signal = "SIGINT") {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
       const exited = new Promise((r) => proc.once("exit", r));
-      proc.kill("SIGINT");
+      proc.kill(signal);
       const timer = setTimeout(() => proc.kill("SIGKILL"), 5_000);
       await exited;
       clearTimeout(timer);
@@ -87,7 +95,22 @@ export function readRepoFile(path) {
   return readFileSync(join(REPO, path));
 }
 
-/** Debian's Chromium, headless, with a fresh profile (removed by `close`). */
+export const DIST = join(REPO, "web", "dist");
+const DIST_FILES = {
+  "/assets/app.js": ["assets/app.js", "text/javascript; charset=utf-8"],
+  "/assets/style.css": ["assets/style.css", "text/css; charset=utf-8"],
+};
+
+/** Whether the server at `url` serves web/dist as it is on disk (else the tests serve its assets). */
+export async function servesDist(url) {
+  for (const [path, [file]] of [["/", ["index.html"]], ...Object.entries(DIST_FILES)]) {
+    const served = Buffer.from(await (await fetch(url + path)).arrayBuffer());
+    if (!served.equals(readFileSync(join(DIST, file)))) return false;
+  }
+  return true;
+}
+
+/** Debian's Chromium, headless, with a fresh profile (removed by `close`), shown web/dist. */
 export async function launchBrowser() {
   const profile = mkdtempSync(join(tmpdir(), "sluice-e2e-chromium-"));
   const context = await chromium.launchPersistentContext(profile, {
@@ -105,6 +128,13 @@ export async function launchBrowser() {
       "--disable-sync",
     ],
   });
+  await context.route(
+    (url) => url.hostname === "127.0.0.1" && Object.hasOwn(DIST_FILES, url.pathname),
+    (route) => {
+      const [file, contentType] = DIST_FILES[new URL(route.request().url()).pathname];
+      return route.fulfill({ status: 200, contentType, body: readFileSync(join(DIST, file)) });
+    },
+  );
   return {
     context,
     async close() {

@@ -1,9 +1,12 @@
 // The dashboard: a database picked from GET /v1/database (`?db=`), its schema beside the
 // panels (tables with their columns, reducers as forms), one WebSocket connection whose
 // subscriptions the panels share, the connection's offset and the database's transactions
-// per second (from /metrics), and the panels kept in the URL's hash.
+// per second (from /metrics), and the panels kept in the URL's hash. The connection's errors
+// are shown in the banner; while it is down the panels are stale, and once it is back the
+// panels follow the resubscription (whose offsets restart where the database was replaced)
+// and those whose query failed for want of a connection run again.
 
-import { HttpClient, SluiceClient, type Subscription } from "./client";
+import { HttpClient, SluiceClient, SluiceError, type Status, type Subscription } from "./client";
 import { defaultPanels } from "./defaults";
 import { h, replace } from "./dom";
 import { Panel, type PanelHost } from "./panel";
@@ -19,7 +22,7 @@ export class App implements PanelHost {
   private nextId = 1;
   private pool = new Map<string, { promise: Promise<Subscription>; refs: number }>();
   private times = new Map<number, number>();
-  private currentOffset = 0;
+  private database = "";
   private grid = h("div", { class: "panels", "data-testid": "panels" });
   private banner = h("div", { class: "banner", "data-testid": "banner", role: "alert", hidden: true });
   private offsetEl = h("span", { class: "stat-value", "data-testid": "offset" }, "–");
@@ -32,7 +35,6 @@ export class App implements PanelHost {
   constructor(
     private root: HTMLElement,
     private url: string,
-    private database = "",
   ) {}
 
   async start(): Promise<void> {
@@ -75,6 +77,12 @@ export class App implements PanelHost {
     this.pollRate();
   }
 
+  /**
+   * Connects as the identity saved in this browser. The saved token is given up only when the
+   * server refuses it (401: a token of another server, or of an in-memory server's earlier
+   * run), and replaced only once a fresh identity has connected; any other failure (the
+   * network, a timeout) keeps it for the next try.
+   */
   private async connect(): Promise<SluiceClient> {
     const saved = localStorage.getItem(TOKEN_KEY) ?? undefined;
     const open = (token?: string) => SluiceClient.connect({ url: this.url, database: this.database, token, reconnect: true });
@@ -82,33 +90,48 @@ export class App implements PanelHost {
     try {
       client = await open(saved);
     } catch (e) {
-      if (!saved) throw e;
-      // A token from another server (or an in-memory server's earlier run): start afresh.
-      localStorage.removeItem(TOKEN_KEY);
+      if (!saved || !(e instanceof SluiceError && e.kind === "refused" && e.status === 401)) throw e;
       client = await open();
     }
     localStorage.setItem(TOKEN_KEY, client.token);
     this.identityEl.textContent = `${client.identity.slice(0, 8)}…`;
     this.identityEl.title = `you are ${client.identity}`;
-    client.onStatus((st) => {
-      this.statusEl.dataset.status = st;
-      this.statusEl.textContent = st;
-    });
-    this.statusEl.dataset.status = "open";
-    this.statusEl.textContent = "open";
-    this.currentOffset = client.offset;
-    this.showOffset();
+    client.onStatus((st, reason) => this.onStatus(st, reason));
+    client.onError((e) => this.warn(e.message));
+    this.showStatus("open");
     client.onTransaction((tx) => {
-      this.times.set(tx.offset, tx.timestampMicros);
-      if (this.times.size > 1000) this.times.delete(this.times.keys().next().value as number);
-      this.currentOffset = Math.max(this.currentOffset, tx.offset);
+      // A resync is not a transaction: it has no time.
+      if (!tx.resync) {
+        this.times.set(tx.offset, tx.timestampMicros);
+        if (this.times.size > 1000) this.times.delete(this.times.keys().next().value as number);
+      }
       this.showOffset();
     });
     return client;
   }
 
+  private onStatus(st: Status, reason: string | undefined): void {
+    this.showStatus(st, reason);
+    if (st === "closed" && reason) this.warn(`the connection is closed: ${reason}`);
+    if (st === "open") {
+      // Resubscribed, at an offset that restarts low where the database was replaced: the
+      // panels take it, and what failed for want of the connection runs again.
+      this.times.clear();
+      for (const p of this.panels) p.reconnected();
+    } else {
+      for (const p of this.panels) p.disconnected();
+    }
+  }
+
+  private showStatus(st: Status, reason?: string): void {
+    this.statusEl.dataset.status = st;
+    this.statusEl.textContent = st;
+    this.statusEl.title = reason ?? "";
+    this.showOffset();
+  }
+
   private showOffset(): void {
-    const o = Math.max(this.currentOffset, this.client?.offset ?? 0);
+    const o = this.offset();
     this.offsetEl.textContent = String(o);
     this.offsetEl.dataset.offset = String(o);
   }
@@ -239,7 +262,7 @@ export class App implements PanelHost {
 
   acquire(sql: string): Promise<Subscription> {
     const client = this.client;
-    if (!client) return Promise.reject(new Error("not connected"));
+    if (!client) return Promise.reject(new SluiceError("not connected", { kind: "connection" }));
     let entry = this.pool.get(sql);
     if (!entry) {
       const promise = client.subscribe(sql).then((subs) => subs[0]);
@@ -261,8 +284,13 @@ export class App implements PanelHost {
     entry.promise.then((s) => s.unsubscribe()).catch(() => {});
   }
 
+  connected(): boolean {
+    return this.client?.status === "open";
+  }
+
+  /** The offset every cache is at: the connection's, which restarts where the database was replaced. */
   offset(): number {
-    return Math.max(this.currentOffset, this.client?.offset ?? 0);
+    return this.client?.offset ?? 0;
   }
 
   timeOf(offset: number): number {

@@ -1,6 +1,7 @@
 // The panels a database opens with when the URL names none: for the demo `game`, a live view
 // of the match; for any other database, its first public table.
 
+import type { TableDef } from "./schema";
 import type { PanelSpec } from "./state";
 
 const TEAM_SCORES =
@@ -31,12 +32,7 @@ export const GAME_PANELS: PanelSpec[] = [
   },
 ];
 
-export interface TableInfo {
-  name: string;
-  public: boolean;
-}
-
-export function defaultPanels(database: string, tables: TableInfo[]): PanelSpec[] {
+export function defaultPanels(database: string, tables: Pick<TableDef, "name" | "public">[]): PanelSpec[] {
   if (database === "game") return GAME_PANELS.map((p) => ({ ...p }));
   const first = tables.find((t) => t.public);
   return first ? [{ sql: `SELECT * FROM ${first.name}`, view: "table" }] : [];

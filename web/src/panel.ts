@@ -1,9 +1,11 @@
 // One dashboard panel: a SQL query kept live by a subscription, shown as a table, as bars (a
 // label column and a numeric column) or as lines (a numeric column over offsets). The
-// element carries `data-state` (idle | loading | live | error), `data-offset` (the offset its
-// rows are as of) and `data-rows`; a refused query's error is shown beside it.
+// element carries `data-state` (idle | loading | live | stale | error: stale while the
+// connection is down), `data-offset` (the offset its rows are as of) and `data-rows`; a
+// refused query's error is shown beside it. The line's history is sampled at every change,
+// whichever view is shown.
 
-import type { Column, Subscription, Value } from "./client";
+import { SluiceError, type Column, type Subscription, type Value } from "./client";
 import { h, replace } from "./dom";
 import { barChart, LineHistory } from "./charts";
 import type { PanelSpec, View } from "./state";
@@ -14,10 +16,13 @@ import { isNumeric, orderFromSql } from "./values";
 export interface PanelHost {
   acquire(sql: string): Promise<Subscription>;
   release(sql: string): void;
+  /** Whether the connection is open (else the panels' rows are stale). */
+  connected(): boolean;
   /** The offset the connection's caches are at, and when that transaction ran. */
   offset(): number;
   timeOf(offset: number): number;
-  changed(panel: Panel): void;
+  /** The panel's spec changed (its SQL, title, view or columns). */
+  changed(): void;
   remove(panel: Panel): void;
 }
 
@@ -41,6 +46,8 @@ export class Panel {
   private generation = 0;
   private lastOffset = 0;
   private clock: ReturnType<typeof setInterval> | null = null;
+  /** The query failed for want of a connection: it runs again when the connection is back. */
+  private connectionFailed = false;
 
   constructor(
     private host: PanelHost,
@@ -57,7 +64,7 @@ export class Panel {
         const t = this.titleBox.value.trim();
         if (t) this.spec.title = t;
         else delete this.spec.title;
-        this.host.changed(this);
+        this.host.changed();
       },
     });
     const views = h("div", { class: "views", role: "group" });
@@ -112,13 +119,14 @@ export class Panel {
   run(): void {
     const sql = this.sqlBox.value.trim();
     this.spec.sql = sql;
-    this.host.changed(this);
+    this.host.changed();
     void this.subscribe(sql);
   }
 
   async subscribe(sql: string): Promise<void> {
     const gen = ++this.generation;
     this.detach();
+    this.connectionFailed = false;
     this.errorEl.hidden = true;
     this.errorEl.textContent = "";
     if (!sql) {
@@ -135,6 +143,7 @@ export class Panel {
     } catch (e) {
       if (gen !== this.generation) return;
       this.subSql = null;
+      this.connectionFailed = e instanceof SluiceError && e.kind === "connection";
       this.showError(e instanceof Error ? e.message : String(e));
       return;
     }
@@ -147,7 +156,8 @@ export class Panel {
     this.history = new LineHistory();
     this.lastOffset = this.host.offset();
     this.stopChange = sub.on("change", (c) => this.refresh(c.offset));
-    this.el.dataset.state = "live";
+    // Stale at once where the connection went while the subscribe was answered.
+    this.el.dataset.state = this.host.connected() ? "live" : "stale";
     this.buildOptions();
     this.refresh(this.lastOffset);
     // A line's time axis runs on while its value holds: once a second it is drawn up to the
@@ -178,6 +188,29 @@ export class Panel {
     this.sub = null;
   }
 
+  /** The connection is down (reconnecting or closed): live rows are stale. */
+  disconnected(): void {
+    if (this.sub) this.el.dataset.state = "stale";
+  }
+
+  /**
+   * The connection is back, resubscribed at the connection's offset (which restarts low where
+   * the database was replaced): the panel is as of that offset, its line starts again, and a
+   * query that failed for want of the connection runs again.
+   */
+  reconnected(): void {
+    if (this.connectionFailed) {
+      void this.subscribe(this.spec.sql);
+      return;
+    }
+    if (!this.sub) return;
+    this.el.dataset.state = "live";
+    this.lastOffset = this.host.offset();
+    this.history = new LineHistory();
+    // After the resync's own callbacks (which mark what it changed), for a panel it did not change.
+    queueMicrotask(() => this.refresh(this.host.offset(), false));
+  }
+
   /** Stops the subscription (the panel is going). */
   close(): void {
     this.generation++;
@@ -188,7 +221,7 @@ export class Panel {
     if (view === this.spec.view) return;
     this.spec.view = view;
     this.markView();
-    this.host.changed(this);
+    this.host.changed();
     this.buildOptions();
     this.table = null;
     this.refresh(this.lastOffset, false);
@@ -204,7 +237,7 @@ export class Panel {
   }
 
   /** Picks the chart's columns: the spec's where they exist, else a sensible default. */
-  private chartColumns(): { label: number | null; value: number } | null {
+  private chartColumns(view: View = this.spec.view): { label: number | null; value: number } | null {
     const cols = this.columns();
     const find = (name: string | undefined) => (name ? cols.findIndex((c) => c.name === name) : -1);
     let value = find(this.spec.value);
@@ -217,7 +250,7 @@ export class Panel {
     if (named >= 0 && named !== value) return { label: named, value };
     // Lines: one line (the column's sum) unless a label column is chosen. Bars: the first
     // text column, else the first other column.
-    if (this.spec.view === "line") return { label: null, value };
+    if (view === "line") return { label: null, value };
     const text = cols.findIndex((c, i) => i !== value && !isNumeric(c));
     const other = cols.findIndex((_, i) => i !== value);
     const label = text >= 0 ? text : other >= 0 ? other : null;
@@ -262,19 +295,26 @@ export class Panel {
   }
 
   private afterOption(): void {
-    this.host.changed(this);
+    this.host.changed();
     this.history = new LineHistory();
     this.buildOptions();
     this.refresh(this.lastOffset, false);
   }
 
-  /** Re-renders from the subscription's cache, as of `offset`. */
+  /**
+   * Re-renders from the subscription's cache, as of `offset` (the connection's: every cache
+   * is at it), and samples the line's history there.
+   */
   private refresh(offset: number, highlight = true): void {
     const sub = this.sub;
     if (!sub) return;
-    this.lastOffset = Math.max(this.lastOffset, offset);
+    this.lastOffset = offset;
     const rows: Value[][] = sub.rows();
     const cols = sub.columns;
+    // The line's history follows every change, in whichever view, so that switching to the
+    // line shows what happened meanwhile.
+    const line = this.chartColumns("line");
+    if (line) this.history.sample(rows, line.label, line.value, offset, this.host.timeOf(offset));
     this.el.dataset.offset = String(this.lastOffset);
     this.el.dataset.rows = String(rows.length);
     if (this.spec.view === "table") {
@@ -292,7 +332,6 @@ export class Panel {
       } else if (this.spec.view === "bars") {
         replace(this.body, barChart(rows, pick.label ?? pick.value, pick.value));
       } else {
-        this.history.sample(rows, pick.label, pick.value, this.lastOffset, this.host.timeOf(this.lastOffset));
         replace(this.body, this.history.render(cols[pick.value].name));
       }
     }

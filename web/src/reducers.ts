@@ -1,7 +1,9 @@
 // A form per reducer, generated from its parameter types: number inputs for integers and
 // reals, a checkbox for booleans, text, hex for bytes, and a NULL box for nullable ones. The
-// call goes over the dashboard's connection, so its effects are in the panels when its result
-// (the offset, or the error) is shown in `reducer-result-NAME`.
+// browser does not validate the form (novalidate): parseArgs checks every argument and says
+// what is wrong beside the button. The call goes over the dashboard's connection, so its
+// effects are in the panels when its result (the offset, or the error) is shown in
+// `reducer-result-NAME`.
 
 import { inputKind, parseArgs, type RawArg } from "./args";
 import { h } from "./dom";
@@ -20,8 +22,6 @@ export function reducerForm(r: ReducerDef, call: Call, scheduled: boolean): HTML
       step: p.type === "f64" ? "any" : kind === "number" ? "1" : null,
       min: p.type === "u64" ? "0" : null,
       placeholder: kind === "hex" ? "hex, e.g. 0a1b" : null,
-      pattern: kind === "hex" ? "(0x)?([0-9a-fA-F]{2})*" : null,
-      required: kind !== "checkbox" && kind !== "text" && !p.nullable ? true : null,
     });
     const nul = p.nullable ? h("input", { type: "checkbox", title: "NULL", "data-testid": `null-${r.name}-${p.name}` }) : null;
     inputs.push({ input, nul });

@@ -1,6 +1,6 @@
 // A live result as an HTML table, re-rendered from the subscription's cache after every
 // change. A row that entered is highlighted (`entering`); a row that left stays a moment,
-// fading (`leaving`, then removed); a row changed in place (a delete and an insert of one
+// fading (`leaving`, then removed, or at once if the same row or identity enters again meanwhile); a row changed in place (a delete and an insert of one
 // identity: the query's primary key, or else its first column where that is unique in the
 // result) stays one row with its changed cells flashed (`updated`, cells `changed`). The
 // marks stay until the next change, so they say what the latest one did; the flashes are Web
@@ -21,6 +21,8 @@ interface Shown {
   key: string;
   tr: HTMLTableRowElement;
   leaving: boolean;
+  /** A leaving row's removal, when its fade ends. */
+  timer?: ReturnType<typeof setTimeout>;
 }
 
 export class TableView {
@@ -120,6 +122,18 @@ export class TableView {
     const left = new Set<Shown>();
     for (const list of old.values()) for (const s of list) left.add(s);
     const id = this.identity(before.map((s) => s.row), rows);
+    // A row fading from an earlier change that enters again (the same row, or one of its
+    // identity) goes at once rather than be shown twice.
+    const pk = this.primaryKey;
+    const sameId = pk && pk.length ? (row: Value[]) => JSON.stringify(pk.map((i) => row[i])) : id;
+    const enteredKeys = new Set(entered.map(rowKey));
+    const enteredIds = sameId ? new Set(entered.map(sameId)) : new Set<string>();
+    const back = this.shown.filter((s) => s.leaving && (enteredKeys.has(s.key) || (sameId !== null && enteredIds.has(sameId(s.row)))));
+    for (const s of back) {
+      clearTimeout(s.timer);
+      s.tr.remove();
+    }
+    if (back.length > 0) this.shown = this.shown.filter((s) => !back.includes(s));
     const leftById = new Map<string, Shown>();
     if (id) for (const s of left) leftById.set(id(s.row), s);
     for (const row of entered) {
@@ -158,7 +172,7 @@ export class TableView {
         easing: "ease-in",
         fill: "forwards",
       });
-      setTimeout(() => {
+      s.timer = setTimeout(() => {
         s.tr.remove();
         this.shown = this.shown.filter((x) => x !== s);
       }, FADE_MS);
