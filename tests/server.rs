@@ -50,6 +50,10 @@ fn http_errors_ownership_and_metrics() {
     assert!(m.contains("publishing needs a token") && m.ends_with("(HTTP 401)"), "{m}");
     let forged = Http::new(&base, Some(format!("{}.00", "ab".repeat(32))));
     assert!(refused(forged.publish("mine", wasm, false)).contains("does not match (HTTP 401)"));
+    // A bad token is refused even where no token is needed, never taken as anonymous.
+    assert!(refused(forged.list()).contains("does not match (HTTP 401)"));
+    assert!(refused(forged.describe("game")).contains("does not match (HTTP 401)"));
+    assert_eq!(anonymous.describe("game").unwrap()["name"], "game");
     let m = refused(me.publish("junk", b"not wasm", false));
     assert!(m.contains("does not compile") && m.contains("400"), "{m}");
     assert!(!data.join("junk").exists(), "a failed publish leaves no database behind");

@@ -55,12 +55,14 @@ pub(super) async fn new_identity(State(dbs): State<Shared>) -> Json<JsonValue> {
     Json(json!({ "identity": identity.to_hex(), "token": token }))
 }
 
-pub(super) async fn list(State(dbs): State<Shared>) -> Json<JsonValue> {
+pub(super) async fn list(State(dbs): State<Shared>, headers: HeaderMap) -> Result<Json<JsonValue>, Failure> {
+    // Anyone may list, but a bad token is refused here as everywhere.
+    bearer(&dbs, &headers)?;
     let live = dbs.live.lock().expect("databases");
     let mut names: Vec<_> = live.iter().map(|(n, d)| (n.clone(), d.owner)).collect();
     names.sort();
     let items = names.into_iter().map(|(name, owner)| json!({ "name": name, "owner": owner.map(|o| o.to_hex()) }));
-    Json(JsonValue::Array(items.collect()))
+    Ok(Json(JsonValue::Array(items.collect())))
 }
 
 #[derive(Deserialize)]
@@ -128,7 +130,9 @@ pub(super) async fn delete(
 pub(super) async fn describe(
     State(dbs): State<Shared>,
     UrlPath(name): UrlPath<String>,
+    headers: HeaderMap,
 ) -> Result<Json<JsonValue>, Failure> {
+    bearer(&dbs, &headers)?;
     let db = dbs.get(&name)?;
     let mut desc = ask(&db.executor, &name, |reply| Request::Describe { reply }).await?;
     desc["name"] = json!(name);

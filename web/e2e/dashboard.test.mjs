@@ -15,7 +15,7 @@ import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { api, ARTIFACTS, eventually, launchBrowser, readRepoFile, servesDist, sorted, startServer } from "./harness.mjs";
+import { api, ARTIFACTS, ASSETS_FROM_DISK, eventually, launchBrowser, readRepoFile, servesDist, sorted, startServer } from "./harness.mjs";
 
 // Regions' accounts and balances: a join of three tables with GROUP BY.
 const BY_REGION =
@@ -36,8 +36,11 @@ const NETWORK_ERROR = /^(WebSocket connection to .* failed|Failed to load resour
 before(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
   server = await startServer();
-  if (!(await servesDist(server.url))) {
-    console.log(`note: ${process.env.SLUICE_BIN ?? "the debug binary"} embeds another web/dist than the one on disk (built before the last npm run build); the browser is shown web/dist`);
+  if (!ASSETS_FROM_DISK && !(await servesDist(server.url))) {
+    throw new Error(
+      `${process.env.SLUICE_BIN ?? "the debug binary"} embeds another web/dist than the one on disk: ` +
+        "rebuild it (cargo build) after npm run build, or set SLUICE_E2E_ASSETS_FROM_DISK=1 while working on web/src",
+    );
   }
   const { token } = await api(server.url).identity();
   oracle = api(server.url, token);

@@ -1,11 +1,12 @@
 // What the end-to-end tests stand on: a real `sluice start` (SLUICE_BIN, default the debug
 // build; in memory, on a free port of 127.0.0.1), its HTTP API as the tests' oracle, and
 // Debian's Chromium (CHROMIUM, default /usr/bin/chromium) driven by playwright-core with a
-// fresh profile. The page's scripts and styles (/assets/*) are served to the browser from
-// web/dist as it is on disk: the server embeds the dist it was compiled with, which after an
-// `npm run build` without a cargo build is an older one (src/server/dashboard.rs's tests check
-// the embedding itself). The page itself (index.html, which names the assets) comes from the
-// server, as a document Chromium lets reach 127.0.0.1: one a test fulfils is not.
+// fresh profile. The browser is shown the dashboard the server embeds, so the tests check
+// what `sluice start` serves; a binary built before the last `npm run build` embeds an older
+// web/dist and the tests refuse it (rebuild with cargo). While working on web/src,
+// SLUICE_E2E_ASSETS_FROM_DISK=1 serves the page's scripts and styles (/assets/*) to the
+// browser from web/dist on disk instead (index.html, which names them, still comes from the
+// server: Chromium lets only a served document reach 127.0.0.1).
 
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, readFileSync } from "node:fs";
@@ -101,7 +102,7 @@ const DIST_FILES = {
   "/assets/style.css": ["assets/style.css", "text/css; charset=utf-8"],
 };
 
-/** Whether the server at `url` serves web/dist as it is on disk (else the tests serve its assets). */
+/** Whether the server at `url` serves web/dist as it is on disk. */
 export async function servesDist(url) {
   for (const [path, [file]] of [["/", ["index.html"]], ...Object.entries(DIST_FILES)]) {
     const served = Buffer.from(await (await fetch(url + path)).arrayBuffer());
@@ -110,7 +111,10 @@ export async function servesDist(url) {
   return true;
 }
 
-/** Debian's Chromium, headless, with a fresh profile (removed by `close`), shown web/dist. */
+/** Assets from disk rather than from the server (SLUICE_E2E_ASSETS_FROM_DISK=1). */
+export const ASSETS_FROM_DISK = process.env.SLUICE_E2E_ASSETS_FROM_DISK === "1";
+
+/** Debian's Chromium, headless, with a fresh profile (removed by `close`). */
 export async function launchBrowser() {
   const profile = mkdtempSync(join(tmpdir(), "sluice-e2e-chromium-"));
   const context = await chromium.launchPersistentContext(profile, {
@@ -128,13 +132,15 @@ export async function launchBrowser() {
       "--disable-sync",
     ],
   });
-  await context.route(
-    (url) => url.hostname === "127.0.0.1" && Object.hasOwn(DIST_FILES, url.pathname),
-    (route) => {
-      const [file, contentType] = DIST_FILES[new URL(route.request().url()).pathname];
-      return route.fulfill({ status: 200, contentType, body: readFileSync(join(DIST, file)) });
-    },
-  );
+  if (ASSETS_FROM_DISK) {
+    await context.route(
+      (url) => url.hostname === "127.0.0.1" && Object.hasOwn(DIST_FILES, url.pathname),
+      (route) => {
+        const [file, contentType] = DIST_FILES[new URL(route.request().url()).pathname];
+        return route.fulfill({ status: 200, contentType, body: readFileSync(join(DIST, file)) });
+      },
+    );
+  }
   return {
     context,
     async close() {
