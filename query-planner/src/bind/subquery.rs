@@ -76,27 +76,23 @@ impl Planner<'_> {
             let d = used.len();
             let (new_rel, expr) = match p.kind {
                 SubqueryKind::Exists => {
+                    // A WHERE conjunct of its own keeps the rows with a partner among distinct
+                    // values (an inner join, so each matches at most once): the values the
+                    // subquery compares them with where it is correlated by equalities alone
+                    // (no prefix carried through it), else the prefixes it has a row for.
+                    let semijoin = (sub.empty_row.is_none() && semi.contains(&index))
+                        .then(|| {
+                            self.semijoin_on_equalities(&p.query, &scope, outer).or_else(|| {
+                                let prefixes: Vec<usize> = (0..d).collect();
+                                let present = sub.plan.clone().select_columns(&prefixes);
+                                (d > 0).then(|| (Plan::Distinct { input: Box::new(present) }, keys.clone()))
+                            })
+                        })
+                        .flatten();
                     if sub.empty_row.is_some() {
                         // A correlated global aggregate always has a row.
                         (rel, Expr::Literal(Value::Bool(true)))
-                    } else if let Some((present, keys)) =
-                        semi.contains(&index).then(|| self.semijoin_on_equalities(&p.query, &scope, outer)).flatten()
-                    {
-                        // Keep the rows with a partner among the distinct values the subquery
-                        // compares them with: no prefix to carry through the subquery.
-                        let rel = Plan::Join {
-                            left: Box::new(rel),
-                            right: Box::new(present),
-                            kind: JoinKind::Inner,
-                            keys,
-                            residual: None,
-                        };
-                        (rel, Expr::Literal(Value::Bool(true)))
-                    } else if d > 0 && semi.contains(&index) {
-                        // Keep the rows whose prefix the subquery has a row for: an inner join
-                        // on the distinct prefixes, so each row matches at most once.
-                        let prefixes: Vec<usize> = (0..d).collect();
-                        let present = Plan::Distinct { input: Box::new(sub.plan.select_columns(&prefixes)) };
+                    } else if let Some((present, keys)) = semijoin {
                         let rel = Plan::Join {
                             left: Box::new(rel),
                             right: Box::new(present),
