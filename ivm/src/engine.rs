@@ -77,6 +77,17 @@ enum Driver {
 }
 
 impl Driver {
+    /// Runs a command that may move many rows (applying transactions, building a dataflow):
+    /// one that took `BULK_LOAD` or more returns the buffers it freed to the system.
+    fn run_bulk(&mut self, cmd: Command, source: &dyn TableSource) -> Reply {
+        let started = Instant::now();
+        let reply = self.run(cmd, source);
+        if started.elapsed() >= BULK_LOAD {
+            release_free_memory();
+        }
+        reply
+    }
+
     /// Runs a command on every worker, a new query reading rows from `source`; merges their
     /// replies.
     fn run(&mut self, cmd: Command, source: &dyn TableSource) -> Reply {
@@ -211,11 +222,7 @@ impl Engine {
             return Ok(Vec::new());
         }
         self.offset = current;
-        let started = Instant::now();
-        let reply = self.driver.run(Command::Apply(Arc::new(txs)), &NoRows);
-        if started.elapsed() >= BULK_LOAD {
-            release_free_memory();
-        }
+        let reply = self.driver.run_bulk(Command::Apply(Arc::new(txs)), &NoRows);
         Ok(self.absorb(reply.outputs))
     }
 
@@ -270,11 +277,7 @@ impl Engine {
         }
         let q = QueryId(self.next_query);
         self.next_query += 1;
-        let started = Instant::now();
-        let reply = self.driver.run(Command::AddQuery(q, Arc::new(plan.plan.clone()), None), source);
-        if started.elapsed() >= BULK_LOAD {
-            release_free_memory();
-        }
+        let reply = self.driver.run_bulk(Command::AddQuery(q, Arc::new(plan.plan.clone()), None), source);
         let mut updates: Vec<(Row, Diff)> = Vec::new();
         for (id, out) in reply.outputs {
             debug_assert_eq!(id, q, "only the new query has output");

@@ -211,13 +211,13 @@ impl Planner<'_> {
         });
         let rewritten = with(inner, selection);
         // Nothing else may refer to the enclosing relation (references further out are
-        // decorrelated by the query that encloses this one, as for any subquery).
+        // decorrelated by the query that encloses this one, as for any subquery); then the
+        // plan bound past `probe` is the subquery's own.
         let probe = Outer::new(scope, outer);
-        self.query(&rewritten, Some(&probe), None).ok()?;
+        let sub = self.query(&rewritten, Some(&probe), None).ok()?;
         if !probe.used.into_inner().is_empty() {
             return None;
         }
-        let sub = self.query(&rewritten, outer, None).ok()?;
         let n = outer_cols.len();
         if (0..n).any(|k| sub.scope.cols[k].ty != scope.cols[outer_cols[k]].ty) {
             return None;
