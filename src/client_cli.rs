@@ -86,10 +86,11 @@ pub fn subscribe(server: &str, name: &str, queries: &[String], count: Option<usi
     let (sender, updates) = std::sync::mpsc::channel::<Transaction>();
     client.on_transaction(move |tx| drop(sender.send(tx.clone())));
     let refs: Vec<&str> = queries.iter().map(String::as_str).collect();
-    let (offset, _) = client.subscribe(&refs)?;
+    // The rows as of the subscription's offset (the cache may already be past it).
+    let (offset, applied) = client.subscribe(&refs)?;
     for sql in queries {
-        let (columns, rows) =
-            client.with_cache(sql, |c| (c.columns.clone(), c.rows())).context("the subscription is applied")?;
+        let applied = applied.iter().find(|a| &a.sql == sql).context("the subscription is applied")?;
+        let (columns, rows) = (&applied.columns, &applied.rows);
         if json {
             let rows: Vec<Json> = rows.iter().map(|r| row_json(&columns, r)).collect();
             println!("{}", json!({ "query": sql, "offset": offset, "rows": rows }));

@@ -80,7 +80,7 @@ pub fn run(seconds: Option<u64>, extra_bots: u64, data_dir: Option<&Path>, durab
                 db
             } else {
                 out.line(&format!("created {}", dir.display()))?;
-                ModuleDb::create(&dir, GAME_WASM, 1, config, meta())?
+                ModuleDb::create(&dir, GAME_WASM, 1, config, meta(), &[])?
             }
         }
         None => ModuleDb::new(Host::load(GAME_WASM, HostConfig::default())?, 1)?,

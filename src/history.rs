@@ -12,13 +12,19 @@ use std::time::{Duration, UNIX_EPOCH};
 /// Checks every database under `path` (a database directory, or a data directory holding
 /// them) and prints what it finds; false if any would refuse to start.
 pub fn verify(path: &Path) -> Result<bool> {
-    let dirs: Vec<PathBuf> = if storage::exists(path) {
-        vec![path.to_path_buf()]
+    let (dirs, cut_off): (Vec<PathBuf>, Vec<PathBuf>) = if storage::exists(path) {
+        (vec![path.to_path_buf()], vec![])
+    } else if storage::cut_off(path) {
+        (vec![], vec![path.to_path_buf()])
     } else {
-        storage::databases(path)?.into_iter().map(|(_, dir)| dir).collect()
+        let names = |found: Vec<(String, PathBuf)>| found.into_iter().map(|(_, dir)| dir).collect();
+        (names(storage::databases(path)?), names(storage::cut_off_creations(path)?))
     };
-    if dirs.is_empty() {
+    if dirs.is_empty() && cut_off.is_empty() {
         bail!("{}: no database found", path.display());
+    }
+    for dir in cut_off {
+        println!("{}: no database (its creation was cut off; creating it again starts afresh)", dir.display());
     }
     let mut all_ok = true;
     for dir in dirs {

@@ -58,14 +58,16 @@ impl ModuleDb {
         ModuleDb::wire(host, workers, None)
     }
 
-    /// Creates a durable database for a module in `dir` and runs its `init` reducer (logged
-    /// like every later transaction).
+    /// Creates a durable database for a module in `dir`, runs its `init` reducer (logged like
+    /// every later transaction) and writes `files` (name, contents) beside its own. A crash
+    /// before all that is durable leaves no database behind.
     pub fn create(
         dir: &Path,
         wasm: &[u8],
         workers: usize,
         config: StorageConfig,
         meta: CommitMeta,
+        files: &[(&str, &[u8])],
     ) -> Result<ModuleDb> {
         let (host, storage) = Storage::create(dir, wasm, HostConfig::default(), config)?;
         let mut db = ModuleDb::wire(host, workers, Some(storage))?;
@@ -73,6 +75,7 @@ impl ModuleDb {
             let (tx, _) = outcome.context("the module's init reducer failed")?;
             db.wait_durable(tx.offset)?;
         }
+        db.storage.as_ref().expect("a created database has storage").finish_creation(files)?;
         Ok(db)
     }
 

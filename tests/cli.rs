@@ -76,7 +76,7 @@ fn the_cli_as_a_user_runs_it() {
     let lines = json_lines(&cli.ok(&["subscribe", "game", "SELECT * FROM world", "--json", "-n", "2"]));
     assert_eq!(lines.len(), 3, "{lines:?}");
     let tick = lines[0]["rows"][0]["tick"].as_u64().unwrap();
-    assert_eq!(lines[1]["deletes"][0]["tick"].as_u64(), Some(tick));
+    assert_eq!(lines[1]["deletes"][0]["tick"].as_u64(), Some(tick), "{lines:?}");
     assert_eq!(lines[1]["inserts"][0]["tick"].as_u64(), Some(tick + 1));
     assert_eq!(lines[2]["inserts"][0]["tick"].as_u64(), Some(tick + 2));
     assert_eq!(lines[2]["reducer"], "tick");

@@ -2,6 +2,8 @@
 //! after a snapshot; every past offset reads back as it was; a damaged snapshot falls back
 //! to an older one; and the durable demo, SIGKILLed at random moments while it runs, always
 //! restarts with every transaction it had acknowledged (printed) and nothing half-applied.
+//! Creating a database is all or nothing: one cut off (by SIGKILL, at any moment) leaves no
+//! database, and creating it again starts afresh.
 
 mod common;
 
@@ -45,7 +47,7 @@ fn the_bank_survives_restarts_and_reads_back_every_past_offset() {
     let Some(wasm) = common::build_module("examples/bank") else { return };
     let wasm = std::fs::read(wasm).unwrap();
     let dir = tempdir("bank");
-    let mut db = ModuleDb::create(&dir, &wasm, 1, config(40), meta(0)).unwrap();
+    let mut db = ModuleDb::create(&dir, &wasm, 1, config(40), meta(0), &[]).unwrap();
     db.call("seed", "[50]", meta(1)).unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(11);
     // The state at every offset, to compare with what the files give back.
@@ -131,6 +133,105 @@ fn the_bank_survives_restarts_and_reads_back_every_past_offset() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("DAMAGED"));
 }
 
+#[test]
+fn a_creation_cut_off_leaves_no_database_and_the_next_creation_starts_afresh() {
+    let wasm = sluice::demo::GAME_WASM;
+    let data = tempdir("cut-off");
+    let dir = data.join("bank");
+    // Begun but never finished: the snapshot at offset 0 is written, `init` never logged.
+    let begun = storage::Storage::create(&dir, wasm, Default::default(), config(40)).unwrap();
+    drop(begun);
+    assert!(dir.join("snapshots").is_dir());
+    assert!(!storage::exists(&dir) && storage::cut_off(&dir));
+    assert!(storage::databases(&data).unwrap().is_empty());
+    let err = ModuleDb::open(&dir, 1, config(40)).err().expect("no database to open").to_string();
+    assert!(err.contains("cut off"), "{err}");
+    let verify = run_sluice(&["verify", data.to_str().unwrap()]);
+    assert!(verify.contains("no database") && !verify.contains("DAMAGED"), "{verify}");
+    // Created again over the leftover: a whole database, with its `init` and the files given.
+    let db = ModuleDb::create(&dir, wasm, 1, config(40), meta(0), &[("note", b"kept")]).unwrap();
+    drop(db);
+    assert!(storage::exists(&dir) && !storage::cut_off(&dir));
+    assert_eq!(std::fs::read(dir.join("note")).unwrap(), b"kept");
+    let (db, report) = ModuleDb::open(&dir, 1, config(40)).unwrap();
+    assert_eq!(report.replayed, 1, "init, logged once: {report:?}");
+    drop(db);
+    // A server starting over a data directory removes what a cut-off creation left and does
+    // not list it.
+    let begun = storage::Storage::create(&data.join("half"), wasm, Default::default(), config(40)).unwrap();
+    drop(begun);
+    let (mut server, base) = common::start_server(&data);
+    let listed: serde_json::Value = ureq::get(&format!("{base}/v1/database")).call().unwrap().into_json().unwrap();
+    let names: Vec<&str> = listed.as_array().unwrap().iter().filter_map(|d| d["name"].as_str()).collect();
+    assert!(names.contains(&"bank") && !names.contains(&"half"), "{listed}");
+    assert!(!data.join("half").exists());
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn the_durable_demo_killed_while_it_creates_its_database_leaves_none_or_a_whole_one() {
+    let data = tempdir("create-kill");
+    let data = data.to_str().unwrap().to_string();
+    let demo = |seconds: Option<&str>| {
+        let mut args = vec!["demo", "--data-dir", &data, "--bots", "30"];
+        args.extend(seconds.map(|s| ["--seconds", s]).into_iter().flatten());
+        Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let (mut created, mut cut) = (0, 0);
+    // SIGKILL while the module loads (the first 0.2 s or so after the demo says it creates
+    // the database, in a debug build), then at moments from when the database's files appear
+    // until `init` is durable and the bots are spawned.
+    let snapshots = Path::new(&data).join("game").join("snapshots");
+    for step in 0..12u64 {
+        let _ = std::fs::remove_dir_all(&data);
+        let mut child = demo(None);
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next().expect("the demo printed").unwrap();
+        assert!(first.starts_with("created"), "{first}");
+        if step < 3 {
+            std::thread::sleep(Duration::from_millis(step * 50));
+        } else {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !snapshots.exists() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            std::thread::sleep(Duration::from_millis((step - 3) * (step - 3)));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // Killed before it made the data directory, there is nothing to verify.
+        if Path::new(&data).exists() {
+            let verify = run_sluice(&["verify", &data]);
+            assert!(!verify.contains("DAMAGED"), "step {step}: {verify}");
+        }
+        if storage::exists(&Path::new(&data).join("game")) {
+            created += 1;
+            let out = run_sluice(&["sql", "game", "SELECT COUNT(*) FROM player", "--data-dir", &data, "--json"]);
+            let players: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+            let players = players.as_object().unwrap().values().next().unwrap().as_u64().unwrap();
+            assert!(players == 12 || players == 42, "step {step}: init whole, the bots whole or not at all: {players}");
+        } else {
+            cut += 1;
+            // Started again, the demo creates the database afresh over what was left.
+            let mut again = demo(Some("0"));
+            let first = BufReader::new(again.stdout.take().unwrap()).lines().next().unwrap().unwrap();
+            assert!(first.starts_with("created"), "step {step}: {first}");
+            assert!(again.wait().unwrap().success());
+            let verify = run_sluice(&["verify", &data]);
+            assert!(verify.contains(": ok"), "step {step}: {verify}");
+        }
+    }
+    assert!(created > 0 && cut > 0, "the kills fell both inside and after the creation: {created} created, {cut} cut");
+    let _ = std::fs::remove_dir_all(Path::new(&data));
+}
+
 /// The recovered offset a durable demo reports when it starts ("recovered DIR: snapshot at
 /// offset X, Y transactions replayed"), or 0 for a new database.
 fn recovered_offset(line: &str) -> Option<u64> {
@@ -141,7 +242,12 @@ fn recovered_offset(line: &str) -> Option<u64> {
 
 fn run_sluice(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_sluice")).args(args).output().unwrap();
-    assert!(out.status.success(), "sluice {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "sluice {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 

@@ -29,15 +29,16 @@ pub const MAX_RECORD: u32 = 1 << 30;
 /// Problems reading a commit log.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
-    #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: io::Error },
+    /// The I/O error is part of the message, not a source, so it is shown once.
+    #[error("{}: {error}", path.display())]
+    Io { path: PathBuf, error: io::Error },
     #[error("{}, byte {at}: {reason}", path.display())]
     Damaged { path: PathBuf, at: u64, reason: String },
 }
 
 impl LogError {
     pub fn io(path: &Path, source: io::Error) -> LogError {
-        LogError::Io { path: path.to_path_buf(), source }
+        LogError::Io { path: path.to_path_buf(), error: source }
     }
     fn damaged(path: &Path, at: u64, reason: impl Into<String>) -> LogError {
         LogError::Damaged { path: path.to_path_buf(), at, reason: reason.into() }

@@ -1,6 +1,9 @@
 //! A database's files in its directory: `snapshots/` and `log/`. Creating a database writes
 //! a snapshot at offset 0 (empty tables and the module); every committed transaction is
 //! appended to the log; a snapshot is taken every N transactions and at clean shutdown.
+//! A database counts as one only once its creation finished (`init` durable, the caller's
+//! files written): until then a `CREATING` marker lies in its directory, and a creation cut
+//! off by a crash is no database at all but a leftover that the next creation replaces.
 //! Opening one recovers it: the newest valid snapshot, then the log's records after it (a torn
 //! tail cut off, damage refused). The log is kept whole, so any past offset can be rebuilt
 //! (`as_of`) from the snapshot before it and the records up to it.
@@ -9,9 +12,10 @@ use crate::commitlog::{self, LogEnd, LogError};
 use crate::datastore::Datastore;
 use crate::error::DatastoreError;
 use crate::host::{Host, HostConfig, LoadError};
-use crate::logwriter::{LogConfig, LogWriter};
+use crate::logwriter::{sync_dir, LogConfig, LogWriter};
 use crate::record::TxRecord;
 use crate::snapshot::{self, Snapshot};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -36,6 +40,8 @@ pub enum StorageError {
     Log(#[from] LogError),
     #[error("{}: a database already exists there", .0.display())]
     Exists(PathBuf),
+    #[error("{}: its creation was cut off before it finished, so it is no database", .0.display())]
+    CutOff(PathBuf),
     #[error("{}: no usable snapshot ({reason})", dir.display())]
     NoSnapshot { dir: PathBuf, reason: String },
     #[error("the snapshot's module does not load: {0}")]
@@ -83,17 +89,34 @@ fn snapshot_dir(dir: &Path) -> PathBuf {
     dir.join("snapshots")
 }
 
-/// Whether `dir` holds a database.
+/// The file marking a database whose creation has not finished.
+const CREATING: &str = "CREATING";
+
+/// Whether `dir` holds a database (one whose creation finished).
 pub fn exists(dir: &Path) -> bool {
-    snapshot_dir(dir).is_dir()
+    snapshot_dir(dir).is_dir() && !cut_off(dir)
+}
+
+/// Whether `dir` is what a creation cut off before it finished left behind.
+pub fn cut_off(dir: &Path) -> bool {
+    dir.join(CREATING).exists()
 }
 
 /// The databases in a data directory: each subdirectory holding one, with its name, by name.
 pub fn databases(data_dir: &Path) -> Result<Vec<(String, PathBuf)>, StorageError> {
+    subdirectories(data_dir, exists)
+}
+
+/// The leftovers of creations cut off in a data directory, with their names, by name.
+pub fn cut_off_creations(data_dir: &Path) -> Result<Vec<(String, PathBuf)>, StorageError> {
+    subdirectories(data_dir, cut_off)
+}
+
+fn subdirectories(data_dir: &Path, keep: fn(&Path) -> bool) -> Result<Vec<(String, PathBuf)>, StorageError> {
     let entries = std::fs::read_dir(data_dir).map_err(|e| LogError::io(data_dir, e))?;
     let mut out: Vec<(String, PathBuf)> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| exists(p))
+        .filter(|p| keep(p))
         .filter_map(|p| Some((p.file_name()?.to_str()?.to_string(), p)))
         .collect();
     out.sort();
@@ -101,8 +124,10 @@ pub fn databases(data_dir: &Path) -> Result<Vec<(String, PathBuf)>, StorageError
 }
 
 impl Storage {
-    /// Creates a database for a module in `dir` (which must not hold one). The host is fresh:
-    /// its caller runs `init` and logs it like any transaction.
+    /// Starts creating a database for a module in `dir` (which must not hold one; a creation
+    /// cut off there before is cleared first). The host is fresh: its caller runs `init`, logs
+    /// it like any transaction and then calls `finish_creation`; until then the directory is
+    /// no database.
     pub fn create(
         dir: &Path,
         wasm: &[u8],
@@ -112,7 +137,17 @@ impl Storage {
         if exists(dir) {
             return Err(StorageError::Exists(dir.to_path_buf()));
         }
+        if cut_off(dir) {
+            std::fs::remove_dir_all(dir).map_err(|e| LogError::io(dir, e))?;
+        }
         let host = Host::load(wasm, host)?;
+        std::fs::create_dir_all(dir).map_err(|e| LogError::io(dir, e))?;
+        let marker = dir.join(CREATING);
+        std::fs::File::create(&marker).and_then(|f| f.sync_all()).map_err(|e| LogError::io(&marker, e))?;
+        sync_dir(dir)?;
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sync_dir(parent)?;
+        }
         let state =
             Snapshot { offset: 0, timestamp_micros: 0, module: wasm.to_vec(), tables: host.datastore().tables_state() };
         snapshot::write(&snapshot_dir(dir), state)?;
@@ -122,12 +157,30 @@ impl Storage {
         Ok((host, storage))
     }
 
+    /// Finishes a creation begun by `create` once `init` is durable: writes the caller's
+    /// `files` (name, contents) into the database's directory, then removes the marker, from
+    /// when on the directory is a database.
+    pub fn finish_creation(&self, files: &[(&str, &[u8])]) -> Result<(), StorageError> {
+        for (name, contents) in files {
+            let path = self.dir.join(name);
+            std::fs::File::create(&path)
+                .and_then(|mut f| f.write_all(contents).and_then(|()| f.sync_all()))
+                .map_err(|e| LogError::io(&path, e))?;
+        }
+        let marker = self.dir.join(CREATING);
+        std::fs::remove_file(&marker).map_err(|e| LogError::io(&marker, e))?;
+        Ok(sync_dir(&self.dir)?)
+    }
+
     /// Recovers the database in `dir`.
     pub fn open(
         dir: &Path,
         host: HostConfig,
         config: StorageConfig,
     ) -> Result<(Host, Storage, RecoveryReport), StorageError> {
+        if cut_off(dir) {
+            return Err(StorageError::CutOff(dir.to_path_buf()));
+        }
         snapshot::remove_unfinished(&snapshot_dir(dir))?;
         let mut report = RecoveryReport::default();
         let (snap, skipped) = newest_snapshot(dir, u64::MAX)?;

@@ -165,6 +165,10 @@ impl Databases {
     fn recover_all(&self) -> Result<Vec<String>> {
         let mut names = Vec::new();
         if let Some(dir) = &self.config.data_dir {
+            for (name, path) in storage::cut_off_creations(dir)? {
+                eprintln!("{name}: its creation was cut off before it finished; removing what it left");
+                std::fs::remove_dir_all(&path).with_context(|| format!("removing {}", path.display()))?;
+            }
             for (name, path) in storage::databases(dir)? {
                 let owner = std::fs::read_to_string(path.join(OWNER_FILE)).ok().and_then(|t| Identity::parse(t.trim()));
                 let config = self.storage_config();
@@ -199,11 +203,9 @@ impl Databases {
                 let created = Executor::spawn(name, max_queued, {
                     let path = path.clone();
                     move || {
-                        let db = ModuleDb::create(&path, &wasm, 1, config, meta)?;
-                        if let Some(owner) = owner {
-                            std::fs::write(path.join(OWNER_FILE), owner.to_hex())?;
-                        }
-                        Ok(db)
+                        let owner = owner.map(|o| o.to_hex());
+                        let files: Vec<(&str, &[u8])> = owner.iter().map(|o| (OWNER_FILE, o.as_bytes())).collect();
+                        ModuleDb::create(&path, &wasm, 1, config, meta, &files)
                     }
                 });
                 // A module that fails to start leaves no database behind to recover later.
