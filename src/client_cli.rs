@@ -92,11 +92,11 @@ pub fn subscribe(server: &str, name: &str, queries: &[String], count: Option<usi
         let applied = applied.iter().find(|a| &a.sql == sql).context("the subscription is applied")?;
         let (columns, rows) = (&applied.columns, &applied.rows);
         if json {
-            let rows: Vec<Json> = rows.iter().map(|r| row_json(&columns, r)).collect();
+            let rows: Vec<Json> = rows.iter().map(|r| row_json(columns, r)).collect();
             println!("{}", json!({ "query": sql, "offset": offset, "rows": rows }));
         } else {
             println!("{sql}  (as of offset {offset})");
-            print_rows(&columns, &rows, false);
+            print_rows(columns, rows, false);
             println!();
         }
     }
