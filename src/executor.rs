@@ -1,5 +1,7 @@
 //! One database's executor: a thread that owns its `ModuleDb` (wasm host, engine, storage)
-//! and serves requests one at a time, running due scheduled reducers between them. Nothing
+//! and serves requests one at a time, running due scheduled reducers between them. Reducer
+//! calls queued one after another run as a batch: each its own transaction, the engine
+//! brought up to date with all of them in one step. Nothing
 //! leaves before it is durable: the executor takes every request already queued, runs them,
 //! then waits once for the log to make their transactions durable before answering them all —
 //! so while one batch is being fsynced the next one queues, and many transactions share each
@@ -10,7 +12,7 @@ use crate::demo::now_micros;
 use crate::identity::Identity;
 use crate::metrics::Metrics;
 use crate::module_db::{Caller, ModuleDb, SqlOutcome};
-use crate::sessions::{ClientId, ClientSink, Sessions};
+use crate::sessions::{CallFrom, ClientId, ClientSink, PendingCall, Sessions};
 use anyhow::Result;
 use axum::extract::ws::Message;
 use sluice_client::protocol::{ClientMessage, Encoding};
@@ -132,10 +134,19 @@ fn serve(mut db: ModuleDb, requests: Receiver<Request>, mut sessions: Sessions, 
                 Err(_) => break,
             },
         };
+        // Reducer calls in a row run as one batch: one engine step for all their transactions.
+        let mut calls = Vec::new();
         for request in first.into_iter().chain(std::iter::from_fn(|| requests.try_recv().ok()).take(BATCH)) {
             metrics.queued.fetch_sub(1, Ordering::Relaxed);
-            run(&mut db, &mut sessions, request, &mut pending);
+            match as_call(request, &sessions) {
+                Ok(call) => calls.push(call),
+                Err(request) => {
+                    sessions.call_batch(&mut db, std::mem::take(&mut calls), &mut pending);
+                    run(&mut db, &mut sessions, request, &mut pending);
+                }
+            }
         }
+        sessions.call_batch(&mut db, calls, &mut pending);
         for (run, deltas) in db.run_scheduled(now_micros()) {
             if let Some(e) = &run.error {
                 eprintln!("scheduled {} failed: {e}", run.reducer);
@@ -159,11 +170,36 @@ fn serve(mut db: ModuleDb, requests: Receiver<Request>, mut sessions: Sessions, 
     }
 }
 
+/// A request to call a reducer (over HTTP, or from a connected client) as a call to batch;
+/// any other request as it is.
+fn as_call(request: Request, sessions: &Sessions) -> Result<PendingCall, Request> {
+    match request {
+        Request::Call { reducer, args, caller, reply } => {
+            Ok(PendingCall { reducer, args, caller, from: CallFrom::Http(reply) })
+        }
+        Request::Client { client, message: ClientMessage::CallReducer { request_id, reducer, args } } => {
+            match sessions.caller_of(client) {
+                Some(caller) => Ok(PendingCall {
+                    reducer,
+                    args: args.to_string(),
+                    caller,
+                    from: CallFrom::Client(client, request_id),
+                }),
+                // Gone: the request is dropped as `Sessions::handle` drops it.
+                None => {
+                    Err(Request::Client { client, message: ClientMessage::CallReducer { request_id, reducer, args } })
+                }
+            }
+        }
+        other => Err(other),
+    }
+}
+
 fn run(db: &mut ModuleDb, sessions: &mut Sessions, request: Request, out: &mut Vec<Outbound>) {
     match request {
         Request::Call { reducer, args, caller, reply } => {
-            let outcome = sessions.call(db, &reducer, &args, caller, out);
-            out.push(Outbound::Call(reply, outcome));
+            let call = PendingCall { reducer, args, caller, from: CallFrom::Http(reply) };
+            sessions.call_batch(db, vec![call], out);
         }
         Request::Sql { query, caller, reply } => {
             let outcome = sessions.sql(db, &query, caller, out).map_err(|e| format!("{e:#}"));

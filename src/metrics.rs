@@ -86,7 +86,7 @@ pub fn render(databases: &[(String, &Metrics)]) -> String {
             let _ = writeln!(out, "sluice_reducer_calls_total{{database=\"{db}\",outcome=\"{outcome}\"}} {}", load(n));
         }
     }
-    let _ = writeln!(out, "# HELP sluice_reducer_seconds Time to run a client's reducer call.");
+    let _ = writeln!(out, "# HELP sluice_reducer_seconds Time to run and commit a client's reducer call.");
     let _ = writeln!(out, "# TYPE sluice_reducer_seconds histogram");
     for (db, m) in databases {
         let mut cumulative = 0;

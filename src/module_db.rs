@@ -12,6 +12,7 @@ use sluice_runtime::{
     TxRecord,
 };
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use crate::db::{engine_for, transaction, StoreRows};
 use crate::dml;
@@ -197,13 +198,18 @@ impl ModuleDb {
         Ok((rows, Some(self.apply(tx))))
     }
 
-    fn apply(&mut self, tx: TxRecord) -> Committed {
+    /// Hands a committed transaction to the log (in memory only: nothing to do).
+    fn log(&mut self, tx: &TxRecord) {
         if let Some(storage) = &mut self.storage {
             // Appending cannot fail here; a snapshot can, and the log still holds everything.
-            if let Err(e) = storage.append(&tx, &self.host) {
+            if let Err(e) = storage.append(tx, &self.host) {
                 eprintln!("warning: snapshot at offset {} failed: {e}", tx.offset);
             }
         }
+    }
+
+    fn apply(&mut self, tx: TxRecord) -> Committed {
+        self.log(&tx);
         let deltas = self.engine.apply(vec![transaction(tx.clone())]).expect("commit records come in offset order");
         (tx, deltas)
     }
@@ -212,6 +218,39 @@ impl ModuleDb {
     pub fn call(&mut self, reducer: &str, args: &str, meta: CommitMeta) -> Result<Committed, ReducerError> {
         let tx = self.host.call(reducer, args, meta)?;
         Ok(self.apply(tx))
+    }
+
+    /// Calls reducers one after another, each its own transaction at its own offset, then
+    /// brings the engine up to date with all of them in one step (the engine's cost per step
+    /// is shared; each transaction's deltas are still its own). Per call: its commit and
+    /// deltas or why it failed, and how long the reducer took to run and commit.
+    pub fn call_batch<'a>(
+        &mut self,
+        calls: impl IntoIterator<Item = (&'a str, &'a str, CommitMeta)>,
+    ) -> Vec<(Result<Committed, ReducerError>, Duration)> {
+        let mut ran = Vec::new();
+        let mut txs = Vec::new();
+        for (reducer, args, meta) in calls {
+            let started = Instant::now();
+            let outcome = self.host.call(reducer, args, meta);
+            if let Ok(tx) = &outcome {
+                self.log(tx);
+                txs.push(transaction(tx.clone()));
+            }
+            ran.push((outcome, started.elapsed()));
+        }
+        let deltas = self.engine.apply(txs).expect("commit records come in offset order");
+        // The deltas come sorted by offset, as the calls ran.
+        let mut deltas = deltas.into_iter().peekable();
+        ran.into_iter()
+            .map(|(outcome, took)| {
+                let committed = outcome.map(|tx| {
+                    let mine = std::iter::from_fn(|| deltas.next_if(|d| d.offset == tx.offset)).collect();
+                    (tx, mine)
+                });
+                (committed, took)
+            })
+            .collect()
     }
 
     /// Runs the module's reducer for a lifecycle event, if it has one.

@@ -18,12 +18,26 @@ use sluice_runtime::{CommitMeta, Lifecycle};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
 
 /// A connection's number, unique in the server.
 pub type ClientId = u64;
+
+/// A reducer call waiting to run in a batch, as `caller`.
+pub struct PendingCall {
+    pub reducer: String,
+    pub args: String,
+    pub caller: Identity,
+    pub from: CallFrom,
+}
+
+/// Where a call's answer goes: an HTTP request's reply, or a client's connection (with the
+/// request's id).
+pub enum CallFrom {
+    Http(oneshot::Sender<Result<u64, String>>),
+    Client(ClientId, u64),
+}
 
 /// Where a connection's frames go: its writer's queue, the bytes waiting in it (the writer
 /// subtracts what it has sent), and a way to close it at once, ahead of what is queued.
@@ -173,20 +187,9 @@ impl Sessions {
             ClientMessage::Subscribe { request_id, queries } => self.subscribe(db, id, request_id, queries),
             ClientMessage::Unsubscribe { request_id, query_id } => self.unsubscribe(db, id, request_id, query_id),
             ClientMessage::CallReducer { request_id, reducer, args } => {
-                match self.call(db, &reducer, &args.to_string(), caller.identity, out) {
-                    Ok(offset) => ServerMessage::ReducerResult {
-                        request_id,
-                        status: Status::Committed,
-                        offset: Some(offset),
-                        error: None,
-                    },
-                    Err(e) => ServerMessage::ReducerResult {
-                        request_id,
-                        status: Status::Failed,
-                        offset: None,
-                        error: Some(e),
-                    },
-                }
+                let from = CallFrom::Client(id, request_id);
+                let call = PendingCall { reducer, args: args.to_string(), caller: caller.identity, from };
+                return self.call_batch(db, vec![call], out);
             }
             ClientMessage::OneOffQuery { request_id, sql } => match db.query(&sql, &caller) {
                 Ok(a) => ServerMessage::QueryResult {
@@ -201,22 +204,43 @@ impl Sessions {
         out.push(Outbound::Client(id, frame(encoding, &reply)));
     }
 
-    /// Calls a reducer as `caller` (for a WebSocket client or over HTTP): timed, counted,
-    /// and its transaction fanned out; its offset, or why it failed.
-    pub fn call(
-        &self,
-        db: &mut ModuleDb,
-        reducer: &str,
-        args: &str,
-        caller: Identity,
-        out: &mut Vec<Outbound>,
-    ) -> Result<u64, String> {
-        let started = Instant::now();
-        let outcome = db.call(reducer, args, meta(caller));
-        self.metrics.reducer_ran(started.elapsed(), outcome.is_ok());
-        let committed = outcome.map_err(|e| e.to_string())?;
-        self.fan_out(&committed, out);
-        Ok(committed.0.offset)
+    /// Calls reducers in order (for WebSocket clients or over HTTP), each its own transaction
+    /// as its caller, the engine brought up to date with all of them in one step: each timed
+    /// and counted, each transaction's update fanned out in commit order, then every answer
+    /// (its offset, or why it failed) queued, so a caller has its update before its answer.
+    pub fn call_batch(&self, db: &mut ModuleDb, calls: Vec<PendingCall>, out: &mut Vec<Outbound>) {
+        if calls.is_empty() {
+            return;
+        }
+        let ran = db.call_batch(calls.iter().map(|c| (c.reducer.as_str(), c.args.as_str(), meta(c.caller))));
+        let mut answers = Vec::with_capacity(calls.len());
+        for (call, (outcome, took)) in calls.into_iter().zip(ran) {
+            self.metrics.reducer_ran(took, outcome.is_ok());
+            let answer = outcome.map(|committed| {
+                self.fan_out(&committed, out);
+                committed.0.offset
+            });
+            answers.push((call.from, answer.map_err(|e| e.to_string())));
+        }
+        for (from, answer) in answers {
+            match from {
+                CallFrom::Http(reply) => out.push(Outbound::Call(reply, answer)),
+                CallFrom::Client(id, request_id) => {
+                    let Some(session) = self.clients.get(&id) else { continue };
+                    let (status, offset, error) = match answer {
+                        Ok(offset) => (Status::Committed, Some(offset), None),
+                        Err(e) => (Status::Failed, None, Some(e)),
+                    };
+                    let reply = ServerMessage::ReducerResult { request_id, status, offset, error };
+                    out.push(Outbound::Client(id, frame(session.encoding, &reply)));
+                }
+            }
+        }
+    }
+
+    /// The identity a connected client calls reducers as.
+    pub fn caller_of(&self, id: ClientId) -> Option<Identity> {
+        self.clients.get(&id).map(|s| s.caller.identity)
     }
 
     /// Runs a SQL request as `caller` (over HTTP): each statement in order, a query answered

@@ -32,6 +32,12 @@ pub struct Options {
     /// Rows of table a each transaction updates.
     #[arg(long, default_value_t = 1)]
     pub tx_rows: usize,
+    /// Transactions the engine and the hand-written dataflow take per step, each still at its
+    /// own offset with its own delta (as a busy server applies the calls that queued while it
+    /// worked); times are per transaction. SQLite and recomputation still run per transaction.
+    #[arg(long, default_value_t = 1)]
+    #[serde(default = "one")]
+    pub batch: usize,
     /// Seconds each slow baseline (recompute, SQLite) may take per class and size; it runs
     /// at least once and at most --transactions times.
     #[arg(long, default_value_t = 3.0)]
@@ -44,6 +50,10 @@ pub struct Options {
     #[arg(long, value_delimiter = ',')]
     #[serde(skip)]
     pub from: Vec<std::path::PathBuf>,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// Per-transaction times of one system.
@@ -114,9 +124,18 @@ impl Bed {
 
     /// Draws the next transaction; SQLite and the engine take it; returns the engine's time.
     fn step(&mut self) -> Result<Duration> {
-        let updates = self.draw()?;
-        let tx = self.sluice.tx(&updates);
-        Ok(self.sluice.apply(vec![tx]))
+        self.step_batch(1)
+    }
+
+    /// Draws the next `batch` transactions; SQLite takes each, the engine all of them in one
+    /// step; returns the engine's time per transaction.
+    fn step_batch(&mut self, batch: usize) -> Result<Duration> {
+        let mut txs = Vec::with_capacity(batch);
+        for _ in 0..batch {
+            let updates = self.draw()?;
+            txs.push(self.sluice.tx(&updates));
+        }
+        Ok(self.sluice.apply(txs) / batch as u32)
     }
 }
 
@@ -139,8 +158,11 @@ pub fn run(options: Options, progress: bool) -> Result<Report> {
         }
         chosen
     };
-    if options.rows.contains(&0) || options.transactions == 0 || options.tx_rows == 0 {
-        bail!("--rows, --transactions and --tx-rows must be positive");
+    if options.rows.contains(&0) || options.transactions == 0 || options.tx_rows == 0 || options.batch == 0 {
+        bail!("--rows, --transactions, --tx-rows and --batch must be positive");
+    }
+    if options.batch > options.transactions || options.batch > u32::MAX as usize {
+        bail!("--batch must be at most --transactions");
     }
     if !(options.budget.is_finite() && (0.0..1e6).contains(&options.budget)) {
         bail!("--budget must be 0 or more seconds (under a million)");
@@ -160,7 +182,7 @@ pub fn run(options: Options, progress: bool) -> Result<Report> {
         let mut bed = Bed { data, sluice, sqlite, tx_rows: options.tx_rows };
         for &(class, sql) in &classes {
             say(format!("{class} at {n} rows: {sql}"));
-            let m = measure(&mut bed, class, sql, options.transactions, budget)?;
+            let m = measure(&mut bed, class, sql, options.transactions, options.batch, budget)?;
             say(format!(
                 "  sluice {:.1} µs, hand-written {:.1} µs ({:.2}x), recompute {:.0} µs, SQLite {:.0} µs ({:.0}x)",
                 m.sluice.median_us,
@@ -206,15 +228,24 @@ fn combine(options: Options) -> Result<Report> {
     Ok(report)
 }
 
-/// One class at the bed's size: the engine's subscription, then the baselines.
-fn measure(bed: &mut Bed, class: &str, sql: &str, transactions: usize, budget: Duration) -> Result<Measured> {
+/// One class at the bed's size: the engine's subscription, then the baselines. The engine
+/// and the hand-written dataflow take `batch` transactions a step.
+fn measure(
+    bed: &mut Bed,
+    class: &str,
+    sql: &str,
+    transactions: usize,
+    batch: usize,
+    budget: Duration,
+) -> Result<Measured> {
     let plan = bed.sluice.plan(sql);
     let sub = bed.sluice.subscribe(&plan);
-    let warm = (transactions / 10).max(1);
+    let steps = transactions / batch;
+    let warm = (steps / 10).max(1);
     for _ in 0..warm {
-        bed.step()?;
+        bed.step_batch(batch)?;
     }
-    let sluice = (0..transactions).map(|_| bed.step()).collect::<Result<Vec<_>>>()?;
+    let sluice = (0..steps).map(|_| bed.step_batch(batch)).collect::<Result<Vec<_>>>()?;
     bed.sluice.engine.unsubscribe(sub.id).expect("a live subscription");
 
     let mut recompute = Vec::new();
@@ -232,17 +263,17 @@ fn measure(bed: &mut Bed, class: &str, sql: &str, transactions: usize, budget: D
     }
 
     let mut h = Handwritten::new(class, &bed.data).expect("every class is hand-written");
-    let mut handwritten = Vec::with_capacity(transactions);
-    for i in 0..warm + transactions {
-        let updates = bed.draw()?;
+    let mut handwritten = Vec::with_capacity(steps);
+    for i in 0..warm + steps {
+        let updates = (0..batch).map(|_| bed.draw()).collect::<Result<Vec<_>>>()?;
         let t = Instant::now();
-        h.apply_all([updates.as_slice()]);
-        let spent = t.elapsed();
+        h.apply_all(updates.iter().map(Vec::as_slice));
+        let spent = t.elapsed() / batch as u32;
         if i >= warm {
             handwritten.push(spent);
         }
-        let tx = bed.sluice.tx(&updates);
-        bed.sluice.apply(vec![tx]);
+        let txs = updates.iter().map(|u| bed.sluice.tx(u)).collect();
+        bed.sluice.apply(txs);
     }
     Ok(Measured {
         class: class.to_string(),
