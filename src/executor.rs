@@ -16,6 +16,7 @@ use crate::sessions::{CallFrom, ClientId, ClientSink, PendingCall, Sessions};
 use anyhow::Result;
 use axum::extract::ws::Message;
 use sluice_client::protocol::{ClientMessage, Encoding};
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
@@ -121,6 +122,8 @@ pub enum Outbound {
 
 fn serve(mut db: ModuleDb, requests: Receiver<Request>, mut sessions: Sessions, metrics: &Metrics) {
     let mut pending = Vec::new();
+    // Each client's frames of a batch, in order, handed to its writer at once.
+    let mut frames: HashMap<ClientId, Vec<Message>> = HashMap::new();
     loop {
         let next = db.host().next_scheduled().map(|at| Duration::from_micros(at.saturating_sub(now_micros())));
         let first = match next {
@@ -155,13 +158,24 @@ fn serve(mut db: ModuleDb, requests: Receiver<Request>, mut sessions: Sessions, 
         }
         let last = db.host().datastore().offset();
         let durable = db.wait_durable(last).map_err(|e| format!("{e:#}"));
+        // The clients' frames go to their writers first, then the HTTP answers.
+        let mut answers = Vec::new();
         for p in pending.drain(..) {
             match p {
-                Outbound::Client(client, m) if durable.is_ok() => sessions.deliver(client, m),
+                Outbound::Client(client, m) if durable.is_ok() => frames.entry(client).or_default().push(m),
                 Outbound::Client(..) => {}
+                answer => answers.push(answer),
+            }
+        }
+        for (client, batch) in frames.drain() {
+            sessions.deliver(client, batch);
+        }
+        for answer in answers {
+            match answer {
                 Outbound::Call(reply, outcome) => drop(reply.send(durable.clone().and(outcome))),
                 Outbound::Sql(reply, outcome) => drop(reply.send(durable.clone().and(outcome))),
                 Outbound::Json(reply, outcome) => drop(reply.send(durable.clone().and(outcome))),
+                Outbound::Client(..) => {} // taken out above
             }
         }
     }

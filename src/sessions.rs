@@ -39,11 +39,12 @@ pub enum CallFrom {
     Client(ClientId, u64),
 }
 
-/// Where a connection's frames go: its writer's queue, the bytes waiting in it (the writer
-/// subtracts what it has sent), and a way to close it at once, ahead of what is queued.
+/// Where a connection's frames go: its writer's queue (frames in runs, each run one wake-up
+/// of the writer), the bytes waiting in it (the writer subtracts what it has sent), and a way
+/// to close it at once, ahead of what is queued.
 #[derive(Clone)]
 pub struct ClientSink {
-    pub sender: UnboundedSender<Message>,
+    pub sender: UnboundedSender<Vec<Message>>,
     pub queued: Arc<QueuedBytes>,
     pub abort: Arc<Mutex<Option<oneshot::Sender<String>>>>,
 }
@@ -356,13 +357,14 @@ impl Sessions {
         }
     }
 
-    /// Hands a frame to a client's writer, or closes a client that has fallen too far behind.
-    pub fn deliver(&mut self, id: ClientId, m: Message) {
+    /// Hands frames to a client's writer in one go, or closes a client that has fallen too far
+    /// behind.
+    pub fn deliver(&mut self, id: ClientId, frames: Vec<Message>) {
         let Some(session) = self.clients.get_mut(&id) else { return };
         if session.closing {
             return;
         }
-        let len = frame_len(&m);
+        let len = frames.iter().map(frame_len).sum();
         let queued = session.sink.queued.get();
         if queued + len > self.max_queued {
             session.closing = true;
@@ -374,7 +376,7 @@ impl Sessions {
             return;
         }
         session.sink.queued.add(len);
-        drop(session.sink.sender.send(m));
+        drop(session.sink.sender.send(frames));
     }
 }
 

@@ -345,7 +345,8 @@ async fn run(
     shared: Arc<Shared>,
     ready: Ready,
 ) {
-    let mut ws = match tokio_tungstenite::connect_async(request).await {
+    // TCP_NODELAY: a request goes out at once, not held back by Nagle's algorithm.
+    let mut ws = match tokio_tungstenite::connect_async_with_config(request, None, true).await {
         Ok((ws, _)) => ws,
         Err(e) => {
             let _ = ready.send(Err(ClientError::Connect(describe_connect_error(e))));

@@ -224,7 +224,8 @@ async fn connect(url: &str, token: Option<&str>) -> Result<Socket> {
     if let Some(token) = token {
         headers.insert("Authorization", format!("Bearer {token}").parse()?);
     }
-    let (mut ws, _) = tokio_tungstenite::connect_async(request).await?;
+    // TCP_NODELAY, as a latency-minded client sets it.
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(request, None, true).await?;
     match next(&mut ws).await? {
         ServerMessage::IdentityToken { .. } => Ok(ws),
         other => bail!("expected IdentityToken, got {other:?}"),

@@ -17,6 +17,7 @@ use anyhow::{Context, Result};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use serde_json::json;
 use sluice_runtime::storage;
@@ -130,6 +131,14 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     println!("dashboard: http://{addr}/");
     println!("connect with: sluice subscribe game \"SELECT * FROM player\" --server http://{addr}");
     std::io::stdout().flush()?;
+    // Frames go out as soon as they are written: without TCP_NODELAY a subscriber that only
+    // reads would wait on Nagle's algorithm and its own delayed ACKs (tens of milliseconds)
+    // between updates.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            eprintln!("could not set TCP_NODELAY on a connection: {e}");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

@@ -152,7 +152,7 @@ async fn read(mut stream: SplitStream<WebSocket>, db: &Database, client: ClientI
 /// than one per frame.
 async fn write(
     mut sink: SplitSink<WebSocket, Message>,
-    mut outgoing: UnboundedReceiver<Message>,
+    mut outgoing: UnboundedReceiver<Vec<Message>>,
     queued: Arc<QueuedBytes>,
     mut aborted: oneshot::Receiver<String>,
 ) {
@@ -168,10 +168,10 @@ async fn write(
                 }
             },
         };
-        let mut batch = vec![first];
+        let mut batch = first;
         while batch.len() < WRITE_BATCH {
             match outgoing.try_recv() {
-                Ok(m) => batch.push(m),
+                Ok(more) => batch.extend(more),
                 Err(_) => break,
             }
         }
@@ -205,7 +205,7 @@ fn close(code: u16, reason: &str) -> Message {
 /// The reader's own replies (errors about frames it could not read), through the writer's
 /// queue and counted against its bound like the executor's.
 struct Replies {
-    sender: WeakUnboundedSender<Message>,
+    sender: WeakUnboundedSender<Vec<Message>>,
     queued: Arc<QueuedBytes>,
     abort: Arc<Mutex<Option<oneshot::Sender<String>>>>,
     encoding: Encoding,
@@ -216,7 +216,7 @@ impl Replies {
         if let Some(s) = self.sender.upgrade() {
             let m = frame(self.encoding, &ServerMessage::Error { request_id, error });
             self.queued.add(frame_len(&m));
-            let _ = s.send(m);
+            let _ = s.send(vec![m]);
         }
     }
 
