@@ -1,12 +1,13 @@
 //! One database's executor: a thread that owns its `ModuleDb` (wasm host, engine, storage)
 //! and serves requests one at a time, running due scheduled reducers between them. Reducer
 //! calls queued one after another run as a batch: each its own transaction, the engine
-//! brought up to date with all of them in one step. Nothing
-//! leaves before it is durable: the executor takes every request already queued, runs them,
-//! then waits once for the log to make their transactions durable before answering them all —
-//! so while one batch is being fsynced the next one queues, and many transactions share each
-//! fsync (group commit). Its WebSocket clients (`Sessions`) are served here too, so every
-//! transaction's update reaches them in commit order, before the answer to its caller.
+//! brought up to date with all of them in one step. Nothing leaves before it is durable: the
+//! executor takes every request already queued, runs them, then waits once for the log to
+//! make their transactions durable before answering them all — so while one batch is being
+//! fsynced the next one queues, and many transactions share each fsync (group commit). Its
+//! WebSocket clients (`Sessions`) are served here too, so every transaction's update reaches
+//! them in commit order, before the answer to its caller; each client's frames of a batch go
+//! to its writer in one hand-off.
 
 use crate::demo::now_micros;
 use crate::identity::Identity;
@@ -211,6 +212,7 @@ fn as_call(request: Request, sessions: &Sessions) -> Result<PendingCall, Request
 
 fn run(db: &mut ModuleDb, sessions: &mut Sessions, request: Request, out: &mut Vec<Outbound>) {
     match request {
+        // `serve` batches calls (`as_call`); one handed here alone is a batch of one.
         Request::Call { reducer, args, caller, reply } => {
             let call = PendingCall { reducer, args, caller, from: CallFrom::Http(reply) };
             sessions.call_batch(db, vec![call], out);

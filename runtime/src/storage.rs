@@ -158,8 +158,8 @@ impl Storage {
     }
 
     /// Finishes a creation begun by `create` once `init` is durable: writes the caller's
-    /// `files` (name, contents) into the database's directory, then removes the marker, from
-    /// when on the directory is a database.
+    /// `files` (name, contents) into the database's directory, then removes the marker: from
+    /// then on the directory is a database.
     pub fn finish_creation(&self, files: &[(&str, &[u8])]) -> Result<(), StorageError> {
         for (name, contents) in files {
             let path = self.dir.join(name);
