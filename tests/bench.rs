@@ -119,6 +119,28 @@ fn the_query_benchmark_measures_each_class_beside_its_baselines_and_plots_them()
     assert!(err.contains("unknown query class \"nope\"") && err.contains("join3"), "{err}");
     let err = sluice_refused(&["bench", "queries", "--rows", "100", "--budget", "inf"]);
     assert!(err.contains("--budget"), "{err}");
+
+    // Batched: 40 transactions, 10 per step, timed per transaction (4 samples each).
+    let batched = sluice_json(&[
+        "bench",
+        "queries",
+        "--json",
+        "--rows",
+        "500",
+        "--classes",
+        "top10",
+        "--transactions",
+        "40",
+        "--batch",
+        "10",
+        "--budget",
+        "0.01",
+    ]);
+    let m = &batched["results"][0];
+    assert_eq!((m["sluice"]["runs"].as_u64(), m["handwritten"]["runs"].as_u64()), (Some(4), Some(4)), "{m}");
+    assert_eq!(batched["options"]["batch"], 10);
+    let err = sluice_refused(&["bench", "queries", "--rows", "100", "--transactions", "5", "--batch", "10"]);
+    assert!(err.contains("--batch"), "{err}");
 }
 
 #[test]
