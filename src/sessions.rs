@@ -111,7 +111,9 @@ struct Session {
 /// Every connected client of one database.
 pub struct Sessions {
     clients: HashMap<ClientId, Session>,
-    watchers: HashMap<QueryId, BTreeSet<ClientId>>,
+    /// The clients that get the same frames: by encoding and the queries they watch (sorted),
+    /// the clients still being sent to. A transaction's frame is built once per group.
+    groups: HashMap<(Encoding, Vec<QueryId>), BTreeSet<ClientId>>,
     /// Live engine subscriptions over all clients.
     subscriptions: usize,
     /// Most bytes a client may have waiting before it is closed.
@@ -121,7 +123,7 @@ pub struct Sessions {
 
 impl Sessions {
     pub fn new(max_queued: usize, metrics: Arc<Metrics>) -> Sessions {
-        Sessions { clients: HashMap::new(), watchers: HashMap::new(), subscriptions: 0, max_queued, metrics }
+        Sessions { clients: HashMap::new(), groups: HashMap::new(), subscriptions: 0, max_queued, metrics }
     }
 
     /// Shows the counts of clients and subscriptions in the metrics (after they change).
@@ -146,9 +148,9 @@ impl Sessions {
 
     /// A client is gone: its subscriptions end and `client_disconnected` runs as it.
     pub fn disconnect(&mut self, db: &mut ModuleDb, id: ClientId, out: &mut Vec<Outbound>) {
+        self.leave_group(id);
         let Some(session) = self.clients.remove(&id) else { return };
-        for (query, subs) in session.subs {
-            self.unwatch(query, id);
+        for (_, subs) in session.subs {
             self.end(db, subs);
         }
         self.counted();
@@ -171,12 +173,30 @@ impl Sessions {
         }
     }
 
-    fn unwatch(&mut self, query: QueryId, client: ClientId) {
-        if let Some(w) = self.watchers.get_mut(&query) {
-            w.remove(&client);
-            if w.is_empty() {
-                self.watchers.remove(&query);
+    /// The group a client's frames are built for: its encoding and the queries it watches;
+    /// none while it watches nothing or is being closed.
+    fn group_of(&self, id: ClientId) -> Option<(Encoding, Vec<QueryId>)> {
+        let session = self.clients.get(&id).filter(|s| !s.closing && !s.subs.is_empty())?;
+        let mut queries: Vec<QueryId> = session.subs.keys().copied().collect();
+        queries.sort_unstable();
+        Some((session.encoding, queries))
+    }
+
+    /// Takes a client out of its group, before what it watches changes.
+    fn leave_group(&mut self, id: ClientId) {
+        let Some(key) = self.group_of(id) else { return };
+        if let Some(group) = self.groups.get_mut(&key) {
+            group.remove(&id);
+            if group.is_empty() {
+                self.groups.remove(&key);
             }
+        }
+    }
+
+    /// Puts a client in the group of what it now watches.
+    fn join_group(&mut self, id: ClientId) {
+        if let Some(key) = self.group_of(id) {
+            self.groups.entry(key).or_default().insert(id);
         }
     }
 
@@ -306,67 +326,67 @@ impl Sessions {
         }
         self.subscriptions += applied.len();
         self.counted();
+        self.leave_group(id);
         let session = self.clients.get_mut(&id).expect("connected");
         let mut queries = Vec::new();
         for (query, sub, a) in applied {
             session.subs.entry(query).or_default().push(sub);
-            self.watchers.entry(query).or_default().insert(id);
             queries.push(a);
         }
+        self.join_group(id);
         ServerMessage::SubscribeApplied { request_id, offset, queries }
     }
 
     fn unsubscribe(&mut self, db: &mut ModuleDb, id: ClientId, request_id: u64, query_id: u64) -> ServerMessage {
-        let session = self.clients.get_mut(&id).expect("connected");
-        let Some(subs) = session.subs.remove(&QueryId(query_id)) else {
+        if !self.clients[&id].subs.contains_key(&QueryId(query_id)) {
             return ServerMessage::Error {
                 request_id: Some(request_id),
                 error: format!("not subscribed to query {query_id}"),
             };
-        };
+        }
+        self.leave_group(id);
+        let session = self.clients.get_mut(&id).expect("connected");
+        let subs = session.subs.remove(&QueryId(query_id)).expect("checked above");
+        self.join_group(id);
         self.end(db, subs);
         self.counted();
-        self.unwatch(QueryId(query_id), id);
         ServerMessage::UnsubscribeApplied { request_id, query_id }
     }
 
     /// Counts a committed transaction and queues its update for every client watching a
-    /// query it changed: one frame per client, holding all of that client's changed queries.
+    /// query it changed: one frame per client, holding all of that client's changed queries,
+    /// built once for each group of clients that watch the same queries in one encoding.
     pub fn fan_out(&self, committed: &Committed, out: &mut Vec<Outbound>) {
         self.metrics.committed(committed);
         let (tx, deltas) = committed;
-        if deltas.is_empty() || self.watchers.is_empty() {
+        if deltas.is_empty() || self.groups.is_empty() {
             return;
         }
         let mut frames = TxFrames::new(tx, deltas);
-        let mut per_client: HashMap<ClientId, Vec<QueryId>> = HashMap::new();
-        for q in frames.changed() {
-            for c in self.watchers.get(&q).into_iter().flatten() {
-                per_client.entry(*c).or_default().push(q);
-            }
-        }
-        let mut clients: Vec<_> = per_client.into_iter().collect();
-        clients.sort_unstable_by_key(|(c, _)| *c);
-        for (c, mut queries) in clients {
-            let session = &self.clients[&c];
-            if session.closing {
+        let mut changed: Vec<QueryId> = frames.changed().collect();
+        changed.sort_unstable();
+        for ((encoding, watched), clients) in &self.groups {
+            let queries: Vec<QueryId> = watched.iter().copied().filter(|q| changed.binary_search(q).is_ok()).collect();
+            if queries.is_empty() {
                 continue;
             }
-            queries.sort_unstable();
-            out.push(Outbound::Client(c, frames.frame(session.encoding, queries)));
+            let frame = frames.frame(*encoding, queries);
+            out.extend(clients.iter().map(|c| Outbound::Client(*c, frame.clone())));
         }
     }
 
     /// Hands frames to a client's writer in one go, or closes a client that has fallen too far
     /// behind.
     pub fn deliver(&mut self, id: ClientId, frames: Vec<Message>) {
-        let Some(session) = self.clients.get_mut(&id) else { return };
+        let Some(session) = self.clients.get(&id) else { return };
         if session.closing {
             return;
         }
         let len = frames.iter().map(frame_len).sum();
         let queued = session.sink.queued.get();
         if queued + len > self.max_queued {
+            self.leave_group(id);
+            let session = self.clients.get_mut(&id).expect("looked up above");
             session.closing = true;
             let reason = format!(
                 "too slow: more than {} bytes of updates waiting to be sent; reconnect to resubscribe",
