@@ -142,13 +142,7 @@ fn serve(mut db: ModuleDb, requests: Receiver<Request>, mut sessions: Sessions, 
         let mut calls = Vec::new();
         for request in first.into_iter().chain(std::iter::from_fn(|| requests.try_recv().ok()).take(BATCH)) {
             metrics.queued.fetch_sub(1, Ordering::Relaxed);
-            match as_call(request, &sessions) {
-                Ok(call) => calls.push(call),
-                Err(request) => {
-                    sessions.call_batch(&mut db, std::mem::take(&mut calls), &mut pending);
-                    run(&mut db, &mut sessions, request, &mut pending);
-                }
-            }
+            run(&mut db, &mut sessions, request, &mut calls, &mut pending);
         }
         sessions.call_batch(&mut db, calls, &mut pending);
         for (run, deltas) in db.run_scheduled(now_micros()) {
@@ -185,38 +179,32 @@ fn serve(mut db: ModuleDb, requests: Receiver<Request>, mut sessions: Sessions, 
     }
 }
 
-/// A request to call a reducer (over HTTP, or from a connected client) as a call to batch;
-/// any other request as it is.
-fn as_call(request: Request, sessions: &Sessions) -> Result<PendingCall, Request> {
-    match request {
+/// Serves a request: a reducer call (over HTTP, or from a connected client) joins `calls`,
+/// the batch being gathered; any other request first runs that batch, then itself.
+fn run(
+    db: &mut ModuleDb,
+    sessions: &mut Sessions,
+    request: Request,
+    calls: &mut Vec<PendingCall>,
+    out: &mut Vec<Outbound>,
+) {
+    let request = match request {
         Request::Call { reducer, args, caller, reply } => {
-            Ok(PendingCall { reducer, args, caller, from: CallFrom::Http(reply) })
+            return calls.push(PendingCall { reducer, args, caller, from: CallFrom::Http(reply) });
         }
         Request::Client { client, message: ClientMessage::CallReducer { request_id, reducer, args } } => {
-            match sessions.caller_of(client) {
-                Some(caller) => Ok(PendingCall {
-                    reducer,
-                    args: args.to_string(),
-                    caller,
-                    from: CallFrom::Client(client, request_id),
-                }),
-                // Gone: the request is dropped as `Sessions::handle` drops it.
-                None => {
-                    Err(Request::Client { client, message: ClientMessage::CallReducer { request_id, reducer, args } })
-                }
+            // A client already gone is not served, as `Sessions::handle` serves none.
+            if let Some(caller) = sessions.caller_of(client) {
+                let from = CallFrom::Client(client, request_id);
+                calls.push(PendingCall { reducer, args: args.to_string(), caller, from });
             }
+            return;
         }
-        other => Err(other),
-    }
-}
-
-fn run(db: &mut ModuleDb, sessions: &mut Sessions, request: Request, out: &mut Vec<Outbound>) {
+        other => other,
+    };
+    sessions.call_batch(db, std::mem::take(calls), out);
     match request {
-        // `serve` batches calls (`as_call`); one handed here alone is a batch of one.
-        Request::Call { reducer, args, caller, reply } => {
-            let call = PendingCall { reducer, args, caller, from: CallFrom::Http(reply) };
-            sessions.call_batch(db, vec![call], out);
-        }
+        Request::Call { .. } => unreachable!("calls join the batch above"),
         Request::Sql { query, caller, reply } => {
             let outcome = sessions.sql(db, &query, caller, out).map_err(|e| format!("{e:#}"));
             out.push(Outbound::Sql(reply, outcome));

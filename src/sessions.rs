@@ -227,24 +227,22 @@ impl Sessions {
 
     /// Calls reducers in order (for WebSocket clients or over HTTP), each its own transaction
     /// as its caller, the engine brought up to date with all of them in one step: each timed
-    /// and counted, each transaction's update fanned out in commit order, then every answer
+    /// and counted, its transaction's update fanned out in commit order and then its answer
     /// (its offset, or why it failed) queued, so a caller has its update before its answer.
     pub fn call_batch(&self, db: &mut ModuleDb, calls: Vec<PendingCall>, out: &mut Vec<Outbound>) {
         if calls.is_empty() {
             return;
         }
         let ran = db.call_batch(calls.iter().map(|c| (c.reducer.as_str(), c.args.as_str(), meta(c.caller))));
-        let mut answers = Vec::with_capacity(calls.len());
         for (call, (outcome, took)) in calls.into_iter().zip(ran) {
             self.metrics.reducer_ran(took, outcome.is_ok());
-            let answer = outcome.map(|committed| {
-                self.fan_out(&committed, out);
-                committed.0.offset
-            });
-            answers.push((call.from, answer.map_err(|e| e.to_string())));
-        }
-        for (from, answer) in answers {
-            match from {
+            let answer = outcome
+                .map(|committed| {
+                    self.fan_out(&committed, out);
+                    committed.0.offset
+                })
+                .map_err(|e| e.to_string());
+            match call.from {
                 CallFrom::Http(reply) => out.push(Outbound::Call(reply, answer)),
                 CallFrom::Client(id, request_id) => {
                     let Some(session) = self.clients.get(&id) else { continue };

@@ -214,8 +214,7 @@ fn the_durable_demo_killed_while_it_creates_its_database_leaves_none_or_a_whole_
         if storage::exists(&Path::new(&data).join("game")) {
             created += 1;
             let out = run_sluice(&["sql", "game", "SELECT COUNT(*) FROM player", "--data-dir", &data, "--json"]);
-            let players: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
-            let players = players.as_object().unwrap().values().next().unwrap().as_u64().unwrap();
+            let players = count(&out);
             assert!(players == 12 || players == 42, "step {step}: init whole, the bots whole or not at all: {players}");
         } else {
             cut += 1;
@@ -238,6 +237,12 @@ fn recovered_offset(line: &str) -> Option<u64> {
     let rest = line.strip_prefix("recovered ")?;
     let nums: Vec<u64> = rest.split(|c: char| !c.is_ascii_digit()).filter_map(|s| s.parse().ok()).collect();
     Some(nums[nums.len() - 2] + nums[nums.len() - 1])
+}
+
+/// The number a `sluice sql … --json` of one `SELECT COUNT(*)` printed.
+fn count(out: &str) -> u64 {
+    let row: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    row.as_object().unwrap().values().next().unwrap().as_u64().unwrap()
 }
 
 fn run_sluice(args: &[&str]) -> String {
@@ -319,10 +324,6 @@ fn the_durable_demo_killed_at_random_moments_keeps_everything_it_acknowledged() 
         }
         let out = run_sluice(&args);
         // 12 players from init, 30 bots added by each start of the demo.
-        let count = |out: &str| -> u64 {
-            let row: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
-            row.as_object().unwrap().values().next().unwrap().as_u64().unwrap()
-        };
         let players = count(&out);
         assert!(players >= 12 && (players - 12).is_multiple_of(30), "{players} players as of {as_of:?}");
         let positions = run_sluice(&["sql", "game", "SELECT COUNT(*) FROM position", "--data-dir", &data, "--json"]);
