@@ -13,7 +13,8 @@ use differential_dataflow::difference::{IsZero, Multiply, Semigroup};
 use differential_dataflow::operators::count::CountTotal;
 use differential_dataflow::{AsCollection, VecCollection};
 use serde::{Deserialize, Serialize};
-use sluice_planner::{AggCall, AggFunc, DataType, Expr, Row, SortKey, Value};
+use sluice_planner::expr::reads_in_place;
+use sluice_planner::{AggCall, AggFunc, Columns, DataType, Expr, Row, SortKey, Value};
 use smallvec::SmallVec;
 use std::cmp::Ordering;
 use timely::dataflow::operators::vec::ToStream;
@@ -101,12 +102,13 @@ impl Multiply<Diff> for Accum {
 }
 
 impl Accum {
-    fn of_values(aggs: &[AggCall], vals: &[Value]) -> Accum {
+    /// One row's contribution.
+    fn of_row<C: Columns + ?Sized>(aggs: &[AggCall], row: &C) -> Accum {
         let cols = aggs
             .iter()
             .map(|a| match a.func {
                 AggFunc::CountStar => Column::default(),
-                _ => match a.arg.eval(vals) {
+                _ => match a.arg.eval_on(row) {
                     Value::Null => Column::default(),
                     Value::Real(r) => Column { nonnull: 1, real_sum: r, reals: 1, ..Column::default() },
                     v => Column { nonnull: 1, int_sum: v.as_i128().unwrap_or(0), ..Column::default() },
@@ -145,21 +147,19 @@ pub fn render_aggregate<'s>(
     scope: Scope<'s, Offset>,
     worker: usize,
 ) -> Coll<'s> {
-    let groups = group_by.to_vec();
+    let group = GroupKey::new(group_by);
     let result = if aggs.iter().all(|a| a.func.is_accumulable() && !a.distinct) {
-        // Each row decoded once, into its group and its contribution.
+        // Each row read once, for its group and its contribution.
         let (aggs_in, aggs_out) = (aggs.to_vec(), aggs.to_vec());
+        let in_place = reads_in_place(group.exprs().chain(aggs.iter().map(|a| &a.arg)));
         let contributions = input.explode(move |r| {
-            let vals = r.values();
-            let key: Row = groups.iter().map(|g| g.eval(&vals)).collect();
-            Some((key, Accum::of_values(&aggs_in, &vals)))
+            let cols = r.reader(in_place);
+            Some((group.of(&r, &cols), Accum::of_row(&aggs_in, &cols)))
         });
         totals(contributions).map(move |(k, acc)| k.concat(&Row::new(acc.finish(&aggs_out))))
     } else {
-        let keyed = input.map(move |r| {
-            let vals = r.values();
-            (groups.iter().map(|g| g.eval(&vals)).collect::<Row>(), r)
-        });
+        let in_place = reads_in_place(group.exprs());
+        let keyed = input.map(move |r| (group.of(&r, &r.reader(in_place)), r));
         combined(keyed, group_by.len(), aggs)
     };
     if !group_by.is_empty() {
@@ -173,6 +173,37 @@ pub fn render_aggregate<'s>(
     result.concat(constant).concat(present)
 }
 
+/// How a row's group is found: its group columns' bytes copied where the groups are plain
+/// columns (no decoding), else the expressions evaluated.
+enum GroupKey {
+    Columns(Vec<usize>),
+    Exprs(Vec<Expr>),
+}
+
+impl GroupKey {
+    fn new(group_by: &[Expr]) -> GroupKey {
+        let cols: Option<Vec<usize>> =
+            group_by.iter().map(|e| if let Expr::Column(c) = e { Some(*c) } else { None }).collect();
+        cols.map_or_else(|| GroupKey::Exprs(group_by.to_vec()), GroupKey::Columns)
+    }
+
+    /// The expressions it evaluates on each row (none for plain columns).
+    fn exprs(&self) -> impl Iterator<Item = &Expr> {
+        match self {
+            GroupKey::Columns(_) => [].iter(),
+            GroupKey::Exprs(e) => e.iter(),
+        }
+    }
+
+    /// The group of `row`, whose columns `cols` reads.
+    fn of<C: Columns + ?Sized>(&self, row: &Row, cols: &C) -> Row {
+        match self {
+            GroupKey::Columns(c) => row.project(c),
+            GroupKey::Exprs(e) => e.iter().map(|g| g.eval_on(cols)).collect(),
+        }
+    }
+}
+
 type Keyed<'s> = VecCollection<'s, Offset, (Row, Row), Diff>;
 /// One aggregate's value per group: (group key, (aggregate index, value)).
 type AggValues<'s> = VecCollection<'s, Offset, (Row, (usize, Value)), Diff>;
@@ -180,7 +211,8 @@ type AggValues<'s> = VecCollection<'s, Offset, (Row, (usize, Value)), Diff>;
 /// Per-group totals of accumulable aggregates, O(1) per change.
 fn accumulate<'s>(keyed: Keyed<'s>, aggs: &[AggCall]) -> VecCollection<'s, Offset, (Row, Accum), Diff> {
     let aggs = aggs.to_vec();
-    totals(keyed.explode(move |(k, r)| Some((k, Accum::of_values(&aggs, &r.values())))))
+    let in_place = reads_in_place(aggs.iter().map(|a| &a.arg));
+    totals(keyed.explode(move |(k, r)| Some((k, Accum::of_row(&aggs, &r.reader(in_place))))))
 }
 
 /// Each group's total of its rows' contributions, for the groups that have rows.
@@ -212,11 +244,12 @@ fn combined<'s>(keyed: Keyed<'s>, width: usize, aggs: &[AggCall]) -> Coll<'s> {
     }));
     for (i, a) in aggs.iter().enumerate().filter(|(_, a)| a.func.is_accumulable() && a.distinct) {
         let arg = a.arg.clone();
+        let in_place = reads_in_place([&arg]);
         let one = AggCall { distinct: false, ..a.clone() };
         let distinct_values = keyed
             .clone()
             .flat_map(move |(k, r)| {
-                let v = arg.eval(&r.values());
+                let v = arg.eval_on(&r.reader(in_place));
                 (!v.is_null()).then(|| (k, Row::new(vec![v])))
             })
             .distinct();
@@ -228,8 +261,9 @@ fn combined<'s>(keyed: Keyed<'s>, width: usize, aggs: &[AggCall]) -> Coll<'s> {
         // a maintained top-1 (ordered state, O(log n) per change).
         let arg = a.arg.clone();
         let order = [SortKey { column: width, desc: a.func == AggFunc::Max, nulls_first: false }];
+        let in_place = reads_in_place([&arg]);
         let values = keyed.clone().flat_map(move |(k, r)| {
-            let v = arg.eval(&r.values());
+            let v = arg.eval_on(&r.reader(in_place));
             (!v.is_null()).then(|| k.concat(&Row::new(vec![v])))
         });
         let group: Vec<usize> = (0..width).collect();

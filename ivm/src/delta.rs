@@ -44,6 +44,35 @@ pub fn consolidate(updates: &mut Vec<(Row, Diff)>) {
     *updates = out;
 }
 
+/// Sorts and merges `(row, offset, diff)` updates into each offset's consolidated changes,
+/// offsets ascending.
+pub fn consolidate_per_offset(mut updates: Vec<(Row, Offset, Diff)>) -> Vec<(Offset, Vec<(Row, Diff)>)> {
+    updates.sort_unstable_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+    let mut out: Vec<(Offset, Vec<(Row, Diff)>)> = Vec::new();
+    for (row, t, d) in updates {
+        if out.last().is_none_or(|(last, _)| *last != t) {
+            out.push((t, Vec::new()));
+        }
+        let changes = &mut out.last_mut().expect("pushed").1;
+        match changes.last_mut() {
+            Some((r, acc)) if *r == row => *acc += d,
+            _ => {
+                if changes.last().is_some_and(|(_, acc)| *acc == 0) {
+                    changes.pop();
+                }
+                changes.push((row, d));
+            }
+        }
+    }
+    for (_, changes) in &mut out {
+        if changes.last().is_some_and(|(_, acc)| *acc == 0) {
+            changes.pop();
+        }
+    }
+    out.retain(|(_, changes)| !changes.is_empty());
+    out
+}
+
 /// Splits consolidated updates into inserted and deleted rows, repeating by multiplicity.
 pub fn split(updates: Vec<(Row, Diff)>) -> (Vec<Row>, Vec<Row>) {
     let mut inserts = Vec::new();
@@ -55,4 +84,32 @@ pub fn split(updates: Vec<(Row, Diff)>) -> (Vec<Row>, Vec<Row>) {
         }
     }
     (inserts, deletes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_planner::Value;
+
+    fn row(x: i64) -> Row {
+        Row::new(vec![Value::Int(x)])
+    }
+
+    #[test]
+    fn updates_consolidate_per_offset_in_offset_order() {
+        let updates = vec![
+            (row(2), 5, 1),
+            (row(1), 4, 1),
+            (row(2), 5, -1),
+            (row(3), 4, 2),
+            (row(1), 4, 1),
+            (row(9), 6, 1),
+            (row(9), 6, -1),
+            (row(3), 5, -1),
+        ];
+        let got = consolidate_per_offset(updates);
+        // Offset 5's row 2 cancels; offset 6 cancels entirely and is absent.
+        assert_eq!(got, vec![(4, vec![(row(1), 2), (row(3), 2)]), (5, vec![(row(3), -1)])]);
+        assert_eq!(consolidate_per_offset(vec![(row(1), 1, 1), (row(1), 1, -1)]), vec![]);
+    }
 }

@@ -4,10 +4,11 @@
 //! copy of the tables: a new subscription reads the rows it needs from the caller's
 //! `TableSource`.
 
-use crate::delta::{consolidate, split, Diff, Offset, QueryDelta, QueryId, Transaction};
+use crate::delta::{consolidate, consolidate_per_offset, split, Diff, Offset, QueryDelta, QueryId, Transaction};
 use crate::source::{Loaded, NoRows, TableSource};
 use crate::topk::compare;
 use crate::worker::{Command, Reply, WorkerState};
+use hashbrown::hash_map::Entry;
 use sluice_planner::{QueryPlan, Row, SortKey, TableSchema};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::mpsc::{channel, Receiver, Sender};
@@ -64,11 +65,23 @@ pub struct Subscription {
     pub initial: Vec<Row>,
 }
 
+/// A query's current rows with their multiplicities.
+type ResultRows = hashbrown::HashMap<Row, Diff>;
+
 struct QueryState {
     plan: QueryPlan,
     /// Current result (all output columns, hidden sort keys included) with multiplicities.
-    result: HashMap<Row, Diff>,
+    result: ResultRows,
+    /// Whether result rows have columns past the visible ones (hidden sort keys).
+    hidden: bool,
     subscribers: usize,
+}
+
+impl QueryState {
+    fn new(plan: &QueryPlan, result: ResultRows) -> QueryState {
+        let hidden = plan.plan.arity() > plan.columns.len();
+        QueryState { plan: plan.clone(), result, hidden, subscribers: 0 }
+    }
 }
 
 enum Driver {
@@ -235,7 +248,7 @@ impl Engine {
             Some(q) => *q,
             None => {
                 let (q, result) = self.build(plan, source)?;
-                self.queries.insert(q, QueryState { plan: plan.clone(), result, subscribers: 0 });
+                self.queries.insert(q, QueryState::new(plan, result));
                 self.by_plan.insert(shape, q);
                 q
             }
@@ -255,7 +268,7 @@ impl Engine {
         self.check_tables(plan)?;
         let (q, result) = self.build(plan, source)?;
         self.driver.run(Command::DropQuery(q), &NoRows);
-        Ok(current_rows(&QueryState { plan: plan.clone(), result, subscribers: 0 }, &plan.order_by))
+        Ok(current_rows(&QueryState::new(plan, result), &plan.order_by))
     }
 
     fn check_tables(&self, plan: &QueryPlan) -> Result<(), EngineError> {
@@ -267,11 +280,7 @@ impl Engine {
 
     /// Builds a query's dataflow over `source`'s rows; returns its id and its rows as of the
     /// current offset.
-    fn build(
-        &mut self,
-        plan: &QueryPlan,
-        source: &dyn TableSource,
-    ) -> Result<(QueryId, HashMap<Row, Diff>), EngineError> {
+    fn build(&mut self, plan: &QueryPlan, source: &dyn TableSource) -> Result<(QueryId, ResultRows), EngineError> {
         if source.offset() != self.offset {
             return Err(EngineError::SourceOffset { rows: source.offset(), engine: self.offset });
         }
@@ -319,29 +328,42 @@ impl Engine {
     }
 
     /// Turns raw worker outputs into per-query, per-offset visible deltas.
-    fn absorb(&mut self, outputs: crate::worker::Outputs) -> Vec<QueryDelta> {
-        let mut by_query: BTreeMap<QueryId, BTreeMap<Offset, Vec<(Row, Diff)>>> = BTreeMap::new();
+    fn absorb(&mut self, mut outputs: crate::worker::Outputs) -> Vec<QueryDelta> {
+        // The workers' outputs of one query are taken together.
+        outputs.sort_unstable_by_key(|(q, _)| *q);
+        let mut merged: crate::worker::Outputs = Vec::with_capacity(outputs.len());
         for (q, updates) in outputs {
-            let per_time = by_query.entry(q).or_default();
-            for (row, t, d) in updates {
-                per_time.entry(t).or_default().push((row, d));
+            match merged.last_mut() {
+                Some((p, all)) if *p == q => all.extend(updates),
+                _ => merged.push((q, updates)),
             }
         }
         let mut deltas = Vec::new();
-        for (q, per_time) in by_query {
+        for (q, updates) in merged {
             let Some(state) = self.queries.get_mut(&q) else { continue };
             let visible = state.plan.columns.len();
-            for (offset, mut updates) in per_time {
-                consolidate(&mut updates);
+            for (offset, updates) in consolidate_per_offset(updates) {
                 for (row, d) in &updates {
-                    let e = state.result.entry(row.clone()).or_insert(0);
-                    *e += d;
-                    if *e == 0 {
-                        state.result.remove(row);
+                    match state.result.entry(row.clone()) {
+                        Entry::Occupied(mut e) => {
+                            *e.get_mut() += d;
+                            if *e.get() == 0 {
+                                e.remove();
+                            }
+                        }
+                        Entry::Vacant(e) => {
+                            e.insert(*d);
+                        }
                     }
                 }
-                let mut shown: Vec<(Row, Diff)> = updates.into_iter().map(|(r, d)| (project(&r, visible), d)).collect();
-                consolidate(&mut shown);
+                let shown = if state.hidden {
+                    let mut shown: Vec<(Row, Diff)> =
+                        updates.into_iter().map(|(r, d)| (r.prefix(visible), d)).collect();
+                    consolidate(&mut shown);
+                    shown
+                } else {
+                    updates
+                };
                 if shown.is_empty() {
                     continue;
                 }
@@ -354,14 +376,6 @@ impl Engine {
     }
 }
 
-fn project(row: &Row, visible: usize) -> Row {
-    if row.len() == visible {
-        row.clone()
-    } else {
-        row.prefix(visible)
-    }
-}
-
 /// A query's current visible rows, sorted by `order` (then by the whole row).
 fn current_rows(state: &QueryState, order: &[SortKey]) -> Vec<Row> {
     let mut rows: Vec<Row> = Vec::new();
@@ -370,7 +384,7 @@ fn current_rows(state: &QueryState, order: &[SortKey]) -> Vec<Row> {
     let visible = state.plan.columns.len();
     for (r, d) in entries {
         for _ in 0..(*d).max(0) {
-            rows.push(project(r, visible));
+            rows.push(if state.hidden { r.prefix(visible) } else { r.clone() });
         }
     }
     rows

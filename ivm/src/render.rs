@@ -16,7 +16,7 @@ use crate::topk::render_topk;
 use differential_dataflow::input::InputSession;
 use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
 use differential_dataflow::{AsCollection, VecCollection};
-use sluice_planner::expr::{canonical_key, truth};
+use sluice_planner::expr::{canonical_key, reads_in_place, truth};
 use sluice_planner::{Expr, JoinKey, JoinKind, Plan, Row, RowRef, SetOpKind, Value};
 use std::collections::HashMap;
 use timely::dataflow::operators::vec::ToStream;
@@ -36,10 +36,24 @@ pub struct SharedKey {
     pub filter: Option<Expr>,
 }
 
-impl SharedKey {
-    /// Whether a row belongs in the arrangement.
-    pub fn admits(&self, row: &Row) -> bool {
-        passes(&self.filter, row)
+/// A filter on rows (none admits every row), reading them in place or decoded, whichever its
+/// column reads make cheaper.
+#[derive(Clone)]
+pub struct Predicate {
+    expr: Option<Expr>,
+    in_place: bool,
+}
+
+impl Predicate {
+    pub fn new(expr: Option<Expr>) -> Predicate {
+        let in_place = reads_in_place(expr.iter());
+        Predicate { expr, in_place }
+    }
+
+    /// Whether the filter is true of a row.
+    #[inline]
+    pub fn admits(&self, row: RowRef<'_>) -> bool {
+        self.expr.as_ref().is_none_or(|p| truth(&p.eval_on(&row.reader(self.in_place))) == Some(true))
     }
 }
 
@@ -61,12 +75,13 @@ impl Base {
     }
 }
 
-/// Evaluates join keys; `None` when a non-NULL-safe key is NULL (such rows never match).
-pub fn eval_key(keys: &[(Expr, bool)], row: &Row) -> Option<Row> {
+/// Evaluates join keys, reading the row in place or decoded as `in_place` says; `None` when a
+/// non-NULL-safe key is NULL (such rows never match).
+fn eval_key(keys: &[(Expr, bool)], in_place: bool, row: &Row) -> Option<Row> {
     let mut out = Vec::with_capacity(keys.len());
-    let vals = row.values();
+    let cols = row.reader(in_place);
     for (e, null_safe) in keys {
-        let v = canonical_key(e.eval(&vals));
+        let v = canonical_key(e.eval_on(&cols));
         if v.is_null() && !null_safe {
             return None;
         }
@@ -144,10 +159,6 @@ pub struct Renderer<'s, 'b> {
 /// The input of a query's scan of a base table.
 pub type ScanInput = InputSession<Offset, Row, Diff>;
 
-fn passes(pred: &Option<Expr>, row: &Row) -> bool {
-    pred.as_ref().is_none_or(|p| truth(&p.eval(&row.values())) == Some(true))
-}
-
 /// `n` NULLs.
 pub fn nulls(n: usize) -> Row {
     Row::new(vec![Value::Null; n])
@@ -196,14 +207,15 @@ impl<'s, 'b> Renderer<'s, 'b> {
                     return self.render(input).map(move |r| r.project(&cols));
                 }
                 let exprs = exprs.clone();
+                let in_place = reads_in_place(&exprs);
                 self.render(input).map(move |r| {
-                    let vals = r.values();
-                    exprs.iter().map(|e| e.eval(&vals)).collect()
+                    let cols = r.reader(in_place);
+                    exprs.iter().map(|e| e.eval_on(&cols)).collect()
                 })
             }
             Plan::Filter { input, predicate } => {
-                let p = predicate.clone();
-                self.render(input).filter(move |r| truth(&p.eval(&r.values())) == Some(true))
+                let p = Predicate::new(Some(predicate.clone()));
+                self.render(input).filter(move |r| p.admits(r.as_row_ref()))
             }
             Plan::Join { left, right, kind, keys, residual } => self.join(left, right, *kind, keys, residual),
             Plan::Aggregate { input, group_by, aggs } => {
@@ -230,7 +242,7 @@ impl<'s, 'b> Renderer<'s, 'b> {
 
     /// A join input arranged by its keys: a shared base arrangement where allowed and
     /// possible (returning the filter still to apply), else arranged here.
-    fn keyed(&mut self, plan: &Plan, keys: &[(Expr, bool)], shared_ok: bool) -> (KeyedArranged<'s>, Option<Expr>) {
+    fn keyed(&mut self, plan: &Plan, keys: &[(Expr, bool)], shared_ok: bool) -> (KeyedArranged<'s>, Predicate) {
         if shared_ok {
             let exprs: Vec<Expr> = keys.iter().map(|(e, _)| e.clone()).collect();
             if let Some((table, filter, cols)) = shared_side(plan, &exprs) {
@@ -241,11 +253,11 @@ impl<'s, 'b> Renderer<'s, 'b> {
                     // A filter the arrangement does not apply is applied as rows match.
                     let rest = if key.filter.is_some() { None } else { want.filter };
                     let trace = base.by_key.get_mut(&key).expect("chosen among existing");
-                    return (trace.import(scope), rest);
+                    return (trace.import(scope), Predicate::new(rest));
                 }
             }
         }
-        (arrange_keyed(self.render(plan), keys), None)
+        (arrange_keyed(self.render(plan), keys), Predicate::new(None))
     }
 
     fn join(
@@ -260,19 +272,18 @@ impl<'s, 'b> Renderer<'s, 'b> {
         let rw = right.arity();
         let lkeys: Vec<(Expr, bool)> = keys.iter().map(|k| (k.left.clone(), k.null_safe)).collect();
         let rkeys: Vec<(Expr, bool)> = keys.iter().map(|k| (k.right.clone(), k.null_safe)).collect();
-        let res = residual.clone();
+        let res = Predicate::new(residual.clone());
         if kind == JoinKind::Inner {
             let (larr, lfilter) = self.keyed(left, &lkeys, true);
             let (rarr, rfilter) = self.keyed(right, &rkeys, true);
             // Shared arrangements hold rows with NULL keys too; those never match.
             let null_unsafe: Vec<bool> = keys.iter().map(|k| !k.null_safe).collect();
             return larr.join_core(rarr, move |k: RowRef, l: RowRef, r: RowRef| {
-                let (l, r) = (l.to_row(), r.to_row());
-                if k.null_where(&null_unsafe) || !passes(&lfilter, &l) || !passes(&rfilter, &r) {
+                if k.null_where(&null_unsafe) || !lfilter.admits(l) || !rfilter.admits(r) {
                     return None;
                 }
-                let row = l.concat(&r);
-                passes(&res, &row).then_some(row)
+                let row = l.concat(r);
+                res.admits(row.as_row_ref()).then_some(row)
             });
         }
         let lc = self.render(left);
@@ -280,8 +291,8 @@ impl<'s, 'b> Renderer<'s, 'b> {
         let larr = arrange_keyed(lc.clone(), &lkeys);
         let rarr = arrange_keyed(rc.clone(), &rkeys);
         let inner = larr.clone().join_core(rarr.clone(), move |_k, l: RowRef, r: RowRef| {
-            let row = l.to_row().concat(&r.to_row());
-            passes(&res, &row).then_some(row)
+            let row = l.concat(r);
+            res.admits(row.as_row_ref()).then_some(row)
         });
         let has_res = residual.is_some();
         let mut out = inner.clone().concat(unmatched(lc, larr.clone(), rarr.clone(), &inner, has_res, 0..lw, rw, true));
@@ -295,7 +306,8 @@ impl<'s, 'b> Renderer<'s, 'b> {
 /// Arranges rows by their join key, dropping rows whose non-NULL-safe key is NULL.
 fn arrange_keyed<'s>(c: Coll<'s>, keys: &[(Expr, bool)]) -> KeyedArranged<'s> {
     let keys = keys.to_vec();
-    arrange_by_key(c.flat_map(move |r| eval_key(&keys, &r).map(|k| (k, r))))
+    let in_place = reads_in_place(keys.iter().map(|(e, _)| e));
+    arrange_by_key(c.flat_map(move |r| eval_key(&keys, in_place, &r).map(|k| (k, r))))
 }
 
 /// Rows of `side` with no partner, padded with `pad` NULLs (after them if `side_first`).

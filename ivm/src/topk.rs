@@ -12,8 +12,8 @@ use crate::delta::{Diff, Offset};
 use crate::render::Coll;
 use differential_dataflow::consolidation::consolidate;
 use differential_dataflow::AsCollection;
-use sluice_planner::expr::sql_cmp;
-use sluice_planner::{Row, SortKey, Value};
+use sluice_planner::expr::{sql_cmp, IN_PLACE_READS};
+use sluice_planner::{Columns, Row, SortKey, Value};
 use smallvec::SmallVec;
 use std::cmp::Ordering;
 use std::collections::btree_map::Entry;
@@ -75,10 +75,10 @@ struct Ranked {
 
 impl Ranked {
     fn new(order: &[SortKey], row: Row) -> Ranked {
-        let vals = row.values();
+        let cols = row.reader(order.len() <= IN_PLACE_READS);
         let keys = order
             .iter()
-            .map(|k| SortVal { value: vals[k.column].clone(), desc: k.desc, nulls_first: k.nulls_first })
+            .map(|k| SortVal { value: cols.column(k.column), desc: k.desc, nulls_first: k.nulls_first })
             .collect();
         Ranked { keys, row }
     }

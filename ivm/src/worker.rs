@@ -3,7 +3,7 @@
 
 use crate::delta::{Diff, Offset, QueryId, Transaction};
 use crate::layout::arrange_by_key;
-use crate::render::{column_key, shared_arrangements, Base, Renderer, ScanInput, SharedKey};
+use crate::render::{column_key, shared_arrangements, Base, Predicate, Renderer, ScanInput, SharedKey};
 use crate::source::{Loaded, NoRows, TableSource};
 use differential_dataflow::input::InputSession;
 use differential_dataflow::trace::implementations::spine_fueled::SpineBatch;
@@ -50,6 +50,8 @@ type KeyedInput = InputSession<Offset, (Row, Row), Diff>;
 /// A shared by-key arrangement's input and dataflow.
 struct Keyed {
     key: SharedKey,
+    /// The key's filter: which of the table's rows the arrangement holds.
+    admit: Predicate,
     input: KeyedInput,
     dataflow: usize,
     /// Its own probe: a dropped dataflow's probe would hold a shared handle back.
@@ -159,7 +161,7 @@ impl WorkerState {
                     for (changed, diff) in [(&change.deletes, -1), (&change.inserts, 1)] {
                         for r in changed {
                             for k in &mut table.keyed {
-                                if k.key.admits(r) {
+                                if k.admit.admits(r.as_row_ref()) {
                                     k.input.update_at((column_key(&k.key.cols, r), r.clone()), tx.offset, diff);
                                 }
                             }
@@ -209,8 +211,9 @@ impl WorkerState {
             }
             let mut keyed = InputSession::new();
             let now = self.now;
+            let admit = Predicate::new(want.filter.clone());
             source.for_each_row(&table, &mut |row| {
-                if want.admits(row) {
+                if admit.admits(row.as_row_ref()) {
                     keyed.update_at((column_key(&want.cols, row), row.clone()), now, 1);
                 }
             });
@@ -225,7 +228,7 @@ impl WorkerState {
             keyed.flush();
             base.by_key.insert(want.clone(), trace);
             let t = self.tables.get_mut(&table).expect("table");
-            t.keyed.push(Keyed { key: want.clone(), input: keyed, dataflow, probe: probe.clone(), users: 1 });
+            t.keyed.push(Keyed { key: want.clone(), admit, input: keyed, dataflow, probe: probe.clone(), users: 1 });
             probes.push(probe);
             arrangements.push((table, want));
         }

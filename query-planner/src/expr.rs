@@ -58,6 +58,34 @@ pub enum Func {
     Sign,
 }
 
+/// Where an expression reads its input columns from: a row's decoded values, or its encoded
+/// bytes read in place (`Row`, `RowRef`), so a predicate on one column decodes only that one.
+pub trait Columns {
+    /// The value of column `i`.
+    fn column(&self, i: usize) -> Value;
+}
+
+impl Columns for [Value] {
+    #[inline]
+    fn column(&self, i: usize) -> Value {
+        self[i].clone()
+    }
+}
+
+/// Column reads up to which expressions are evaluated on a row's encoding in place: each read
+/// skips the values before its column, so beyond a few reads decoding the row once is cheaper.
+pub const IN_PLACE_READS: usize = 4;
+
+/// Whether `exprs`, evaluated together on each row, should read it in place
+/// (`Row::reader`) rather than decode it.
+pub fn reads_in_place<'e>(exprs: impl IntoIterator<Item = &'e Expr>) -> bool {
+    let mut reads = 0;
+    for e in exprs {
+        e.visit_columns(&mut |_| reads += 1);
+    }
+    reads <= IN_PLACE_READS
+}
+
 /// A typed scalar expression; `Column(i)` is the i-th column of the input row.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Expr {
@@ -193,53 +221,59 @@ impl Expr {
         matches!(self, Expr::Literal(_))
     }
 
-    /// Evaluates the expression against a row.
+    /// Evaluates the expression against a row's decoded values.
     pub fn eval(&self, row: &[Value]) -> Value {
+        self.eval_on(row)
+    }
+
+    /// Evaluates the expression against any source of columns: decoded values, or an encoded
+    /// row read in place, which decodes only the columns the expression reads.
+    pub fn eval_on<C: Columns + ?Sized>(&self, row: &C) -> Value {
         match self {
-            Expr::Column(c) => row[*c].clone(),
+            Expr::Column(c) => row.column(*c),
             Expr::Literal(v) => v.clone(),
-            Expr::Not(e) => match truth(&e.eval(row)) {
+            Expr::Not(e) => match truth(&e.eval_on(row)) {
                 Some(b) => Value::Bool(!b),
                 None => Value::Null,
             },
-            Expr::Neg(e) => match e.eval(row) {
+            Expr::Neg(e) => match e.eval_on(row) {
                 Value::Int(i) => i.checked_neg().map_or(Value::Real(-(i as f64)), Value::Int),
                 Value::UInt(u) => Value::Int((u as i64).wrapping_neg()),
                 Value::Real(r) => Value::Real(-r),
                 _ => Value::Null,
             },
-            Expr::IsNull(e) => Value::Bool(e.eval(row).is_null()),
+            Expr::IsNull(e) => Value::Bool(e.eval_on(row).is_null()),
             Expr::Binary(BinOp::And, a, b) => {
-                let x = truth(&a.eval(row));
+                let x = truth(&a.eval_on(row));
                 if x == Some(false) {
                     return Value::Bool(false);
                 }
-                match (x, truth(&b.eval(row))) {
+                match (x, truth(&b.eval_on(row))) {
                     (_, Some(false)) => Value::Bool(false),
                     (Some(true), Some(true)) => Value::Bool(true),
                     _ => Value::Null,
                 }
             }
             Expr::Binary(BinOp::Or, a, b) => {
-                let x = truth(&a.eval(row));
+                let x = truth(&a.eval_on(row));
                 if x == Some(true) {
                     return Value::Bool(true);
                 }
-                match (x, truth(&b.eval(row))) {
+                match (x, truth(&b.eval_on(row))) {
                     (_, Some(true)) => Value::Bool(true),
                     (Some(false), Some(false)) => Value::Bool(false),
                     _ => Value::Null,
                 }
             }
-            Expr::Binary(op, a, b) => binary(*op, &a.eval(row), &b.eval(row)),
+            Expr::Binary(op, a, b) => binary(*op, &a.eval_on(row), &b.eval_on(row)),
             Expr::InList(e, list) => {
-                let v = e.eval(row);
+                let v = e.eval_on(row);
                 if v.is_null() {
                     return Value::Null;
                 }
                 let mut saw_null = false;
                 for item in list {
-                    match sql_cmp(&v, &item.eval(row)) {
+                    match sql_cmp(&v, &item.eval_on(row)) {
                         Some(Ordering::Equal) => return Value::Bool(true),
                         None => saw_null = true,
                         _ => {}
@@ -251,20 +285,20 @@ impl Expr {
                     Value::Bool(false)
                 }
             }
-            Expr::Like { expr, pattern, escape } => match (expr.eval(row), pattern.eval(row)) {
+            Expr::Like { expr, pattern, escape } => match (expr.eval_on(row), pattern.eval_on(row)) {
                 (Value::Text(s), Value::Text(p)) => Value::Bool(like(&s, &p, *escape)),
                 _ => Value::Null,
             },
             Expr::Case { branches, else_ } => {
                 for (cond, result) in branches {
-                    if truth(&cond.eval(row)) == Some(true) {
-                        return result.eval(row);
+                    if truth(&cond.eval_on(row)) == Some(true) {
+                        return result.eval_on(row);
                     }
                 }
-                else_.eval(row)
+                else_.eval_on(row)
             }
             Expr::Func(f, args) => func(*f, args, row),
-            Expr::Cast(e, t) => cast(&e.eval(row), *t),
+            Expr::Cast(e, t) => cast(&e.eval_on(row), *t),
         }
     }
 }
@@ -561,10 +595,10 @@ pub fn like(s: &str, p: &str, escape: Option<char>) -> bool {
     pi == p.len()
 }
 
-fn func(f: Func, args: &[Expr], row: &[Value]) -> Value {
-    let arg = |i: usize| args.get(i).map_or(Value::Null, |e| e.eval(row));
+fn func<C: Columns + ?Sized>(f: Func, args: &[Expr], row: &C) -> Value {
+    let arg = |i: usize| args.get(i).map_or(Value::Null, |e| e.eval_on(row));
     match f {
-        Func::Coalesce => args.iter().map(|a| a.eval(row)).find(|v| !v.is_null()).unwrap_or(Value::Null),
+        Func::Coalesce => args.iter().map(|a| a.eval_on(row)).find(|v| !v.is_null()).unwrap_or(Value::Null),
         Func::NullIf => {
             let (a, b) = (arg(0), arg(1));
             if sql_cmp(&a, &b) == Some(Ordering::Equal) {
@@ -617,9 +651,9 @@ fn func(f: Func, args: &[Expr], row: &[Value]) -> Value {
             }
             _ => Value::Null,
         },
-        Func::Substr => substr(arg(0), arg(1), args.get(2).map(|e| e.eval(row))),
+        Func::Substr => substr(arg(0), arg(1), args.get(2).map(|e| e.eval_on(row))),
         Func::Round => {
-            let digits = match args.get(1).map(|e| e.eval(row)) {
+            let digits = match args.get(1).map(|e| e.eval_on(row)) {
                 None => 0,
                 Some(Value::Null) => return Value::Null,
                 Some(v) => v.as_i128().unwrap_or(0).clamp(0, 30) as i32,
@@ -633,7 +667,7 @@ fn func(f: Func, args: &[Expr], row: &[Value]) -> Value {
             }
         }
         Func::Least | Func::Greatest => {
-            let vals: Vec<Value> = args.iter().map(|a| a.eval(row)).collect();
+            let vals: Vec<Value> = args.iter().map(|a| a.eval_on(row)).collect();
             if vals.iter().any(Value::is_null) {
                 return Value::Null;
             }

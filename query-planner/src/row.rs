@@ -10,6 +10,7 @@
 //! UNSIGNED: LEB128; REAL: 8 little-endian bytes (-0.0 stored as 0.0); TEXT and BYTES: LEB128
 //! length and the bytes.
 
+use crate::expr::Columns;
 use crate::types::Value;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use smallvec::SmallVec;
@@ -127,31 +128,34 @@ impl Row {
         self.iter().collect()
     }
 
+    /// The row's columns for evaluating expressions: in place, or decoded once.
+    #[inline]
+    pub fn reader(&self, in_place: bool) -> RowReader<'_> {
+        self.as_row_ref().reader(in_place)
+    }
+
     /// Decodes the values one by one.
     #[inline]
     pub fn iter(&self) -> RowIter<'_> {
         RowIter { bytes: self.as_bytes(), pos: 0 }
     }
 
-    /// The i-th value (NULL past the end).
+    /// The i-th value (NULL past the end), decoding only it.
+    #[inline]
     pub fn get(&self, i: usize) -> Value {
-        self.iter().nth(i).unwrap_or(Value::Null)
+        column_at(self.as_bytes(), i)
+    }
+
+    /// The row borrowed as a `RowRef`.
+    #[inline]
+    pub fn as_row_ref(&self) -> RowRef<'_> {
+        RowRef(self.as_bytes())
     }
 
     /// This row followed by `other`'s values.
     #[inline]
     pub fn concat(&self, other: &Row) -> Row {
-        let (a, b) = (self.as_bytes(), other.as_bytes());
-        if a.len() + b.len() <= INLINE {
-            let mut buf = [0u8; INLINE];
-            buf[..a.len()].copy_from_slice(a);
-            buf[a.len()..a.len() + b.len()].copy_from_slice(b);
-            return Row(Repr::Inline { len: (a.len() + b.len()) as u8, buf });
-        }
-        let mut v = Vec::with_capacity(a.len() + b.len());
-        v.extend_from_slice(a);
-        v.extend_from_slice(b);
-        Row(Repr::Heap(Arc::from(v)))
+        self.as_row_ref().concat(other.as_row_ref())
     }
 
     /// The values at `cols`, in that order.
@@ -231,6 +235,80 @@ impl<'a> RowRef<'a> {
     pub fn to_row(self) -> Row {
         Row::from_bytes(self.0)
     }
+
+    /// This row followed by `other`'s values.
+    #[inline]
+    pub fn concat(self, other: RowRef<'_>) -> Row {
+        let (a, b) = (self.0, other.0);
+        if a.len() + b.len() <= INLINE {
+            let mut buf = [0u8; INLINE];
+            buf[..a.len()].copy_from_slice(a);
+            buf[a.len()..a.len() + b.len()].copy_from_slice(b);
+            return Row(Repr::Inline { len: (a.len() + b.len()) as u8, buf });
+        }
+        let mut v = Vec::with_capacity(a.len() + b.len());
+        v.extend_from_slice(a);
+        v.extend_from_slice(b);
+        Row(Repr::Heap(Arc::from(v)))
+    }
+
+    /// The row's columns for evaluating expressions: in place, or decoded once.
+    #[inline]
+    pub fn reader(self, in_place: bool) -> RowReader<'a> {
+        if in_place {
+            RowReader::InPlace(self.0)
+        } else {
+            RowReader::Decoded(RowIter { bytes: self.0, pos: 0 }.collect())
+        }
+    }
+}
+
+impl Columns for Row {
+    #[inline]
+    fn column(&self, i: usize) -> Value {
+        column_at(self.as_bytes(), i)
+    }
+}
+
+impl Columns for RowRef<'_> {
+    #[inline]
+    fn column(&self, i: usize) -> Value {
+        column_at(self.0, i)
+    }
+}
+
+/// A row's columns for evaluating expressions: read in place, or decoded once up front
+/// (cheaper when the expressions read many columns; see `expr::reads_in_place`).
+pub enum RowReader<'a> {
+    InPlace(&'a [u8]),
+    Decoded(Values),
+}
+
+impl Columns for RowReader<'_> {
+    #[inline]
+    fn column(&self, i: usize) -> Value {
+        match self {
+            RowReader::InPlace(bytes) => column_at(bytes, i),
+            RowReader::Decoded(values) => values.get(i).cloned().unwrap_or(Value::Null),
+        }
+    }
+}
+
+/// The i-th value of an encoded row (NULL past the end): the values before it skipped, not
+/// decoded.
+#[inline]
+fn column_at(bytes: &[u8], i: usize) -> Value {
+    let mut pos = 0;
+    for _ in 0..i {
+        if pos >= bytes.len() {
+            return Value::Null;
+        }
+        skip(bytes, &mut pos);
+    }
+    if pos >= bytes.len() {
+        return Value::Null;
+    }
+    decode(bytes, &mut pos)
 }
 
 impl PartialEq<&Row> for RowRef<'_> {
@@ -514,6 +592,7 @@ impl<'de> Deserialize<'de> for Row {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::expr::{reads_in_place, BinOp, Expr};
 
     fn sample() -> Vec<Value> {
         vec![
@@ -584,6 +663,35 @@ mod tests {
         assert_eq!(c.prefix(2), a);
         assert_eq!(c.prefix(0), Row::empty());
         assert_eq!(std::mem::size_of::<Row>(), 32);
+    }
+
+    #[test]
+    fn columns_read_in_place_are_the_decoded_values() {
+        let values = sample();
+        let row = Row::new(values.clone());
+        let (in_place, decoded) = (row.reader(true), row.reader(false));
+        for (i, v) in values.iter().enumerate() {
+            assert_eq!(&row.get(i), v, "column {i}");
+            assert_eq!(&in_place.column(i), v, "column {i} in place");
+            assert_eq!(&decoded.column(i), v, "column {i} decoded");
+        }
+        for past in [values.len(), values.len() + 3] {
+            assert_eq!(row.get(past), Value::Null);
+            assert_eq!(in_place.column(past), Value::Null);
+            assert_eq!(decoded.column(past), Value::Null);
+        }
+        // An expression over several columns gives the same value either way.
+        let e = Expr::binary(
+            BinOp::Or,
+            Expr::binary(BinOp::Lt, Expr::Column(2), Expr::Column(3)),
+            Expr::binary(BinOp::Eq, Expr::Column(7), Expr::Literal(Value::text("héllo"))),
+        );
+        assert_eq!(e.eval_on(&row), e.eval(&values));
+        assert_eq!(e.eval_on(&row.as_row_ref().reader(true)), e.eval(&values));
+        assert!(reads_in_place([&e]));
+        let wide = Expr::Func(crate::Func::Coalesce, (0..5).map(Expr::Column).collect());
+        assert!(!reads_in_place([&wide]));
+        assert_eq!(wide.eval_on(&row.reader(false)), Value::Bool(true));
     }
 
     #[test]
