@@ -1,9 +1,10 @@
 //! GROUP BY and aggregates as differential dataflow.
 //!
 //! COUNT / SUM / AVG (without DISTINCT) are accumulable: each row contributes an `Accum`
-//! difference and `count_total` maintains the per-group total in O(1) per change. MIN / MAX
-//! are a maintained top-1 of the group's non-NULL values (ordered state, O(log n) per change); DISTINCT forms work on
-//! the distinct (group, value) pairs. No aggregate rescans its group. A global aggregate (no GROUP
+//! difference (or, when every aggregate is COUNT(*), just its count) and `count_total`
+//! maintains the per-group total in O(1) per change. MIN / MAX are a maintained top-1 of the
+//! group's non-NULL values (ordered state, O(log n) per change); DISTINCT forms work on the
+//! distinct (group, value) pairs. No aggregate rescans its group. A global aggregate (no GROUP
 //! BY) always has exactly one row, also over empty input.
 
 use crate::delta::{Diff, Offset};
