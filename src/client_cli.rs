@@ -37,6 +37,23 @@ pub fn token(server: &str) -> Result<String> {
     Ok(token)
 }
 
+/// What to do about an error that refused the token saved for `server`: a server whose
+/// signing key changed (its data directory replaced) no longer accepts the tokens it gave
+/// before. Forgetting the token silently would change who the commands act as, so this only
+/// says how.
+pub fn stale_token_hint(server: &str, error: &anyhow::Error) -> Option<String> {
+    let refused = error.chain().any(|e| e.to_string().contains("invalid token: the signature does not match"));
+    let path = config_path().ok()?;
+    refused.then(|| {
+        format!(
+            "the token saved for {server} in {} was not signed by this server (was its data directory \
+             replaced?); remove the \"{server}\" entry under \"servers\" there, and the next command \
+             makes a new identity",
+            path.display()
+        )
+    })
+}
+
 fn http(server: &str) -> Result<Http> {
     Ok(Http::new(server, Some(token(server)?)))
 }

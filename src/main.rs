@@ -200,17 +200,25 @@ enum BenchCommand {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    let server = cli.server.clone().unwrap_or_else(|| DEFAULT_SERVER.to_string());
+    match run(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
+            if let Some(hint) = client_cli::stale_token_hint(&server, &e) {
+                eprintln!("hint: {hint}");
+            }
             ExitCode::from(2)
         }
     }
 }
 
+/// The server the client commands talk to without `--server`.
+const DEFAULT_SERVER: &str = "http://127.0.0.1:3000";
+
 fn run(cli: Cli) -> Result<ExitCode> {
-    let server = cli.server.as_deref().unwrap_or("http://127.0.0.1:3000");
+    let server = cli.server.as_deref().unwrap_or(DEFAULT_SERVER);
     match cli.command {
         Command::Slt { mode, workers, files } => {
             let (mut passed, mut failed) = (0, 0);

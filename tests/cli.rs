@@ -117,6 +117,19 @@ fn the_cli_as_a_user_runs_it() {
     assert!(cli.fails(&["describe", "mine"]).contains("no database named mine"));
     let down = Cli { server: "http://127.0.0.1:9".into(), config: cli.config.clone() };
     assert!(down.fails(&["list"]).contains("cannot connect"));
+    // A saved token this server did not sign (as after its data directory was replaced): the
+    // refusal says which entry to remove, over HTTP and at a subscription's upgrade alike.
+    let stale = Cli { server: cli.server.clone(), config: dir.join("stale.json") };
+    let forged = format!("{identity}.{}", "0".repeat(64));
+    let saved = serde_json::json!({ "servers": { &cli.server: { "identity": identity, "token": forged } } });
+    std::fs::write(&stale.config, saved.to_string()).unwrap();
+    for args in [&["list"][..], &["subscribe", "game", "SELECT * FROM world", "-n", "1"]] {
+        let err = stale.fails(args);
+        assert!(err.contains("invalid token: the signature does not match"), "{args:?}: {err}");
+        let hint = format!("hint: the token saved for {} in {}", cli.server, stale.config.display());
+        assert!(err.contains(&hint), "{args:?}: {err}");
+    }
+    assert!(!cli.fails(&["call", "game", "nope"]).contains("hint:"), "no hint for other errors");
     child.kill().unwrap();
     child.wait().unwrap();
     let _ = std::fs::remove_dir_all(Path::new(&dir));
