@@ -8,7 +8,7 @@ use crate::executor::Outbound;
 use crate::identity::Identity;
 use crate::metrics::Metrics;
 use crate::module_db::{Caller, Committed, ModuleDb, SqlOutcome};
-use crate::wire::{columns, frame, protocol_rows, TxFrames};
+use crate::wire::{columns, frame, protocol_rows, BatchFrames};
 use anyhow::Result;
 use axum::extract::ws::Message;
 use sluice_client::protocol::{AppliedQuery, ClientMessage, Encoding, ServerMessage, Status};
@@ -227,22 +227,30 @@ impl Sessions {
 
     /// Calls reducers in order (for WebSocket clients or over HTTP), each its own transaction
     /// as its caller, the engine brought up to date with all of them in one step: each timed
-    /// and counted, its transaction's update fanned out in commit order and then its answer
-    /// (its offset, or why it failed) queued, so a caller has its update before its answer.
+    /// and counted, the batch's updates fanned out (one frame per client, its transactions in
+    /// commit order) and then each answer (its offset, or why it failed) queued, so a caller
+    /// has its update before its answer.
     pub fn call_batch(&self, db: &mut ModuleDb, calls: Vec<PendingCall>, out: &mut Vec<Outbound>) {
         if calls.is_empty() {
             return;
         }
         let ran = db.call_batch(calls.iter().map(|c| (c.reducer.as_str(), c.args.as_str(), meta(c.caller))));
+        let mut committed = Vec::new();
+        let mut answers = Vec::with_capacity(calls.len());
         for (call, (outcome, took)) in calls.into_iter().zip(ran) {
             self.metrics.reducer_ran(took, outcome.is_ok());
             let answer = outcome
-                .map(|committed| {
-                    self.fan_out(&committed, out);
-                    committed.0.offset
+                .map(|c| {
+                    let offset = c.0.offset;
+                    committed.push(c);
+                    offset
                 })
                 .map_err(|e| e.to_string());
-            match call.from {
+            answers.push((call.from, answer));
+        }
+        self.fan_out_batch(&committed, out);
+        for (from, answer) in answers {
+            match from {
                 CallFrom::Http(reply) => out.push(Outbound::Call(reply, answer)),
                 CallFrom::Client(id, request_id) => {
                     let Some(session) = self.clients.get(&id) else { continue };
@@ -352,24 +360,25 @@ impl Sessions {
     }
 
     /// Counts a committed transaction and queues its update for every client watching a
-    /// query it changed: one frame per client, holding all of that client's changed queries,
-    /// built once for each group of clients that watch the same queries in one encoding.
+    /// query it changed.
     pub fn fan_out(&self, committed: &Committed, out: &mut Vec<Outbound>) {
-        self.metrics.committed(committed);
-        let (tx, deltas) = committed;
-        if deltas.is_empty() || self.groups.is_empty() {
+        self.fan_out_batch(std::slice::from_ref(committed), out);
+    }
+
+    /// Counts committed transactions and queues their updates for every client watching a
+    /// query they changed: one frame per client, holding each of those transactions with all
+    /// of that client's queries it changed, built once for each group of clients that watch
+    /// the same queries in one encoding.
+    fn fan_out_batch(&self, committed: &[Committed], out: &mut Vec<Outbound>) {
+        committed.iter().for_each(|c| self.metrics.committed(c));
+        if committed.iter().all(|(_, deltas)| deltas.is_empty()) || self.groups.is_empty() {
             return;
         }
-        let mut frames = TxFrames::new(tx, deltas);
-        let mut changed: Vec<QueryId> = frames.changed().collect();
-        changed.sort_unstable();
+        let mut frames = BatchFrames::new(committed);
         for ((encoding, watched), clients) in &self.groups {
-            let queries: Vec<QueryId> = watched.iter().copied().filter(|q| changed.binary_search(q).is_ok()).collect();
-            if queries.is_empty() {
-                continue;
+            if let Some(frame) = frames.frame(*encoding, watched) {
+                out.extend(clients.iter().map(|c| Outbound::Client(*c, frame.clone())));
             }
-            let frame = frames.frame(*encoding, queries);
-            out.extend(clients.iter().map(|c| Outbound::Client(*c, frame.clone())));
         }
     }
 

@@ -1,6 +1,8 @@
 //! Server messages as frames. A transaction's update is assembled from per-query pieces: each
 //! query's delta is encoded once per encoding and shared by every subscriber, and whole frames
-//! are shared by every client with the same set of changed queries.
+//! are shared by every client with the same set of changed queries. Where one batch of
+//! transactions changed several for a client, their updates go in one `TransactionUpdates`
+//! frame.
 
 use axum::extract::ws::{Message, Utf8Bytes};
 use bytes::Bytes;
@@ -46,8 +48,77 @@ pub fn columns(columns: &[(String, DataType)]) -> Vec<ColumnInfo> {
     columns.iter().map(|(name, ty)| ColumnInfo { name: name.clone(), ty: ty.name().to_string() }).collect()
 }
 
+/// The frames of a batch of committed transactions (in commit order), built as clients need
+/// them.
+pub struct BatchFrames<'a> {
+    txs: Vec<TxFrames<'a>>,
+}
+
+impl<'a> BatchFrames<'a> {
+    pub fn new(committed: &'a [(TxRecord, Vec<QueryDelta>)]) -> BatchFrames<'a> {
+        BatchFrames { txs: committed.iter().map(|(tx, deltas)| TxFrames::new(tx, deltas)).collect() }
+    }
+
+    /// The frame for a client watching `watched` (sorted): the TransactionUpdate of the one
+    /// transaction that changed any of them, or the TransactionUpdates of all that did; `None`
+    /// where none did.
+    pub fn frame(&mut self, encoding: Encoding, watched: &[QueryId]) -> Option<Message> {
+        let mut touched: Vec<(usize, Vec<QueryId>)> = Vec::new();
+        for (i, tx) in self.txs.iter().enumerate() {
+            let queries: Vec<QueryId> = watched.iter().copied().filter(|q| tx.deltas.contains_key(q)).collect();
+            if !queries.is_empty() {
+                touched.push((i, queries));
+            }
+        }
+        if let [(i, _)] = touched[..] {
+            let queries = touched.pop().expect("one").1;
+            return Some(self.txs[i].frame(encoding, queries));
+        }
+        if touched.is_empty() {
+            return None;
+        }
+        let updates: Vec<Message> =
+            touched.into_iter().map(|(i, queries)| self.txs[i].frame(encoding, queries)).collect();
+        let bodies: Vec<&[u8]> = updates.iter().map(frame_bytes).collect();
+        let bytes = match encoding {
+            Encoding::Json => {
+                let mut out = br#"{"type":"TransactionUpdates","transactions":["#.to_vec();
+                for (i, b) in bodies.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(b);
+                }
+                out.extend_from_slice(b"]}");
+                out
+            }
+            Encoding::MessagePack => {
+                use rmp::encode::{write_array_len, write_map_len, write_str};
+                let mut out = Vec::new();
+                write_map_len(&mut out, 2).expect("writes to a Vec");
+                write_str(&mut out, "type").expect("writes to a Vec");
+                write_str(&mut out, "TransactionUpdates").expect("writes to a Vec");
+                write_str(&mut out, "transactions").expect("writes to a Vec");
+                write_array_len(&mut out, bodies.len() as u32).expect("writes to a Vec");
+                bodies.iter().for_each(|b| out.extend_from_slice(b));
+                out
+            }
+        };
+        Some(into_frame(encoding, bytes))
+    }
+}
+
+/// A frame's payload.
+fn frame_bytes(m: &Message) -> &[u8] {
+    match m {
+        Message::Text(t) => t.as_bytes(),
+        Message::Binary(b) => b,
+        _ => unreachable!("update frames are text or binary"),
+    }
+}
+
 /// The frames of one committed transaction, built as clients need them.
-pub struct TxFrames<'a> {
+struct TxFrames<'a> {
     tx: &'a TxRecord,
     deltas: HashMap<QueryId, &'a QueryDelta>,
     pieces: HashMap<(QueryId, Encoding), Vec<u8>>,
@@ -55,19 +126,14 @@ pub struct TxFrames<'a> {
 }
 
 impl<'a> TxFrames<'a> {
-    pub fn new(tx: &'a TxRecord, deltas: &'a [QueryDelta]) -> TxFrames<'a> {
+    fn new(tx: &'a TxRecord, deltas: &'a [QueryDelta]) -> TxFrames<'a> {
         let deltas = deltas.iter().map(|d| (d.query, d)).collect();
         TxFrames { tx, deltas, pieces: HashMap::new(), frames: HashMap::new() }
     }
 
-    /// The queries this transaction changed.
-    pub fn changed(&self) -> impl Iterator<Item = QueryId> + '_ {
-        self.deltas.keys().copied()
-    }
-
     /// The TransactionUpdate frame for a client subscribed to `queries` (sorted, each
     /// changed by this transaction).
-    pub fn frame(&mut self, encoding: Encoding, queries: Vec<QueryId>) -> Message {
+    fn frame(&mut self, encoding: Encoding, queries: Vec<QueryId>) -> Message {
         if let Some(f) = self.frames.get(&(encoding, queries.clone())) {
             return f.clone();
         }

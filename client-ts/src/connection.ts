@@ -21,6 +21,7 @@ import {
   type ClientMessage,
   type Column,
   type ServerMessage,
+  type TransactionUpdate,
   type Value,
 } from "./protocol.js";
 import { Subscription, type SubscriptionHost, type TransactionInfo } from "./subscription.js";
@@ -457,6 +458,9 @@ export class SluiceClient {
       case "TransactionUpdate":
         this.#transaction(message);
         return;
+      case "TransactionUpdates":
+        message.transactions.forEach((t) => this.#transaction(t));
+        return;
       case "IdentityToken":
         throw new SluiceError("protocol error: a second IdentityToken", { kind: "protocol" });
       case "Error":
@@ -484,7 +488,7 @@ export class SluiceClient {
     pending.answer(message);
   }
 
-  #transaction(message: Extract<ServerMessage, { type: "TransactionUpdate" }>): void {
+  #transaction(message: TransactionUpdate): void {
     if (message.offset <= this.#connectionOffset) {
       throw new SluiceError(`protocol error: transaction ${message.offset} arrived after offset ${this.#connectionOffset}`, { kind: "protocol" });
     }

@@ -48,19 +48,24 @@ export interface QueryUpdate {
   deletes: Row[];
 }
 
+/** One committed transaction: every changed query the client subscribes to. */
+export interface TransactionUpdate {
+  type: "TransactionUpdate";
+  offset: number;
+  timestamp_micros: number;
+  reducer: string;
+  caller: string;
+  updates: QueryUpdate[];
+}
+
 /** What the server sends. */
 export type ServerMessage =
   | { type: "IdentityToken"; identity: string; token: string }
   | { type: "SubscribeApplied"; request_id: number; offset: number; queries: AppliedQuery[] }
   | { type: "UnsubscribeApplied"; request_id: number; query_id: number }
-  | {
-      type: "TransactionUpdate";
-      offset: number;
-      timestamp_micros: number;
-      reducer: string;
-      caller: string;
-      updates: QueryUpdate[];
-    }
+  | TransactionUpdate
+  /** Several transactions' updates in one frame, in offset order. */
+  | { type: "TransactionUpdates"; transactions: TransactionUpdate[] }
   | { type: "ReducerResult"; request_id: number; status: "committed"; offset: number }
   | { type: "ReducerResult"; request_id: number; status: "failed"; error: string }
   | { type: "SubscriptionError"; request_id: number; error: string }
@@ -152,6 +157,17 @@ function appliedQuery(q: Fields): AppliedQuery {
   return applied;
 }
 
+function transactionUpdate(o: Fields): TransactionUpdate {
+  return {
+    type: "TransactionUpdate",
+    offset: o.count("offset"),
+    timestamp_micros: o.count("timestamp_micros"),
+    reducer: o.str("reducer"),
+    caller: o.str("caller"),
+    updates: o.objects("updates").map((u) => ({ query_id: u.count("query_id"), inserts: u.rows("inserts"), deletes: u.rows("deletes") })),
+  };
+}
+
 function reducerResult(o: Fields): ServerMessage {
   const request_id = o.count("request_id");
   const status = o.str("status");
@@ -183,13 +199,15 @@ export function decodeServerMessage(text: string): ServerMessage {
     case "UnsubscribeApplied":
       return { type, request_id: o.count("request_id"), query_id: o.count("query_id") };
     case "TransactionUpdate":
+      return transactionUpdate(o);
+    case "TransactionUpdates":
       return {
         type,
-        offset: o.count("offset"),
-        timestamp_micros: o.count("timestamp_micros"),
-        reducer: o.str("reducer"),
-        caller: o.str("caller"),
-        updates: o.objects("updates").map((u) => ({ query_id: u.count("query_id"), inserts: u.rows("inserts"), deletes: u.rows("deletes") })),
+        transactions: o.objects("transactions").map((t) => {
+          const inner = t.str("type");
+          if (inner !== "TransactionUpdate") violation(`a TransactionUpdates holds a ${JSON.stringify(inner)}`);
+          return transactionUpdate(t);
+        }),
       };
     case "ReducerResult":
       return reducerResult(o);

@@ -171,6 +171,27 @@ test("a cache follows inserts and deletes as a multiset, with events and the raw
   assert.deepEqual(errors, []);
 });
 
+test("a TransactionUpdates frame applies each of its transactions in order, each with its own event", async (t) => {
+  const { conn, client, errors } = await setup(t);
+  const s = await subscribe(client, conn, "SELECT a, b FROM t", { query_id: 4, rows: [["1", "a"]] }, 10);
+  const seen: TransactionInfo[] = [];
+  const off = client.onTransaction((info) => seen.push(info));
+  const batch = [tx(11, [{ query_id: 4, inserts: [["2", "b"]] }], "one"), tx(12, [{ query_id: 4, deletes: [["1", "a"]] }], "two")];
+  conn.send({ type: "TransactionUpdates", transactions: batch });
+  await until(() => seen.length === 2, "both transactions");
+  off();
+  assert.deepEqual(
+    seen.map((info) => [info.offset, info.reducer, info.updates.length]),
+    [
+      [11, "one", 1],
+      [12, "two", 1],
+    ],
+  );
+  assert.deepEqual(s.rows(), [["2", "b"]]);
+  assert.equal(client.offset, 12);
+  assert.deepEqual(errors, []);
+});
+
 test("with a primary key, a delete and an insert of one key in one transaction are an update", async (t) => {
   const { conn, client } = await setup(t);
   const s = await subscribe(client, conn, "SELECT * FROM p", {
@@ -447,6 +468,7 @@ test("malformed server messages are reported and drop the connection; an Error w
     [{ type: "Bogus" }, /unknown message type "Bogus"/],
     [{ type: "TransactionUpdate", timestamp_micros: 1, reducer: "r", caller: "", updates: [] }, /lacks "offset"/],
     [{ type: "TransactionUpdate", offset: 1, timestamp_micros: 1, reducer: "r", caller: "", updates: [{ query_id: 1, inserts: [[{}]], deletes: [] }] }, /not an array of values/],
+    [{ type: "TransactionUpdates", transactions: [{ type: "ReducerResult", request_id: 1, status: "committed", offset: 1 }] }, /a TransactionUpdates holds a "ReducerResult"/],
     [{ type: "IdentityToken", identity: "x", token: "y" }, /second IdentityToken/],
     [{ type: "QueryResult", request_id: 999, offset: 1, columns: [], rows: [] }, /a QueryResult answers request 999, which is not waiting/],
   ];

@@ -444,6 +444,16 @@ fn apply(shared: &Shared, message: ServerMessage) -> Result<(), String> {
             }
             state.on_transaction = callbacks;
         }
+        ServerMessage::TransactionUpdates { transactions } => {
+            drop(state);
+            for t in transactions {
+                if !matches!(t, ServerMessage::TransactionUpdate { .. }) {
+                    return Err(format!("a TransactionUpdates holding {t:?}"));
+                }
+                apply(shared, t)?;
+            }
+            return Ok(());
+        }
         ServerMessage::SubscribeApplied { request_id, offset, queries } => {
             let mut typed = Vec::new();
             for mut q in queries {

@@ -135,6 +135,12 @@ pub enum ServerMessage {
         caller: String,
         updates: Vec<QueryUpdate>,
     },
+    /// Several committed transactions' updates in one frame, in offset order: each a
+    /// `TransactionUpdate`. The server sends this where one batch of its transactions changed
+    /// more than one of them for this client.
+    TransactionUpdates {
+        transactions: Vec<ServerMessage>,
+    },
     /// A reducer call's outcome; sent after the TransactionUpdate of its transaction.
     ReducerResult {
         request_id: u64,
@@ -172,7 +178,9 @@ impl ServerMessage {
             | ServerMessage::SubscriptionError { request_id, .. }
             | ServerMessage::QueryResult { request_id, .. } => Some(*request_id),
             ServerMessage::Error { request_id, .. } => *request_id,
-            ServerMessage::IdentityToken { .. } | ServerMessage::TransactionUpdate { .. } => None,
+            ServerMessage::IdentityToken { .. }
+            | ServerMessage::TransactionUpdate { .. }
+            | ServerMessage::TransactionUpdates { .. } => None,
         }
     }
 }

@@ -249,10 +249,20 @@ async fn next_as<T: for<'de> Deserialize<'de>>(ws: &mut Socket) -> Result<T> {
 }
 
 /// What a dashboard reads of a message: a TransactionUpdate's timestamp (the only message
-/// with one). Its rows are skipped, not decoded, so the load generator keeps up with more.
+/// with one), or those of each transaction in a TransactionUpdates. Rows are skipped, not
+/// decoded, so the load generator keeps up with more.
 #[derive(Deserialize)]
-struct Stamp {
+struct Stamps {
     timestamp_micros: Option<u64>,
+    #[serde(default)]
+    transactions: Vec<Stamps>,
+}
+
+impl Stamps {
+    /// The timestamps of the transactions in the message.
+    fn all(&self) -> impl Iterator<Item = u64> + '_ {
+        self.timestamp_micros.into_iter().chain(self.transactions.iter().filter_map(|t| t.timestamp_micros))
+    }
 }
 
 /// A dashboard client, subscribed and its initial rows received.
@@ -273,13 +283,15 @@ async fn subscribe(url: &str, token: Option<&str>) -> Result<Socket> {
 /// Records how long each transaction's update took to arrive.
 async fn watch(mut ws: Socket, tally: Shared) {
     loop {
-        let message = next_as::<Stamp>(&mut ws).await;
+        let message = next_as::<Stamps>(&mut ws).await;
         let mut t = tally.borrow_mut();
         match message {
-            Ok(Stamp { timestamp_micros: Some(timestamp_micros) }) if t.measuring => {
-                let late = crate::demo::now_micros().saturating_sub(timestamp_micros).max(1);
-                t.delta_micros.saturating_record(late);
-                t.delta_updates += 1;
+            Ok(stamps) if t.measuring => {
+                let now = crate::demo::now_micros();
+                for stamp in stamps.all() {
+                    t.delta_micros.saturating_record(now.saturating_sub(stamp).max(1));
+                    t.delta_updates += 1;
+                }
             }
             Ok(_) => {}
             Err(e) => {
