@@ -81,17 +81,7 @@ impl<'a> BatchFrames<'a> {
             touched.into_iter().map(|(i, queries)| self.txs[i].frame(encoding, queries)).collect();
         let bodies: Vec<&[u8]> = updates.iter().map(frame_bytes).collect();
         let bytes = match encoding {
-            Encoding::Json => {
-                let mut out = br#"{"type":"TransactionUpdates","transactions":["#.to_vec();
-                for (i, b) in bodies.iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    out.extend_from_slice(b);
-                }
-                out.extend_from_slice(b"]}");
-                out
-            }
+            Encoding::Json => json_list(br#"{"type":"TransactionUpdates","transactions":["#.to_vec(), &bodies),
             Encoding::MessagePack => {
                 use rmp::encode::{write_array_len, write_map_len, write_str};
                 let mut out = Vec::new();
@@ -106,6 +96,19 @@ impl<'a> BatchFrames<'a> {
         };
         Some(into_frame(encoding, bytes))
     }
+}
+
+/// `head` (a JSON object up to an open list) followed by `items`, comma-separated, and the
+/// list's and object's ends.
+fn json_list(mut head: Vec<u8>, items: &[&[u8]]) -> Vec<u8> {
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            head.push(b',');
+        }
+        head.extend_from_slice(item);
+    }
+    head.extend_from_slice(b"]}");
+    head
 }
 
 /// A frame's payload.
@@ -166,15 +169,7 @@ impl<'a> TxFrames<'a> {
             serde_json::to_string(&meta.reducer).expect("a string"),
             serde_json::to_string(&meta.caller).expect("a string"),
         );
-        let mut out = head.into_bytes();
-        for (i, p) in pieces.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            out.extend_from_slice(p);
-        }
-        out.extend_from_slice(b"]}");
-        out
+        json_list(head.into_bytes(), pieces)
     }
 
     fn msgpack(&self, pieces: &[&[u8]]) -> Vec<u8> {
