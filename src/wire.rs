@@ -70,12 +70,8 @@ impl<'a> BatchFrames<'a> {
                 touched.push((i, queries));
             }
         }
-        if let [(i, _)] = touched[..] {
-            let queries = touched.pop().expect("one").1;
-            return Some(self.txs[i].frame(encoding, queries));
-        }
-        if touched.is_empty() {
-            return None;
+        if touched.len() <= 1 {
+            return touched.pop().map(|(i, queries)| self.txs[i].frame(encoding, queries));
         }
         let updates: Vec<Message> =
             touched.into_iter().map(|(i, queries)| self.txs[i].frame(encoding, queries)).collect();

@@ -14,7 +14,7 @@ use differential_dataflow::difference::{IsZero, Multiply, Semigroup};
 use differential_dataflow::operators::count::CountTotal;
 use differential_dataflow::{AsCollection, VecCollection};
 use serde::{Deserialize, Serialize};
-use sluice_planner::expr::reads_in_place;
+use sluice_planner::expr::{plain_columns, reads_in_place};
 use sluice_planner::{AggCall, AggFunc, Columns, DataType, Expr, Row, SortKey, Value};
 use smallvec::SmallVec;
 use std::cmp::Ordering;
@@ -217,9 +217,7 @@ enum GroupKey {
 
 impl GroupKey {
     fn new(group_by: &[Expr]) -> GroupKey {
-        let cols: Option<Vec<usize>> =
-            group_by.iter().map(|e| if let Expr::Column(c) = e { Some(*c) } else { None }).collect();
-        cols.map_or_else(|| GroupKey::Exprs(group_by.to_vec()), GroupKey::Columns)
+        plain_columns(group_by).map_or_else(|| GroupKey::Exprs(group_by.to_vec()), GroupKey::Columns)
     }
 
     /// The expressions it evaluates on each row (none for plain columns).

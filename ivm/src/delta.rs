@@ -50,24 +50,16 @@ pub fn consolidate_per_offset(mut updates: Vec<(Row, Offset, Diff)>) -> Vec<(Off
     updates.sort_unstable_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
     let mut out: Vec<(Offset, Vec<(Row, Diff)>)> = Vec::new();
     for (row, t, d) in updates {
-        if out.last().is_none_or(|(last, _)| *last != t) {
-            out.push((t, Vec::new()));
-        }
-        let changes = &mut out.last_mut().expect("pushed").1;
-        match changes.last_mut() {
-            Some((r, acc)) if *r == row => *acc += d,
-            _ => {
-                if changes.last().is_some_and(|(_, acc)| *acc == 0) {
-                    changes.pop();
-                }
-                changes.push((row, d));
-            }
+        match out.last_mut() {
+            Some((last, changes)) if *last == t => match changes.last_mut() {
+                Some((r, acc)) if *r == row => *acc += d,
+                _ => changes.push((row, d)),
+            },
+            _ => out.push((t, vec![(row, d)])),
         }
     }
     for (_, changes) in &mut out {
-        if changes.last().is_some_and(|(_, acc)| *acc == 0) {
-            changes.pop();
-        }
+        changes.retain(|(_, d)| *d != 0);
     }
     out.retain(|(_, changes)| !changes.is_empty());
     out

@@ -16,7 +16,7 @@ use crate::topk::render_topk;
 use differential_dataflow::input::InputSession;
 use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
 use differential_dataflow::{AsCollection, VecCollection};
-use sluice_planner::expr::{canonical_key, reads_in_place, truth};
+use sluice_planner::expr::{canonical_key, plain_columns, reads_in_place, truth};
 use sluice_planner::{Expr, JoinKey, JoinKind, Plan, Row, RowRef, SetOpKind, Value};
 use std::collections::HashMap;
 use timely::dataflow::operators::vec::ToStream;
@@ -112,14 +112,7 @@ pub fn shared_side<'p>(plan: &'p Plan, keys: &[Expr]) -> Option<(&'p str, Option
         },
         _ => return None,
     };
-    let cols = keys
-        .iter()
-        .map(|k| match k {
-            Expr::Column(c) => Some(*c),
-            _ => None,
-        })
-        .collect::<Option<Vec<usize>>>()?;
-    Some((table.as_str(), filter, cols))
+    Some((table.as_str(), filter, plain_columns(keys)?))
 }
 
 /// Every shared arrangement a plan's inner joins would use, filtered as their sides are.
@@ -200,9 +193,7 @@ impl<'s, 'b> Renderer<'s, 'b> {
                 data.to_stream(self.scope).as_collection()
             }
             Plan::Project { input, exprs } => {
-                let columns: Option<Vec<usize>> =
-                    exprs.iter().map(|e| if let Expr::Column(c) = e { Some(*c) } else { None }).collect();
-                if let Some(cols) = columns {
+                if let Some(cols) = plain_columns(exprs) {
                     // Plain columns: copy their encoded bytes, decoding nothing.
                     return self.render(input).map(move |r| r.project(&cols));
                 }

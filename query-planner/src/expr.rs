@@ -86,6 +86,11 @@ pub fn reads_in_place<'e>(exprs: impl IntoIterator<Item = &'e Expr>) -> bool {
     reads <= IN_PLACE_READS
 }
 
+/// The columns `exprs` read, if every one of them is a plain column.
+pub fn plain_columns(exprs: &[Expr]) -> Option<Vec<usize>> {
+    exprs.iter().map(|e| if let Expr::Column(c) = e { Some(*c) } else { None }).collect()
+}
+
 /// A typed scalar expression; `Column(i)` is the i-th column of the input row.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Expr {
