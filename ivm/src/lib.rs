@@ -8,6 +8,7 @@ mod engine;
 mod layout;
 mod render;
 mod rows;
+mod sort_key;
 mod source;
 mod topk;
 mod worker;

@@ -1,7 +1,7 @@
 //! ORDER BY … LIMIT / OFFSET as a maintained top-k, per group of rows equal on `group`.
 //!
-//! A stateful operator keeps each group's rows in a B-tree ordered by the sort values and
-//! then the row bytes (a total, deterministic order). Updates wait until the input frontier
+//! A stateful operator keeps each group's rows in a B-tree ordered by their sort keys,
+//! encoded as bytes (`sort_key`), and then the row bytes (a total, deterministic order). Updates wait until the input frontier
 //! has passed their offset and are then applied offset by offset; for each group an offset
 //! touched, the visible window (`offset .. offset + limit`, by multiplicity) is compared
 //! before and after and only the difference is emitted. A change that lands behind a full
@@ -10,11 +10,11 @@
 
 use crate::delta::{Diff, Offset};
 use crate::render::Coll;
+use crate::sort_key::{self, SortBytes};
 use differential_dataflow::consolidation::consolidate;
 use differential_dataflow::AsCollection;
-use sluice_planner::expr::{sql_cmp, IN_PLACE_READS};
-use sluice_planner::{Columns, Row, SortKey, Value};
-use smallvec::SmallVec;
+use sluice_planner::expr::IN_PLACE_READS;
+use sluice_planner::{Row, SortKey};
 use std::cmp::Ordering;
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
@@ -26,61 +26,17 @@ use timely::dataflow::operators::Capability;
 
 type Update = (Row, Offset, Diff);
 
-/// One sort value with its direction, ordered as ORDER BY orders it.
-#[derive(Clone, Debug)]
-struct SortVal {
-    value: Value,
-    desc: bool,
-    nulls_first: bool,
-}
-
-impl Ord for SortVal {
-    fn cmp(&self, other: &Self) -> Ordering {
-        let (x, y) = (&self.value, &other.value);
-        match (x.is_null(), y.is_null()) {
-            (true, true) => Ordering::Equal,
-            (true, false) if self.nulls_first => Ordering::Less,
-            (true, false) => Ordering::Greater,
-            (false, true) if self.nulls_first => Ordering::Greater,
-            (false, true) => Ordering::Less,
-            (false, false) => {
-                let o = sql_cmp(x, y).unwrap_or_else(|| x.cmp(y));
-                if self.desc {
-                    o.reverse()
-                } else {
-                    o
-                }
-            }
-        }
-    }
-}
-impl PartialOrd for SortVal {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl PartialEq for SortVal {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-impl Eq for SortVal {}
-
-/// A row with its sort values: ordered by them, then by the row bytes.
+/// A row with its sort key: ordered by the key's bytes (ORDER BY's order), then by the row's.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Ranked {
-    keys: SmallVec<[SortVal; 2]>,
+    key: SortBytes,
     row: Row,
 }
 
 impl Ranked {
     fn new(order: &[SortKey], row: Row) -> Ranked {
-        let cols = row.reader(order.len() <= IN_PLACE_READS);
-        let keys = order
-            .iter()
-            .map(|k| SortVal { value: cols.column(k.column), desc: k.desc, nulls_first: k.nulls_first })
-            .collect();
-        Ranked { keys, row }
+        let key = sort_key::encode(order, &row.reader(order.len() <= IN_PLACE_READS));
+        Ranked { key, row }
     }
 }
 
