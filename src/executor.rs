@@ -115,10 +115,28 @@ impl Drop for Executor {
 
 /// Something to send once the transactions before it are durable, in order.
 pub enum Outbound {
+    /// A frame for a WebSocket client (dropped if the batch could not be made durable).
+    Client(ClientId, Message),
+    Answer(Answer),
+}
+
+/// The answer to a request made over HTTP (or a reducer call's result).
+pub enum Answer {
     Call(oneshot::Sender<Result<u64, String>>, Result<u64, String>),
     Sql(oneshot::Sender<Result<SqlOutcome, String>>, Result<SqlOutcome, String>),
     Json(oneshot::Sender<Result<serde_json::Value, String>>, Result<serde_json::Value, String>),
-    Client(ClientId, Message),
+}
+
+impl Answer {
+    /// Sends the outcome, or the durability error that overrides it.
+    fn send<T>(self, durable: &Result<T, String>) {
+        let durable = durable.as_ref().map_err(String::clone);
+        match self {
+            Answer::Call(reply, outcome) => drop(reply.send(durable.and(outcome))),
+            Answer::Sql(reply, outcome) => drop(reply.send(durable.and(outcome))),
+            Answer::Json(reply, outcome) => drop(reply.send(durable.and(outcome))),
+        }
+    }
 }
 
 fn serve(mut db: ModuleDb, requests: Receiver<Request>, mut sessions: Sessions, metrics: &Metrics) {
@@ -159,19 +177,14 @@ fn serve(mut db: ModuleDb, requests: Receiver<Request>, mut sessions: Sessions, 
             match p {
                 Outbound::Client(client, m) if durable.is_ok() => frames.entry(client).or_default().push(m),
                 Outbound::Client(..) => {}
-                answer => answers.push(answer),
+                Outbound::Answer(answer) => answers.push(answer),
             }
         }
         for (client, batch) in frames.drain() {
             sessions.deliver(client, batch);
         }
         for answer in answers {
-            match answer {
-                Outbound::Call(reply, outcome) => drop(reply.send(durable.clone().and(outcome))),
-                Outbound::Sql(reply, outcome) => drop(reply.send(durable.clone().and(outcome))),
-                Outbound::Json(reply, outcome) => drop(reply.send(durable.clone().and(outcome))),
-                Outbound::Client(..) => {} // taken out above
-            }
+            answer.send(&durable);
         }
     }
     if let Err(e) = db.close(now_micros()) {
@@ -207,15 +220,15 @@ fn run(
         Request::Call { .. } => unreachable!("calls join the batch above"),
         Request::Sql { query, caller, reply } => {
             let outcome = sessions.sql(db, &query, caller, out).map_err(|e| format!("{e:#}"));
-            out.push(Outbound::Sql(reply, outcome));
+            out.push(Outbound::Answer(Answer::Sql(reply, outcome)));
         }
         Request::Describe { reply } => {
             let desc = serde_json::to_value(db.host().description()).expect("descriptions are JSON");
-            out.push(Outbound::Json(reply, Ok(desc)));
+            out.push(Outbound::Answer(Answer::Json(reply, Ok(desc))));
         }
         Request::Republish { wasm, reply } => {
             let outcome = db.republish(&wasm, now_micros()).map(|()| serde_json::Value::Null);
-            out.push(Outbound::Json(reply, outcome.map_err(|e| format!("{e:#}"))));
+            out.push(Outbound::Answer(Answer::Json(reply, outcome.map_err(|e| format!("{e:#}")))));
         }
         Request::Connect { client, caller, encoding, sink } => {
             sessions.connect(db, client, caller, encoding, sink, out);

@@ -4,7 +4,7 @@
 //! update becomes an `Outbound` frame, delivered in order once durable; a client whose
 //! unsent frames pass the bound is closed with the reason, so server memory stays bounded.
 
-use crate::executor::Outbound;
+use crate::executor::{Answer, Outbound};
 use crate::identity::Identity;
 use crate::metrics::Metrics;
 use crate::module_db::{Caller, Committed, ModuleDb, SqlOutcome};
@@ -251,7 +251,7 @@ impl Sessions {
         self.fan_out_batch(&committed, out);
         for (from, answer) in answers {
             match from {
-                CallFrom::Http(reply) => out.push(Outbound::Call(reply, answer)),
+                CallFrom::Http(reply) => out.push(Outbound::Answer(Answer::Call(reply, answer))),
                 CallFrom::Client(id, request_id) => {
                     let Some(session) = self.clients.get(&id) else { continue };
                     let (status, offset, error) = match answer {
