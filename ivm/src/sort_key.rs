@@ -1,10 +1,10 @@
 //! ORDER BY keys as bytes: a row's sort values encoded so that `memcmp` on two keys orders
 //! them exactly as ORDER BY does, ties included.
 //!
-//! The top-k keeps large ordered maps of these keys, so a key is a short byte string (inline
-//! up to 24 bytes) compared without decoding. Each value is self-delimiting, which makes the
-//! concatenation of several keys order like the tuple of them, and lets DESC invert a value's
-//! bytes. The order encoded:
+//! The top-k keeps large ordered maps of these keys, so a key is a short byte string compared
+//! without decoding. Each value is self-delimiting, which makes the concatenation of several
+//! keys — and of a key and anything after it — order like the tuple of them, lets DESC invert
+//! a value's bytes, and lets `len` find where a key ends. The order encoded:
 //! - NULL first or last as the key says (one byte, not inverted by DESC);
 //! - numbers — BOOLEAN as 0 / 1, INTEGER, UNSIGNED and REAL — by exact numeric value, so
 //!   `1`, `1.0` and TRUE encode alike and an integer beyond 2^53 stays apart from its
@@ -12,16 +12,18 @@
 //! - then NaN (every NaN alike);
 //! - then TEXT, bytewise; then BYTES, bytewise.
 //!
-//! A number is the order-preserving bits of the greatest `f64` at most it, then `0x00` when
-//! it is that `f64` exactly, or `0x01` and its distance above it (below 2^12 for any 64-bit
-//! integer) when it is not. TEXT and BYTES escape `0x00` as `0x00 0xFF` and end with
-//! `0x00 0x00`.
+//! A number is the order-preserving bits of the greatest `f64` at most it, big-endian without
+//! their trailing zero bytes (small integers take two to four), escaped as TEXT is; then
+//! `0x00` when the number is that `f64` exactly, or `0x01` and its distance above it (below
+//! 2^12 for any 64-bit integer) when it is not. TEXT and BYTES escape `0x00` as `0x00 0xFF`
+//! and end with `0x00 0x00`; dropping trailing zeros keeps the order, since a shorter string
+//! sorts first.
 
 use sluice_planner::{Columns, SortKey, Value};
 use smallvec::SmallVec;
 
-/// The sort values of one row, encoded.
-pub type SortBytes = SmallVec<[u8; 24]>;
+/// The sort values of one row, encoded (inline up to 40 bytes: room for a short row after them).
+pub type SortBytes = SmallVec<[u8; 40]>;
 
 const NULL_FIRST: u8 = 0x00;
 const NULL_LAST: u8 = 0xFF;
@@ -37,6 +39,42 @@ pub fn encode<C: Columns + ?Sized>(order: &[SortKey], row: &C) -> SortBytes {
         push(&mut out, &row.column(k.column), k.desc, k.nulls_first);
     }
     out
+}
+
+/// The length of the key `order` encoded at the start of `bytes`.
+pub fn len(order: &[SortKey], bytes: &[u8]) -> usize {
+    let mut pos = 0;
+    for k in order {
+        let flip = if k.desc { 0xFF } else { 0 };
+        let tag = bytes[pos];
+        pos += 1;
+        if tag == NULL_FIRST || tag == NULL_LAST {
+            continue;
+        }
+        match tag ^ flip {
+            NUMBER => {
+                pos = escaped_end(bytes, pos, flip);
+                pos += if bytes[pos] ^ flip == 0 { 1 } else { 3 };
+            }
+            NAN => {}
+            _ => pos = escaped_end(bytes, pos, flip),
+        }
+    }
+    pos
+}
+
+/// Where the escaped string starting at `pos` ends, past its terminator.
+fn escaped_end(bytes: &[u8], mut pos: usize, flip: u8) -> usize {
+    loop {
+        let b = bytes[pos] ^ flip;
+        pos += 1;
+        if b == 0 {
+            pos += 1;
+            if bytes[pos - 1] ^ flip == 0 {
+                return pos;
+            }
+        }
+    }
 }
 
 /// Appends one value's encoding.
@@ -74,8 +112,9 @@ fn integer(out: &mut SortBytes, n: i128) {
 fn real(out: &mut SortBytes, r: f64, gap: Option<u16>) {
     let bits = if r == 0.0 { 0.0f64 } else { r }.to_bits();
     let ordered = if bits >> 63 == 1 { !bits } else { bits | 1 << 63 };
-    out.push(NUMBER);
-    out.extend_from_slice(&ordered.to_be_bytes());
+    let bytes = ordered.to_be_bytes();
+    let used = bytes.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
+    escaped(out, NUMBER, &bytes[..used]);
     match gap {
         None => out.push(0),
         Some(g) => {
@@ -203,6 +242,10 @@ mod tests {
             let (ka, kb) = (encode(&order, &[a.clone(), b.clone()][..]), encode(&order, &[c.clone(), d.clone()][..]));
             let tuple = order_by(&a, &c, desc, false).then(order_by(&b, &d, false, true));
             assert_eq!(ka.cmp(&kb), tuple, "({a:?}, {b:?}) vs ({c:?}, {d:?})");
+            // `len` finds the key's end, whatever follows it.
+            let mut followed = ka.clone();
+            followed.extend_from_slice(&[0, 0xFF, 0, 1]);
+            assert_eq!(len(&order, &followed), ka.len(), "({a:?}, {b:?})");
         }
     }
 
@@ -216,5 +259,7 @@ mod tests {
         assert!(k(Value::UInt(u64::MAX)) < k(Value::Real(18446744073709551616.0)));
         assert_eq!(k(Value::Bool(true)), k(Value::UInt(1)));
         assert_eq!(k(Value::Real(-0.0)), k(Value::Int(0)));
+        // Small integers drop the trailing zero bytes of their f64 bits: 1000 is C0 8F 40.
+        assert_eq!(&k(Value::Int(1000))[..], &[NUMBER, 0xC0, 0x8F, 0x40, 0, 0, 0]);
     }
 }

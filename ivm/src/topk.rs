@@ -14,7 +14,7 @@ use crate::sort_key::{self, SortBytes};
 use differential_dataflow::consolidation::consolidate;
 use differential_dataflow::AsCollection;
 use sluice_planner::expr::IN_PLACE_READS;
-use sluice_planner::{Row, SortKey};
+use sluice_planner::{Row, RowRef, SortKey};
 use std::cmp::Ordering;
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
@@ -26,17 +26,21 @@ use timely::dataflow::operators::Capability;
 
 type Update = (Row, Offset, Diff);
 
-/// A row with its sort key: ordered by the key's bytes (ORDER BY's order), then by the row's.
+/// A row's sort key followed by the row's bytes, in one buffer (inline for most rows): the
+/// key is self-delimiting, so the bytes order as the key (ORDER BY's order) and then the row.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Ranked {
-    key: SortBytes,
-    row: Row,
-}
+struct Ranked(SortBytes);
 
 impl Ranked {
-    fn new(order: &[SortKey], row: Row) -> Ranked {
-        let key = sort_key::encode(order, &row.reader(order.len() <= IN_PLACE_READS));
-        Ranked { key, row }
+    fn new(order: &[SortKey], row: &Row) -> Ranked {
+        let mut bytes = sort_key::encode(order, &row.reader(order.len() <= IN_PLACE_READS));
+        bytes.extend_from_slice(row.as_bytes());
+        Ranked(bytes)
+    }
+
+    /// The row, after the key.
+    fn row(&self, order: &[SortKey]) -> Row {
+        RowRef::from_row_bytes(&self.0[sort_key::len(order, &self.0)..]).to_row()
     }
 }
 
@@ -45,7 +49,7 @@ pub fn compare(order: &[SortKey], a: &Row, b: &Row) -> Ordering {
     if order.is_empty() {
         return a.cmp(b);
     }
-    Ranked::new(order, a.clone()).cmp(&Ranked::new(order, b.clone()))
+    Ranked::new(order, a).cmp(&Ranked::new(order, b))
 }
 
 /// The rows of one group with their multiplicities, in order.
@@ -71,7 +75,13 @@ fn window(group: &Group, skip: u64, keep: u64) -> Vec<(&Ranked, Diff)> {
 }
 
 /// Applies one offset's changes to a group and appends the change of its window to `out`.
-fn apply(group: &mut Group, changes: Vec<(Ranked, Diff)>, skip: u64, keep: u64, out: &mut Vec<(Row, Diff)>) {
+fn apply(
+    group: &mut Group,
+    changes: Vec<(Ranked, Diff)>,
+    order: &[SortKey],
+    (skip, keep): (u64, u64),
+    out: &mut Vec<(Row, Diff)>,
+) {
     let before = window(group, skip, keep);
     let full = before.iter().map(|(_, d)| *d as u64).sum::<u64>() == keep;
     // A full window that ends before every changed row stays as it is.
@@ -82,11 +92,11 @@ fn apply(group: &mut Group, changes: Vec<(Ranked, Diff)>, skip: u64, keep: u64, 
         }
         return;
     }
-    let mut delta: Vec<(Row, Diff)> = before.into_iter().map(|(r, d)| (r.row.clone(), -d)).collect();
+    let mut delta: Vec<(Row, Diff)> = before.into_iter().map(|(r, d)| (r.row(order), -d)).collect();
     for (r, d) in changes {
         add(group, r, d);
     }
-    delta.extend(window(group, skip, keep).into_iter().map(|(r, d)| (r.row.clone(), d)));
+    delta.extend(window(group, skip, keep).into_iter().map(|(r, d)| (r.row(order), d)));
     consolidate(&mut delta);
     out.append(&mut delta);
 }
@@ -148,7 +158,7 @@ where
                 while let Some(&(_, time, _)) = updates.peek() {
                     let mut by_group: HashMap<Row, Vec<(Ranked, Diff)>> = HashMap::new();
                     while let Some((row, _, d)) = updates.next_if(|u| u.1 == time) {
-                        by_group.entry(row.project(&group)).or_default().push((Ranked::new(&order, row), d));
+                        by_group.entry(row.project(&group)).or_default().push((Ranked::new(&order, &row), d));
                     }
                     for (key, mut changes) in by_group {
                         consolidate(&mut changes);
@@ -156,7 +166,7 @@ where
                             continue;
                         }
                         let g = groups.entry(key.clone()).or_default();
-                        apply(g, changes, skip, keep, &mut out);
+                        apply(g, changes, &order, (skip, keep), &mut out);
                         if g.is_empty() {
                             groups.remove(&key);
                         }
