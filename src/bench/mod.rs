@@ -4,6 +4,7 @@
 
 pub mod queries;
 pub mod server;
+mod stamps;
 pub mod transfer;
 
 /// This process's resident memory, in bytes (0 where /proc cannot say).

@@ -7,7 +7,7 @@
 //! when the server starts it, to its update's arrival: reducer, group commit and fsync
 //! included), and the server's CPU and peak memory when it runs the server itself.
 //!
-//! The load generator runs on one thread (a current-thread tokio runtime), so on a 2-core
+//! Dashboards read only the timestamps of what they receive (`stamps`). The load generator runs on one thread (a current-thread tokio runtime), so on a 2-core
 //! machine the server keeps the other core and whatever the generator leaves.
 
 use super::server::Target;
@@ -17,7 +17,7 @@ use hdrhistogram::Histogram;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Zipf};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sluice_client::protocol::{ClientMessage, Encoding, ServerMessage, Status};
 use sluice_client::Http;
 use std::cell::RefCell;
@@ -234,34 +234,17 @@ async fn connect(url: &str, token: Option<&str>) -> Result<Socket> {
 
 /// The next server message.
 async fn next(ws: &mut Socket) -> Result<ServerMessage> {
-    next_as(ws).await
+    Encoding::MessagePack.decode(&next_frame(ws).await?).map_err(|e| anyhow!(e))
 }
 
-/// The next server message, read as `T` (which may skip most of it).
-async fn next_as<T: for<'de> Deserialize<'de>>(ws: &mut Socket) -> Result<T> {
+/// The next binary frame's bytes.
+async fn next_frame(ws: &mut Socket) -> Result<tokio_tungstenite::tungstenite::Bytes> {
     loop {
         match ws.next().await.ok_or_else(|| anyhow!("the server closed the connection"))?? {
-            Message::Binary(b) => return Encoding::MessagePack.decode(&b).map_err(|e| anyhow!(e)),
+            Message::Binary(b) => return Ok(b),
             Message::Close(c) => bail!("the server closed the connection: {c:?}"),
             _ => continue,
         }
-    }
-}
-
-/// What a dashboard reads of a message: a TransactionUpdate's timestamp (the only message
-/// with one), or those of each transaction in a TransactionUpdates. Rows are skipped, not
-/// decoded, so the load generator keeps up with more.
-#[derive(Deserialize)]
-struct Stamps {
-    timestamp_micros: Option<u64>,
-    #[serde(default)]
-    transactions: Vec<Stamps>,
-}
-
-impl Stamps {
-    /// The timestamps of the transactions in the message.
-    fn all(&self) -> impl Iterator<Item = u64> + '_ {
-        self.timestamp_micros.into_iter().chain(self.transactions.iter().filter_map(|t| t.timestamp_micros))
     }
 }
 
@@ -282,21 +265,23 @@ async fn subscribe(url: &str, token: Option<&str>) -> Result<Socket> {
 
 /// Records how long each transaction's update took to arrive.
 async fn watch(mut ws: Socket, tally: Shared) {
+    let mut stamps = Vec::new();
     loop {
-        let message = next_as::<Stamps>(&mut ws).await;
+        stamps.clear();
+        let message = next_frame(&mut ws).await.and_then(|b| super::stamps::read(&b, &mut stamps));
         let mut t = tally.borrow_mut();
         match message {
-            Ok(stamps) if t.measuring => {
+            Ok(()) if t.measuring => {
                 let now = crate::demo::now_micros();
-                for stamp in stamps.all() {
-                    t.delta_micros.saturating_record(now.saturating_sub(stamp).max(1));
+                for stamp in &stamps {
+                    t.delta_micros.saturating_record(now.saturating_sub(*stamp).max(1));
                     t.delta_updates += 1;
                 }
             }
-            Ok(_) => {}
+            Ok(()) => {}
             Err(e) => {
                 if !t.done {
-                    t.error.get_or_insert(format!("a subscriber's connection ended: {e}"));
+                    t.error.get_or_insert(format!("a subscriber's connection ended: {e:#}"));
                 }
                 return;
             }
