@@ -91,11 +91,11 @@ enum Driver {
 
 impl Driver {
     /// Runs a command that may move many rows (applying transactions, building a dataflow):
-    /// one that took `BULK_LOAD` or more returns the buffers it freed to the system.
-    fn run_bulk(&mut self, cmd: Command, source: &dyn TableSource) -> Reply {
+    /// one that took `bulk` or more returns the buffers it freed to the system.
+    fn run_bulk(&mut self, cmd: Command, source: &dyn TableSource, bulk: Duration) -> Reply {
         let started = Instant::now();
         let reply = self.run(cmd, source);
-        if started.elapsed() >= BULK_LOAD {
+        if started.elapsed() >= bulk {
             release_free_memory();
         }
         reply
@@ -235,7 +235,7 @@ impl Engine {
             return Ok(Vec::new());
         }
         self.offset = current;
-        let reply = self.driver.run_bulk(Command::Apply(Arc::new(txs)), &NoRows);
+        let reply = self.driver.run_bulk(Command::Apply(Arc::new(txs)), &NoRows, BULK_APPLY);
         Ok(self.absorb(reply.outputs))
     }
 
@@ -286,7 +286,7 @@ impl Engine {
         }
         let q = QueryId(self.next_query);
         self.next_query += 1;
-        let reply = self.driver.run_bulk(Command::AddQuery(q, Arc::new(plan.plan.clone()), None), source);
+        let reply = self.driver.run_bulk(Command::AddQuery(q, Arc::new(plan.plan.clone()), None), source, BULK_LOAD);
         let mut updates: Vec<(Row, Diff)> = Vec::new();
         for (id, out) in reply.outputs {
             debug_assert_eq!(id, q, "only the new query has output");
@@ -421,10 +421,14 @@ fn spawn_workers(n: usize, offset: Offset) -> Driver {
     Driver::Threads { senders, replies, handle: Some(handle) }
 }
 
-/// A new dataflow that took this long to build, or transactions this long to apply, moved
-/// many rows (arrangements are sorted from buffers several times their final size): the
-/// buffers they freed are worth returning.
+/// A new dataflow that took this long to build moved many rows (arrangements are sorted from
+/// buffers several times their final size): the buffers it freed are worth returning.
 const BULK_LOAD: Duration = Duration::from_millis(50);
+
+/// Transactions that took this long to apply were a bulk load. Shorter ones are a busy
+/// stream, whose next step reuses the buffers at once: returning them after every 200 ms
+/// step of 200,000 changes made the next fault them in again (a tenth of that step's time).
+const BULK_APPLY: Duration = Duration::from_secs(1);
 
 /// Returns the allocator's free pages to the system. glibc's malloc keeps what a bulk load
 /// freed (the arrangement sort buffers: 80 bytes per update), which would otherwise stay in
