@@ -13,7 +13,7 @@
 //! - then TEXT, bytewise; then BYTES, bytewise.
 //!
 //! A number is the order-preserving bits of the greatest `f64` at most it, big-endian without
-//! their trailing zero bytes (small integers take two to four), escaped as TEXT is; then
+//! their trailing zero bytes (small integers take one to four), escaped as TEXT is; then
 //! `0x00` when the number is that `f64` exactly, or `0x01` and its distance above it (below
 //! 2^12 for any 64-bit integer) when it is not. TEXT and BYTES escape `0x00` as `0x00 0xFF`
 //! and end with `0x00 0x00`; dropping trailing zeros keeps the order, since a shorter string

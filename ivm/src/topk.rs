@@ -1,12 +1,13 @@
 //! ORDER BY … LIMIT / OFFSET as a maintained top-k, per group of rows equal on `group`.
 //!
 //! A stateful operator keeps each group's rows in a B-tree ordered by their sort keys,
-//! encoded as bytes (`sort_key`), and then the row bytes (a total, deterministic order). Updates wait until the input frontier
-//! has passed their offset and are then applied offset by offset; for each group an offset
-//! touched, the visible window (`offset .. offset + limit`, by multiplicity) is compared
-//! before and after and only the difference is emitted. A change that lands behind a full
-//! window is recognised from the window's last key and costs one B-tree update: O(log n),
-//! plus O(offset + limit) to read the window — never a rescan of the group.
+//! encoded as bytes (`sort_key`), and then the row bytes (a total, deterministic order).
+//! Updates wait until the input frontier has passed their offset and are then applied
+//! offset by offset; for each group an offset touched, the visible window (`offset ..
+//! offset + limit`, by multiplicity) is compared before and after and only the difference is
+//! emitted. A change that lands behind a full window is recognised from the window's last
+//! key and costs one B-tree update: O(log n), plus O(offset + limit) to read the window —
+//! never a rescan of the group.
 
 use crate::delta::{Diff, Offset};
 use crate::render::Coll;

@@ -7,8 +7,9 @@
 //! when the server starts it, to its update's arrival: reducer, group commit and fsync
 //! included), and the server's CPU and peak memory when it runs the server itself.
 //!
-//! Dashboards read only the timestamps of what they receive (`stamps`). The load generator runs on one thread (a current-thread tokio runtime), so on a 2-core
-//! machine the server keeps the other core and whatever the generator leaves.
+//! Dashboards read only the timestamps of what they receive (`stamps`). The load generator
+//! runs on one thread (a current-thread tokio runtime), so on a 2-core machine the server
+//! keeps the other core and whatever the generator leaves.
 
 use super::server::Target;
 use anyhow::{anyhow, bail, Context, Result};
