@@ -6,7 +6,7 @@
 
 use crate::delta::{consolidate, consolidate_per_offset, split, Diff, Offset, QueryDelta, QueryId, Transaction};
 use crate::source::{Loaded, NoRows, TableSource};
-use crate::topk::compare;
+use crate::topk::rank;
 use crate::worker::{Command, Reply, WorkerState};
 use hashbrown::hash_map::Entry;
 use sluice_planner::{QueryPlan, Row, SortKey, TableSchema};
@@ -380,7 +380,7 @@ impl Engine {
 fn current_rows(state: &QueryState, order: &[SortKey]) -> Vec<Row> {
     let mut rows: Vec<Row> = Vec::new();
     let mut entries: Vec<(&Row, &Diff)> = state.result.iter().collect();
-    entries.sort_by(|a, b| compare(order, a.0, b.0));
+    entries.sort_by_cached_key(|(row, _)| rank(order, row));
     let visible = state.plan.columns.len();
     for (r, d) in entries {
         for _ in 0..(*d).max(0) {

@@ -16,7 +16,6 @@ use differential_dataflow::consolidation::consolidate;
 use differential_dataflow::AsCollection;
 use sluice_planner::expr::IN_PLACE_READS;
 use sluice_planner::{Row, RowRef, SortKey};
-use std::cmp::Ordering;
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
@@ -45,12 +44,10 @@ impl Ranked {
     }
 }
 
-/// Compares two rows by the sort keys, then by the whole row (the order top-k maintains).
-pub fn compare(order: &[SortKey], a: &Row, b: &Row) -> Ordering {
-    if order.is_empty() {
-        return a.cmp(b);
-    }
-    Ranked::new(order, a).cmp(&Ranked::new(order, b))
+/// What orders rows by the sort keys, then by the whole row (the order top-k maintains):
+/// computed once per row, to sort many.
+pub fn rank(order: &[SortKey], row: &Row) -> impl Ord {
+    Ranked::new(order, row)
 }
 
 /// The rows of one group with their multiplicities, in order.
