@@ -1,13 +1,15 @@
 //! GROUP BY and aggregates as differential dataflow.
 //!
 //! COUNT / SUM / AVG (without DISTINCT) are accumulable: each row contributes an `Accum`
-//! difference (or, when every aggregate is COUNT(*), just its count) and `count_total`
-//! maintains the per-group total in O(1) per change. MIN / MAX are a maintained top-1 of the
+//! difference (or, when every aggregate is COUNT(*), just its count), the contributions of a
+//! step are summed per (group, offset) (`pre_aggregate`), and `count_total` maintains the
+//! per-group total in O(1) per change. MIN / MAX are a maintained top-1 of the
 //! group's non-NULL values (ordered state, O(log n) per change); DISTINCT forms work on the
 //! distinct (group, value) pairs. No aggregate rescans its group. A global aggregate (no GROUP
 //! BY) always has exactly one row, also over empty input.
 
 use crate::delta::{Diff, Offset};
+use crate::pre_aggregate::pre_aggregate;
 use crate::render::Coll;
 use crate::topk::render_topk;
 use differential_dataflow::difference::{IsZero, Multiply, Semigroup};
@@ -179,8 +181,7 @@ pub fn render_aggregate<'s>(
         // Counts only: the row count is the difference itself, no totals to carry.
         let in_place = reads_in_place(group.exprs());
         let n = aggs.len();
-        input
-            .map(move |r| group.of(&r, &r.reader(in_place)))
+        pre_aggregate(input.map(move |r| group.of(&r, &r.reader(in_place))))
             .count_total()
             .map(move |(k, count)| k.concat(&Row::new(vec![Value::Int(count as i64); n])))
     } else if aggs.iter().all(|a| a.func.is_accumulable() && !a.distinct) {
@@ -250,7 +251,7 @@ fn accumulate<'s>(keyed: Keyed<'s>, aggs: &[AggCall]) -> VecCollection<'s, Offse
 
 /// Each group's total of its rows' contributions, for the groups that have rows.
 fn totals<'s>(contributions: VecCollection<'s, Offset, Row, Accum>) -> VecCollection<'s, Offset, (Row, Accum), Diff> {
-    contributions.count_total().filter(|(_, acc)| acc.rows != 0)
+    pre_aggregate(contributions).count_total().filter(|(_, acc)| acc.rows != 0)
 }
 
 /// Aggregates that are not all plain accumulable ones, each maintained without scanning its

@@ -6,6 +6,7 @@ mod aggregate;
 mod delta;
 mod engine;
 mod layout;
+mod pre_aggregate;
 mod render;
 mod rows;
 mod sort_key;
