@@ -17,7 +17,7 @@ use differential_dataflow::input::InputSession;
 use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
 use differential_dataflow::{AsCollection, VecCollection};
 use sluice_planner::expr::{canonical_key, plain_columns, reads_in_place, truth};
-use sluice_planner::{Expr, JoinKey, JoinKind, Plan, Row, RowRef, SetOpKind, Value};
+use sluice_planner::{BinOp, Expr, IntColumn, JoinKey, JoinKind, Plan, Row, RowRef, SetOpKind, Value};
 use std::collections::HashMap;
 use timely::dataflow::operators::vec::ToStream;
 use timely::dataflow::Scope;
@@ -37,23 +37,87 @@ pub struct SharedKey {
 }
 
 /// A filter on rows (none admits every row), reading them in place or decoded, whichever its
-/// column reads make cheaper.
+/// column reads make cheaper. A conjunction of integer columns compared with integer
+/// literals (`v < 500 AND g = 3`) is first tried on the columns' integers, making no values.
 #[derive(Clone)]
 pub struct Predicate {
     expr: Option<Expr>,
     in_place: bool,
+    ints: Vec<IntCompare>,
+}
+
+/// `column op value` where the column holds an INTEGER and `value` is one.
+#[derive(Clone, Copy, Debug)]
+struct IntCompare {
+    column: usize,
+    op: BinOp,
+    value: i64,
+}
+
+impl IntCompare {
+    /// The comparison if `e` is an integer column against an integer literal, either way round.
+    fn of(e: &Expr) -> Option<IntCompare> {
+        let Expr::Binary(op, a, b) = e else { return None };
+        let flipped = match op {
+            BinOp::Lt => BinOp::Gt,
+            BinOp::LtEq => BinOp::GtEq,
+            BinOp::Gt => BinOp::Lt,
+            BinOp::GtEq => BinOp::LtEq,
+            BinOp::Eq | BinOp::NotEq => *op,
+            _ => return None,
+        };
+        match (&**a, &**b) {
+            (Expr::Column(column), Expr::Literal(Value::Int(value))) => {
+                Some(IntCompare { column: *column, op: *op, value: *value })
+            }
+            (Expr::Literal(Value::Int(value)), Expr::Column(column)) => {
+                Some(IntCompare { column: *column, op: flipped, value: *value })
+            }
+            _ => None,
+        }
+    }
+
+    #[inline]
+    fn holds(&self, x: i64) -> bool {
+        match self.op {
+            BinOp::Lt => x < self.value,
+            BinOp::LtEq => x <= self.value,
+            BinOp::Gt => x > self.value,
+            BinOp::GtEq => x >= self.value,
+            BinOp::Eq => x == self.value,
+            _ => x != self.value,
+        }
+    }
 }
 
 impl Predicate {
     pub fn new(expr: Option<Expr>) -> Predicate {
         let in_place = reads_in_place(expr.iter());
-        Predicate { expr, in_place }
+        let conjuncts = expr.clone().map(Expr::conjuncts).unwrap_or_default();
+        let ints = conjuncts.iter().map(IntCompare::of).collect::<Option<Vec<_>>>().unwrap_or_default();
+        Predicate { expr, in_place, ints }
     }
 
     /// Whether the filter is true of a row.
     #[inline]
     pub fn admits(&self, row: RowRef<'_>) -> bool {
-        self.expr.as_ref().is_none_or(|p| truth(&p.eval_on(&row.reader(self.in_place))) == Some(true))
+        let Some(p) = &self.expr else { return true };
+        if !self.ints.is_empty() {
+            let mut all_ints = true;
+            for c in &self.ints {
+                match row.int_at(c.column) {
+                    IntColumn::Int(x) if !c.holds(x) => return false,
+                    IntColumn::Int(_) => {}
+                    // A NULL comparison is not true, so neither is the conjunction.
+                    IntColumn::Null => return false,
+                    IntColumn::Other => all_ints = false,
+                }
+            }
+            if all_ints {
+                return true;
+            }
+        }
+        truth(&p.eval_on(&row.reader(self.in_place))) == Some(true)
     }
 }
 
@@ -341,4 +405,62 @@ fn set_op<'s>(l: Coll<'s>, r: Coll<'s>, op: SetOpKind, all: bool) -> Coll<'s> {
 /// Multiplicity max(a - b, 0) per row.
 fn except_all<'s>(l: Coll<'s>, r: Coll<'s>) -> Coll<'s> {
     l.concat(r.negate()).threshold(|_, c| if *c > 0 { *c } else { 0 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn col(i: usize) -> Expr {
+        Expr::Column(i)
+    }
+
+    fn int(x: i64) -> Expr {
+        Expr::Literal(Value::Int(x))
+    }
+
+    #[test]
+    fn integer_comparisons_agree_with_evaluating_the_expression() {
+        let values = [
+            Value::Null,
+            Value::Int(-2),
+            Value::Int(0),
+            Value::Int(3),
+            Value::Int(i64::MAX),
+            Value::Real(0.5),
+            Value::text("3"),
+        ];
+        let ops = [BinOp::Lt, BinOp::LtEq, BinOp::Gt, BinOp::GtEq, BinOp::Eq, BinOp::NotEq];
+        let mut predicates = Vec::new();
+        for op in ops {
+            for k in [-2, 0, 3] {
+                predicates.push(Expr::binary(op, col(0), int(k)));
+                predicates.push(Expr::binary(op, int(k), col(1)));
+                predicates.push(Expr::binary(
+                    BinOp::And,
+                    Expr::binary(op, col(1), int(k)),
+                    Expr::binary(BinOp::GtEq, col(0), int(0)),
+                ));
+            }
+        }
+        // Not integer comparisons: evaluated as before.
+        predicates.push(Expr::binary(BinOp::Lt, col(0), Expr::Literal(Value::Real(0.7))));
+        predicates.push(Expr::binary(
+            BinOp::Or,
+            Expr::binary(BinOp::Lt, col(0), int(0)),
+            Expr::binary(BinOp::Eq, col(1), int(3)),
+        ));
+        for p in predicates {
+            let pred = Predicate::new(Some(p.clone()));
+            for a in &values {
+                for b in &values {
+                    let row = Row::new(vec![a.clone(), b.clone()]);
+                    let want = truth(&p.eval_on(&row)) == Some(true);
+                    assert_eq!(pred.admits(row.as_row_ref()), want, "{p:?} on {row:?}");
+                }
+            }
+        }
+        assert_eq!(Predicate::new(Some(Expr::binary(BinOp::Lt, int(1), col(2)))).ints.len(), 1);
+        assert!(Predicate::new(Some(Expr::binary(BinOp::Add, col(0), int(1)))).ints.is_empty());
+    }
 }

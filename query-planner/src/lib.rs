@@ -16,5 +16,5 @@ pub use change::TableChange;
 pub use error::{PlanError, Result};
 pub use expr::{BinOp, Columns, Expr, Func};
 pub use plan::{AggCall, AggFunc, JoinKey, JoinKind, Plan, QueryPlan, SetOpKind, SortKey};
-pub use row::{Row, RowReader, RowRef};
+pub use row::{IntColumn, Row, RowReader, RowRef};
 pub use types::{DataType, Value};

@@ -252,6 +252,29 @@ impl<'a> RowRef<'a> {
         Row(Repr::Heap(Arc::from(v)))
     }
 
+    /// The i-th value as an integer where it is an INTEGER or NULL (NULL past the end), the
+    /// values before it skipped; `Other` for any other type, left undecoded.
+    #[inline]
+    pub fn int_at(self, i: usize) -> IntColumn {
+        let b = self.0;
+        let mut pos = 0;
+        for _ in 0..i {
+            if pos >= b.len() {
+                return IntColumn::Null;
+            }
+            skip(b, &mut pos);
+        }
+        match b.get(pos) {
+            None | Some(&NULL) => IntColumn::Null,
+            Some(&INT) => {
+                pos += 1;
+                let z = get_varint(b, &mut pos);
+                IntColumn::Int(((z >> 1) as i64) ^ -((z & 1) as i64))
+            }
+            Some(_) => IntColumn::Other,
+        }
+    }
+
     /// The row's columns for evaluating expressions: in place, or decoded once.
     #[inline]
     pub fn reader(self, in_place: bool) -> RowReader<'a> {
@@ -275,6 +298,15 @@ impl Columns for RowRef<'_> {
     fn column(&self, i: usize) -> Value {
         column_at(self.0, i)
     }
+}
+
+/// A column as `RowRef::int_at` reads it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IntColumn {
+    Int(i64),
+    Null,
+    /// A value of another type.
+    Other,
 }
 
 /// A row's columns for evaluating expressions: read in place, or decoded once up front
@@ -628,6 +660,20 @@ mod tests {
         assert!(Row::new(vec![Value::text("x"), Value::Null]).null_where(&[false, true]));
         assert_eq!(Row::new(vec![Value::Real(-0.0)]), Row::new(vec![Value::Real(0.0)]));
         assert_ne!(Row::new(vec![Value::Int(1)]), Row::new(vec![Value::Int(2)]));
+    }
+
+    #[test]
+    fn int_at_reads_integers_and_nulls_only() {
+        let r = Row::new(sample());
+        for (i, v) in sample().into_iter().enumerate().chain([(10, Value::Null), (11, Value::Null)]) {
+            let want = match v {
+                Value::Int(x) => IntColumn::Int(x),
+                Value::Null => IntColumn::Null,
+                _ => IntColumn::Other,
+            };
+            assert_eq!(r.as_row_ref().int_at(i), want, "column {i}");
+        }
+        assert_eq!(Row::new(vec![Value::Int(i64::MAX)]).as_row_ref().int_at(0), IntColumn::Int(i64::MAX));
     }
 
     #[test]
