@@ -257,21 +257,14 @@ impl<'a> RowRef<'a> {
     #[inline]
     pub fn int_at(self, i: usize) -> IntColumn {
         let b = self.0;
-        let mut pos = 0;
-        for _ in 0..i {
-            if pos >= b.len() {
-                return IntColumn::Null;
-            }
-            skip(b, &mut pos);
-        }
-        match b.get(pos) {
-            None | Some(&NULL) => IntColumn::Null,
-            Some(&INT) => {
+        let Some(mut pos) = seek(b, i) else { return IntColumn::Null };
+        match b[pos] {
+            NULL => IntColumn::Null,
+            INT => {
                 pos += 1;
-                let z = get_varint(b, &mut pos);
-                IntColumn::Int(((z >> 1) as i64) ^ -((z & 1) as i64))
+                IntColumn::Int(unzigzag(get_varint(b, &mut pos)))
             }
-            Some(_) => IntColumn::Other,
+            _ => IntColumn::Other,
         }
     }
 
@@ -330,17 +323,30 @@ impl Columns for RowReader<'_> {
 /// decoded.
 #[inline]
 fn column_at(bytes: &[u8], i: usize) -> Value {
+    match seek(bytes, i) {
+        Some(mut pos) => decode(bytes, &mut pos),
+        None => Value::Null,
+    }
+}
+
+/// Where the i-th value of an encoded row starts (`None` past the end), the values before it
+/// skipped.
+#[inline]
+fn seek(bytes: &[u8], i: usize) -> Option<usize> {
     let mut pos = 0;
     for _ in 0..i {
         if pos >= bytes.len() {
-            return Value::Null;
+            return None;
         }
         skip(bytes, &mut pos);
     }
-    if pos >= bytes.len() {
-        return Value::Null;
-    }
-    decode(bytes, &mut pos)
+    (pos < bytes.len()).then_some(pos)
+}
+
+/// An INTEGER from its zigzag encoding.
+#[inline]
+fn unzigzag(z: u64) -> i64 {
+    ((z >> 1) as i64) ^ -((z & 1) as i64)
 }
 
 impl PartialEq<&Row> for RowRef<'_> {
@@ -445,10 +451,7 @@ fn decode(b: &[u8], pos: &mut usize) -> Value {
     let tag = b[*pos];
     *pos += 1;
     match tag {
-        INT => {
-            let z = get_varint(b, pos);
-            Value::Int(((z >> 1) as i64) ^ -((z & 1) as i64))
-        }
+        INT => Value::Int(unzigzag(get_varint(b, pos))),
         NULL => Value::Null,
         FALSE => Value::Bool(false),
         TRUE => Value::Bool(true),
