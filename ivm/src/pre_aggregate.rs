@@ -31,7 +31,9 @@ where
         .unary(Pipeline, "PreAggregate", |_cap, _info| {
             let mut sums: HashMap<(D, Offset), R> = HashMap::new();
             move |input, output| {
-                // Times are totally ordered: the least time received covers every update.
+                // Times are totally ordered: the least time received covers every update. (A
+                // message with an empty stamp would have no time to send under; the operators
+                // upstream, differential's maps and joins, always send with one.)
                 let mut least: Option<Capability<Offset>> = None;
                 input.for_each(|cap, data| {
                     if let Some(c) = cap.retain_least(0) {
