@@ -1,9 +1,10 @@
 //! Rows: a compact, canonical byte encoding of a sequence of values.
 //!
 //! Rows are what the dataflows sort, hash, compare and clone millions of times, so they are
-//! bytes: equality, hashing and ordering are `memcmp`, and a row of up to 30 encoded bytes
+//! bytes: equality, hashing and ordering are `memcmp`, and a row of up to 29 encoded bytes
 //! (four small integers take 8 to 16) lives inline with no allocation; longer rows share one
-//! reference-counted buffer. The order is the bytes' order — total and consistent with
+//! reference-counted buffer. A row made from values also records how many there are, so
+//! checking a row's arity (done for every row of every transaction) need not walk it. The order is the bytes' order — total and consistent with
 //! equality, not SQL's; semantic comparisons decode values (`expr::sql_cmp`).
 //!
 //! Encoding per value: a tag byte, then NULL / FALSE / TRUE: nothing; INTEGER: zigzag LEB128;
@@ -23,7 +24,10 @@ use std::sync::Arc;
 /// Decoded values of a row, inline for up to eight columns.
 pub type Values = SmallVec<[Value; 8]>;
 
-const INLINE: usize = 30;
+const INLINE: usize = 29;
+
+/// `cols` of a row whose values were not counted when it was made (or that has 255 or more).
+const UNCOUNTED: u8 = u8::MAX;
 
 const NULL: u8 = 0;
 const FALSE: u8 = 1;
@@ -36,8 +40,8 @@ const BYTES: u8 = 7;
 
 #[derive(Clone)]
 enum Repr {
-    Inline { len: u8, buf: [u8; INLINE] },
-    Heap(Arc<[u8]>),
+    Inline { len: u8, cols: u8, buf: [u8; INLINE] },
+    Heap { cols: u8, bytes: Arc<[u8]> },
 }
 
 /// An immutable row of values.
@@ -56,21 +60,29 @@ impl Row {
         for v in values {
             encode(v, &mut buf);
         }
-        Row::from_bytes(&buf)
+        Row::from_bytes(&buf, Some(values.len()))
     }
 
     /// The row with no values.
     pub fn empty() -> Row {
-        Row(Repr::Inline { len: 0, buf: [0; INLINE] })
+        Row(Repr::Inline { len: 0, cols: 0, buf: [0; INLINE] })
     }
 
-    fn from_bytes(bytes: &[u8]) -> Row {
+    /// The row of encoded `bytes`, holding `cols` values where that is known.
+    fn from_bytes(bytes: &[u8], cols: Option<usize>) -> Row {
+        let cols = cols.and_then(|c| u8::try_from(c).ok()).unwrap_or(UNCOUNTED);
         if bytes.len() <= INLINE {
             let mut buf = [0u8; INLINE];
             buf[..bytes.len()].copy_from_slice(bytes);
-            Row(Repr::Inline { len: bytes.len() as u8, buf })
+            Row(Repr::Inline { len: bytes.len() as u8, cols, buf })
         } else {
-            Row(Repr::Heap(Arc::from(bytes)))
+            Row(Repr::Heap { cols, bytes: Arc::from(bytes) })
+        }
+    }
+
+    fn cols(&self) -> u8 {
+        match &self.0 {
+            Repr::Inline { cols, .. } | Repr::Heap { cols, .. } => *cols,
         }
     }
 
@@ -78,20 +90,19 @@ impl Row {
     #[inline]
     pub fn as_bytes(&self) -> &[u8] {
         match &self.0 {
-            Repr::Inline { len, buf } => &buf[..*len as usize],
-            Repr::Heap(b) => b,
+            Repr::Inline { len, buf, .. } => &buf[..*len as usize],
+            Repr::Heap { bytes, .. } => bytes,
         }
     }
 
-    /// Number of values (counted without decoding them).
+    /// Number of values: recorded when the row was made from values, else counted from the
+    /// tags without decoding.
+    #[inline]
     pub fn len(&self) -> usize {
-        let bytes = self.as_bytes();
-        let (mut pos, mut n) = (0, 0);
-        while pos < bytes.len() {
-            skip(bytes, &mut pos);
-            n += 1;
+        match self.cols() {
+            UNCOUNTED => count_values(self.as_bytes()),
+            cols => cols as usize,
         }
-        n
     }
 
     /// Whether any value is NULL where `check` is true (read from the tags, not decoded).
@@ -169,14 +180,14 @@ impl Row {
                 None => buf.push(NULL),
             }
         }
-        Row::from_bytes(&buf)
+        Row::from_bytes(&buf, Some(cols.len()))
     }
 
     /// The first `n` values.
     pub fn prefix(&self, n: usize) -> Row {
         let spans = self.spans();
         let end = if n == 0 { 0 } else { spans.get(n - 1).map_or(self.as_bytes().len(), |s| s.1) };
-        Row::from_bytes(&self.as_bytes()[..end])
+        Row::from_bytes(&self.as_bytes()[..end], Some(n.min(spans.len())))
     }
 
     /// Byte spans of each encoded value.
@@ -195,7 +206,7 @@ impl Row {
     /// Decodes bytes that came from outside (a module, the network): `None` unless they are a
     /// well-formed encoding. Re-encoding the values gives the canonical row.
     pub fn decode_untrusted(bytes: &[u8]) -> Option<Values> {
-        Row::validate(bytes).then(|| Row::from_bytes(bytes).values())
+        Row::validate(bytes).then(|| Row::from_bytes(bytes, None).values())
     }
 
     /// Checks that bytes are a well-formed encoding (for rows arriving from elsewhere).
@@ -231,9 +242,10 @@ impl<'a> RowRef<'a> {
         null_where(self.0, check)
     }
 
-    /// An owned copy (inline, without allocating, up to 30 bytes).
+    /// An owned copy (inline, without allocating, up to 29 bytes); its values are counted
+    /// only if asked for.
     pub fn to_row(self) -> Row {
-        Row::from_bytes(self.0)
+        Row::from_bytes(self.0, None)
     }
 
     /// This row followed by `other`'s values.
@@ -244,12 +256,12 @@ impl<'a> RowRef<'a> {
             let mut buf = [0u8; INLINE];
             buf[..a.len()].copy_from_slice(a);
             buf[a.len()..a.len() + b.len()].copy_from_slice(b);
-            return Row(Repr::Inline { len: (a.len() + b.len()) as u8, buf });
+            return Row(Repr::Inline { len: (a.len() + b.len()) as u8, cols: UNCOUNTED, buf });
         }
         let mut v = Vec::with_capacity(a.len() + b.len());
         v.extend_from_slice(a);
         v.extend_from_slice(b);
-        Row(Repr::Heap(Arc::from(v)))
+        Row(Repr::Heap { cols: UNCOUNTED, bytes: Arc::from(v) })
     }
 
     /// The i-th value as an integer where it is an INTEGER or NULL (NULL past the end), the
@@ -359,6 +371,16 @@ impl fmt::Debug for RowRef<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.to_row().fmt(f)
     }
+}
+
+/// Number of values in an encoded row, counted from the tags.
+fn count_values(bytes: &[u8]) -> usize {
+    let (mut pos, mut n) = (0, 0);
+    while pos < bytes.len() {
+        skip(bytes, &mut pos);
+        n += 1;
+    }
+    n
 }
 
 /// Whether any value of an encoded row is NULL where `check` is true (read from the tags).
@@ -538,7 +560,7 @@ impl PartialEq for Row {
     fn eq(&self, other: &Self) -> bool {
         match (&self.0, &other.0) {
             // Zero-padded: equal buffers and lengths are equal bytes.
-            (Repr::Inline { len: la, buf: a }, Repr::Inline { len: lb, buf: b }) => la == lb && a == b,
+            (Repr::Inline { len: la, buf: a, .. }, Repr::Inline { len: lb, buf: b, .. }) => la == lb && a == b,
             _ => self.as_bytes() == other.as_bytes(),
         }
     }
@@ -558,7 +580,7 @@ impl Ord for Row {
             // Inline buffers are zero-padded, so comparing them whole (a word at a time) and
             // then the lengths is the byte slices' order: where one row is a prefix of the
             // other, the longer one's next bytes are >= the padding, and equal only if zero.
-            (Repr::Inline { len: la, buf: a }, Repr::Inline { len: lb, buf: b }) => {
+            (Repr::Inline { len: la, buf: a, .. }, Repr::Inline { len: lb, buf: b, .. }) => {
                 let word = |buf: &[u8; INLINE], i: usize| {
                     let mut w = [0u8; 8];
                     let end = (i + 8).min(INLINE);
@@ -601,10 +623,12 @@ impl From<Vec<Value>> for Row {
 impl FromIterator<Value> for Row {
     fn from_iter<I: IntoIterator<Item = Value>>(iter: I) -> Row {
         let mut buf: SmallVec<[u8; 64]> = SmallVec::new();
+        let mut cols = 0;
         for v in iter {
             encode(&v, &mut buf);
+            cols += 1;
         }
-        Row::from_bytes(&buf)
+        Row::from_bytes(&buf, Some(cols))
     }
 }
 
@@ -620,7 +644,7 @@ impl<'de> Deserialize<'de> for Row {
         if !Row::validate(&bytes) {
             return Err(serde::de::Error::custom("malformed row encoding"));
         }
-        Ok(Row::from_bytes(&bytes))
+        Ok(Row::from_bytes(&bytes, None))
     }
 }
 
@@ -705,7 +729,7 @@ mod tests {
         let a = Row::new(vec![Value::Int(1), Value::Int(1_000_000)]);
         assert!(matches!(a.0, Repr::Inline { .. }));
         let b = Row::new(vec![Value::text("a long text value that does not fit inline")]);
-        assert!(matches!(b.0, Repr::Heap(_)));
+        assert!(matches!(b.0, Repr::Heap { .. }));
         let c = a.concat(&b);
         assert_eq!(c.values().to_vec(), vec![Value::Int(1), Value::Int(1_000_000), b.get(0)]);
         assert_eq!(c.project(&[2, 0]).values().to_vec(), vec![b.get(0), Value::Int(1)]);
@@ -741,6 +765,39 @@ mod tests {
         let wide = Expr::Func(crate::Func::Coalesce, (0..5).map(Expr::Column).collect());
         assert!(!reads_in_place([&wide]));
         assert_eq!(wide.eval_on(&row.reader(false)), Value::Bool(true));
+    }
+
+    #[test]
+    fn len_is_the_number_of_values_however_the_row_was_made() {
+        let values = sample();
+        let row = Row::new(values.clone());
+        let wide = Row::new(vec![Value::Int(7); 300]);
+        let made: Vec<(Row, usize)> = vec![
+            (row.clone(), values.len()),
+            (row.as_row_ref().to_row(), values.len()),
+            (row.project(&[3, 0, 99]), 3),
+            (row.prefix(2), 2),
+            (row.prefix(values.len() + 5), values.len()),
+            (row.concat(&row), 2 * values.len()),
+            (values.iter().cloned().collect(), values.len()),
+            (rmp_serde::from_slice(&rmp_serde::to_vec(&row).unwrap()).unwrap(), values.len()),
+            (Row::empty(), 0),
+            (wide.clone(), 300),
+            (wide.as_row_ref().to_row(), 300),
+        ];
+        for (r, n) in made {
+            assert_eq!(r.len(), n, "{r:?}");
+            assert_eq!(r.len(), count_values(r.as_bytes()), "{r:?}");
+            // Whether the count was recorded does not change equality, order or hash.
+            let same = Row::from_values(&r.values());
+            assert!(r == same && r.cmp(&same) == Ordering::Equal, "{r:?}");
+            let state = std::hash::RandomState::new();
+            assert_eq!(
+                std::hash::BuildHasher::hash_one(&state, &r),
+                std::hash::BuildHasher::hash_one(&state, &same),
+                "{r:?}"
+            );
+        }
     }
 
     #[test]
