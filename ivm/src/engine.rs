@@ -5,10 +5,10 @@
 //! `TableSource`.
 
 use crate::delta::{consolidate, consolidate_per_offset, split, Diff, Offset, QueryDelta, QueryId, Transaction};
+use crate::result_set::ResultSet;
 use crate::source::{Loaded, NoRows, TableSource};
 use crate::topk::rank;
 use crate::worker::{Command, Reply, WorkerState};
-use hashbrown::hash_map::Entry;
 use sluice_planner::{QueryPlan, Row, SortKey, TableSchema};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::mpsc::{channel, Receiver, Sender};
@@ -65,20 +65,17 @@ pub struct Subscription {
     pub initial: Vec<Row>,
 }
 
-/// A query's current rows with their multiplicities.
-type ResultRows = hashbrown::HashMap<Row, Diff>;
-
 struct QueryState {
     plan: QueryPlan,
     /// Current result (all output columns, hidden sort keys included) with multiplicities.
-    result: ResultRows,
+    result: ResultSet,
     /// Whether result rows have columns past the visible ones (hidden sort keys).
     hidden: bool,
     subscribers: usize,
 }
 
 impl QueryState {
-    fn new(plan: &QueryPlan, result: ResultRows) -> QueryState {
+    fn new(plan: &QueryPlan, result: ResultSet) -> QueryState {
         let hidden = plan.plan.arity() > plan.columns.len();
         QueryState { plan: plan.clone(), result, hidden, subscribers: 0 }
     }
@@ -280,20 +277,19 @@ impl Engine {
 
     /// Builds a query's dataflow over `source`'s rows; returns its id and its rows as of the
     /// current offset.
-    fn build(&mut self, plan: &QueryPlan, source: &dyn TableSource) -> Result<(QueryId, ResultRows), EngineError> {
+    fn build(&mut self, plan: &QueryPlan, source: &dyn TableSource) -> Result<(QueryId, ResultSet), EngineError> {
         if source.offset() != self.offset {
             return Err(EngineError::SourceOffset { rows: source.offset(), engine: self.offset });
         }
         let q = QueryId(self.next_query);
         self.next_query += 1;
         let reply = self.driver.run_bulk(Command::AddQuery(q, Arc::new(plan.plan.clone()), None), source, BULK_LOAD);
-        let mut updates: Vec<(Row, Diff)> = Vec::new();
+        let mut result = ResultSet::default();
         for (id, out) in reply.outputs {
             debug_assert_eq!(id, q, "only the new query has output");
-            updates.extend(out.into_iter().map(|(r, _, d)| (r, d)));
+            result.add(out.into_iter().map(|(r, _, d)| (r, d)).collect());
         }
-        consolidate(&mut updates);
-        Ok((q, updates.into_iter().collect()))
+        Ok((q, result))
     }
 
     /// Ends a subscription; the query's dataflow is dropped with its last subscriber.
@@ -342,20 +338,9 @@ impl Engine {
         for (q, updates) in merged {
             let Some(state) = self.queries.get_mut(&q) else { continue };
             let visible = state.plan.columns.len();
-            for (offset, updates) in consolidate_per_offset(updates) {
-                for (row, d) in &updates {
-                    match state.result.entry(row.clone()) {
-                        Entry::Occupied(mut e) => {
-                            *e.get_mut() += d;
-                            if *e.get() == 0 {
-                                e.remove();
-                            }
-                        }
-                        Entry::Vacant(e) => {
-                            e.insert(*d);
-                        }
-                    }
-                }
+            let per_offset = consolidate_per_offset(updates);
+            state.result.add(per_offset.iter().flat_map(|(_, changes)| changes.iter().cloned()).collect());
+            for (offset, updates) in per_offset {
                 let shown = if state.hidden {
                     let mut shown: Vec<(Row, Diff)> =
                         updates.into_iter().map(|(r, d)| (r.prefix(visible), d)).collect();
@@ -379,11 +364,11 @@ impl Engine {
 /// A query's current visible rows, sorted by `order` (then by the whole row).
 fn current_rows(state: &QueryState, order: &[SortKey]) -> Vec<Row> {
     let mut rows: Vec<Row> = Vec::new();
-    let mut entries: Vec<(&Row, &Diff)> = state.result.iter().collect();
+    let mut entries = state.result.rows();
     entries.sort_by_cached_key(|(row, _)| rank(order, row));
     let visible = state.plan.columns.len();
     for (r, d) in entries {
-        for _ in 0..(*d).max(0) {
+        for _ in 0..d {
             rows.push(if state.hidden { r.prefix(visible) } else { r.clone() });
         }
     }

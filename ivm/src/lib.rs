@@ -8,6 +8,7 @@ mod engine;
 mod layout;
 mod pre_aggregate;
 mod render;
+mod result_set;
 mod rows;
 mod sort_key;
 mod source;
