@@ -207,14 +207,22 @@ pub struct Renderer<'s, 'b> {
     now: Offset,
     /// The tables' rows as of `now`.
     source: &'b dyn TableSource,
-    /// Per table, the collection the query's scan of it produces (self-joins share it).
-    scanned: HashMap<String, Coll<'s>>,
-    /// The scans' inputs, for the worker to advance (once the dataflow is built) and feed.
-    pub scans: Vec<(String, ScanInput)>,
+    /// Per table and filter, the collection the query's scan of it produces (self-joins
+    /// share it).
+    scanned: HashMap<(String, Option<Expr>), Coll<'s>>,
+    /// The scans of tables, for the worker to advance (once the dataflow is built) and feed.
+    pub scans: Vec<(String, Scan)>,
 }
 
 /// The input of a query's scan of a base table.
 pub type ScanInput = InputSession<Offset, Row, Diff>;
+
+/// A query's scan of a base table: the rows its filter admits (all rows without one) enter
+/// its input, so a rejected row costs the filter's test and nothing in the dataflow.
+pub struct Scan {
+    pub admit: Predicate,
+    pub input: ScanInput,
+}
 
 /// `n` NULLs.
 pub fn nulls(n: usize) -> Row {
@@ -239,18 +247,7 @@ impl<'s, 'b> Renderer<'s, 'b> {
     /// Renders a plan to a collection of rows.
     pub fn render(&mut self, plan: &Plan) -> Coll<'s> {
         match plan {
-            Plan::Get { table, .. } => {
-                if let Some(c) = self.scanned.get(table) {
-                    return c.clone();
-                }
-                let now = self.now;
-                let mut input = ScanInput::new();
-                self.source.for_each_row(table, &mut |row| input.update_at(row.clone(), now, 1));
-                let c = input.to_collection(self.scope);
-                self.scans.push((table.clone(), input));
-                self.scanned.insert(table.clone(), c.clone());
-                c
-            }
+            Plan::Get { table, .. } => self.scan(table, None),
             Plan::Constant { rows, .. } => {
                 let data: Vec<(Row, Offset, Diff)> =
                     if self.worker_index == 0 { rows.iter().map(|r| (r.clone(), 0, 1)).collect() } else { Vec::new() };
@@ -269,6 +266,9 @@ impl<'s, 'b> Renderer<'s, 'b> {
                 })
             }
             Plan::Filter { input, predicate } => {
+                if let Plan::Get { table, .. } = &**input {
+                    return self.scan(table, Some(predicate));
+                }
                 let p = Predicate::new(Some(predicate.clone()));
                 self.render(input).filter(move |r| p.admits(r.as_row_ref()))
             }
@@ -293,6 +293,26 @@ impl<'s, 'b> Renderer<'s, 'b> {
                 set_op(l, r, *op, *all)
             }
         }
+    }
+
+    /// The rows of `table` that pass `filter`, from the query's scan of them.
+    fn scan(&mut self, table: &str, filter: Option<&Expr>) -> Coll<'s> {
+        let key = (table.to_string(), filter.cloned());
+        if let Some(c) = self.scanned.get(&key) {
+            return c.clone();
+        }
+        let admit = Predicate::new(filter.cloned());
+        let now = self.now;
+        let mut input = ScanInput::new();
+        self.source.for_each_row(table, &mut |row| {
+            if admit.admits(row.as_row_ref()) {
+                input.update_at(row.clone(), now, 1);
+            }
+        });
+        let c = input.to_collection(self.scope);
+        self.scans.push((key.0.clone(), Scan { admit, input }));
+        self.scanned.insert(key, c.clone());
+        c
     }
 
     /// A join input arranged by its keys: a shared base arrangement where allowed and

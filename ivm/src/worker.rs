@@ -3,7 +3,7 @@
 
 use crate::delta::{Diff, Offset, QueryId, Transaction};
 use crate::layout::arrange_by_key;
-use crate::render::{column_key, shared_arrangements, Base, Predicate, Renderer, ScanInput, SharedKey};
+use crate::render::{column_key, shared_arrangements, Base, Predicate, Renderer, Scan, SharedKey};
 use crate::source::{Loaded, NoRows, TableSource};
 use differential_dataflow::input::InputSession;
 use differential_dataflow::trace::implementations::spine_fueled::SpineBatch;
@@ -67,7 +67,7 @@ struct Table {
     /// by-key arrangement reads no other dataflow.
     keyed: Vec<Keyed>,
     /// Inputs of the queries' scans of the table.
-    scans: Vec<(QueryId, ScanInput)>,
+    scans: Vec<(QueryId, Scan)>,
 }
 
 impl Table {
@@ -79,8 +79,8 @@ impl Table {
             keyed.input.flush();
         }
         for (_, scan) in &mut self.scans {
-            scan.advance_to(now + 1);
-            scan.flush();
+            scan.input.advance_to(now + 1);
+            scan.input.flush();
         }
         self.keyed.iter().map(|k| k.probe.clone())
     }
@@ -166,7 +166,9 @@ impl WorkerState {
                                 }
                             }
                             for (_, scan) in &mut table.scans {
-                                scan.update_at(r.clone(), tx.offset, diff);
+                                if scan.admit.admits(r.as_row_ref()) {
+                                    scan.input.update_at(r.clone(), tx.offset, diff);
+                                }
                             }
                         }
                     }
@@ -247,8 +249,8 @@ impl WorkerState {
         });
         // Scans start moving once their dataflow is built.
         for (name, mut scan) in scans {
-            scan.advance_to(now + 1);
-            scan.flush();
+            scan.input.advance_to(now + 1);
+            scan.input.flush();
             self.tables.get_mut(&name).expect("engine checked the table").scans.push((id, scan));
         }
         self.queries.insert(id, Query { dataflow, probe, output, tables: plan.tables(), arrangements });
