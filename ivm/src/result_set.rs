@@ -92,12 +92,52 @@ fn consolidate_sorted<R: PartialEq>(changes: &mut Vec<(R, Diff)>) {
     changes.retain(|(_, d)| *d != 0);
 }
 
-/// Two sorted, consolidated runs merged into one, equal rows summed and zeros dropped. Each
-/// row of the shorter run finds its place in the longer by galloping, and the stretch before
-/// it is moved over in one go: merging a transaction's few changes into a long run costs a
-/// few comparisons per change and a copy of the run.
+/// Two sorted, consolidated runs merged into one, equal rows summed and zeros dropped.
 fn merge(a: Vec<(Row, Diff)>, b: Vec<(Row, Diff)>) -> Vec<(Row, Diff)> {
     let (long, short) = if a.len() >= b.len() { (a, b) } else { (b, a) };
+    if long.len() < GALLOP_RATIO * short.len() {
+        merge_in_step(long, short)
+    } else {
+        merge_galloping(long, short)
+    }
+}
+
+/// Runs this many times longer than the other are merged by galloping.
+const GALLOP_RATIO: usize = 16;
+
+/// Merges runs of similar lengths a row at a time.
+fn merge_in_step(a: Vec<(Row, Diff)>, b: Vec<(Row, Diff)>) -> Vec<(Row, Diff)> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let mut b = b.into_iter();
+    let mut next = b.next();
+    for (row, d) in a {
+        while let Some((r, _)) = &next {
+            if *r >= row {
+                break;
+            }
+            out.extend(next.take());
+            next = b.next();
+        }
+        match &next {
+            Some((r, e)) if *r == row => {
+                if d + e != 0 {
+                    out.push((row, d + e));
+                }
+                next = b.next();
+            }
+            _ => out.push((row, d)),
+        }
+    }
+    out.extend(next);
+    out.extend(b);
+    out
+}
+
+/// Merges a short run into a long one: each row of the short run finds its place in the long
+/// one by galloping, and the stretch before it is moved over in one go, so merging a
+/// transaction's few changes into a long run costs a few comparisons per change and a copy of
+/// the run.
+fn merge_galloping(long: Vec<(Row, Diff)>, short: Vec<(Row, Diff)>) -> Vec<(Row, Diff)> {
     let mut out = Vec::with_capacity(long.len() + short.len());
     let mut long = long.into_iter();
     for (row, d) in short {

@@ -169,11 +169,30 @@ impl Row {
         self.as_row_ref().concat(other.as_row_ref())
     }
 
-    /// The values at `cols`, in that order.
+    /// The values at `cols`, in that order (NULL for a column past the end).
     pub fn project(&self, cols: &[usize]) -> Row {
-        let spans = self.spans();
         let bytes = self.as_bytes();
         let mut buf: SmallVec<[u8; 64]> = SmallVec::new();
+        if cols.windows(2).all(|w| w[0] < w[1]) {
+            // Ascending columns: one walk, stopping at the last one wanted.
+            let (mut pos, mut at) = (0, 0);
+            for &c in cols {
+                while at < c && pos < bytes.len() {
+                    skip(bytes, &mut pos);
+                    at += 1;
+                }
+                if pos < bytes.len() {
+                    let start = pos;
+                    skip(bytes, &mut pos);
+                    at += 1;
+                    buf.extend_from_slice(&bytes[start..pos]);
+                } else {
+                    buf.push(NULL);
+                }
+            }
+            return Row::from_bytes(&buf, Some(cols.len()));
+        }
+        let spans = self.spans();
         for &c in cols {
             match spans.get(c) {
                 Some(&(s, e)) => buf.extend_from_slice(&bytes[s..e]),
@@ -733,6 +752,8 @@ mod tests {
         let c = a.concat(&b);
         assert_eq!(c.values().to_vec(), vec![Value::Int(1), Value::Int(1_000_000), b.get(0)]);
         assert_eq!(c.project(&[2, 0]).values().to_vec(), vec![b.get(0), Value::Int(1)]);
+        assert_eq!(c.project(&[0, 2, 5]).values().to_vec(), vec![Value::Int(1), b.get(0), Value::Null]);
+        assert_eq!(c.project(&[1, 2]), c.project(&[2, 1]).project(&[1, 0]));
         assert_eq!(c.prefix(2), a);
         assert_eq!(c.prefix(0), Row::empty());
         assert_eq!(std::mem::size_of::<Row>(), 32);
@@ -776,6 +797,7 @@ mod tests {
             (row.clone(), values.len()),
             (row.as_row_ref().to_row(), values.len()),
             (row.project(&[3, 0, 99]), 3),
+            (row.project(&[0, 3, 99]), 3),
             (row.prefix(2), 2),
             (row.prefix(values.len() + 5), values.len()),
             (row.concat(&row), 2 * values.len()),
