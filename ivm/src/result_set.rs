@@ -8,8 +8,9 @@
 //! they are sorted among themselves and then merged sequentially, each change moved a
 //! logarithmic number of times.
 //!
-//! Each run is longer than twice all the runs after it together. So fewer than a third of the
-//! entries held are changes not yet cancelled out: what is held stays under three times the
+//! Each run is longer than twice all the runs after it together. So the later runs hold under
+//! a third of the entries, and the first run's entries for rows no longer present are no more
+//! than those (each is cancelled by one of them): what is held stays under three times the
 //! rows present, however the result shrinks.
 
 use crate::delta::Diff;

@@ -4,8 +4,9 @@
 //! bytes: equality, hashing and ordering are `memcmp`, and a row of up to 29 encoded bytes
 //! (four small integers take 8 to 16) lives inline with no allocation; longer rows share one
 //! reference-counted buffer. A row made from values also records how many there are, so
-//! checking a row's arity (done for every row of every transaction) need not walk it. The order is the bytes' order — total and consistent with
-//! equality, not SQL's; semantic comparisons decode values (`expr::sql_cmp`).
+//! checking a row's arity (done for every row of every transaction) need not walk it. The
+//! order is the bytes' order — total and consistent with equality, not SQL's; semantic
+//! comparisons decode values (`expr::sql_cmp`).
 //!
 //! Encoding per value: a tag byte, then NULL / FALSE / TRUE: nothing; INTEGER: zigzag LEB128;
 //! UNSIGNED: LEB128; REAL: 8 little-endian bytes (-0.0 stored as 0.0); TEXT and BYTES: LEB128
