@@ -284,11 +284,8 @@ impl Engine {
         let q = QueryId(self.next_query);
         self.next_query += 1;
         let reply = self.driver.run_bulk(Command::AddQuery(q, Arc::new(plan.plan.clone()), None), source, BULK_LOAD);
-        let mut result = ResultSet::default();
-        for (id, out) in reply.outputs {
-            debug_assert_eq!(id, q, "only the new query has output");
-            result.add(out.into_iter().map(|(r, _, d)| (r, d)).collect());
-        }
+        debug_assert!(reply.outputs.iter().all(|(id, _)| *id == q), "only the new query has output");
+        let result = reply.outputs.into_iter().flat_map(|(_, out)| out).map(|(r, _, d)| (r, d)).collect();
         Ok((q, result))
     }
 
