@@ -2,6 +2,8 @@
 //! 1M-row tables, beside two baselines measured in the same run — recomputing the query from
 //! scratch after each transaction, and the same query hand-written in differential dataflow
 //! with typed tuples — plus join + filter + GROUP BY throughput and base-arrangement memory.
+//! `sluice` is a query with one subscriber; `sluice_shared` the same query with two, for
+//! which the engine also keeps the current result.
 //!
 //! `cargo bench --bench ivm` (set SLUICE_BENCH_ROWS to change the table size, default 1M, and
 //! SLUICE_BENCH_ONLY=top10,join3,pipeline,group_size to run only those parts).
@@ -38,6 +40,15 @@ fn per_transaction(c: &mut Criterion) {
                 bch.iter_custom(|iters| (0..iters).map(|_| s.timed_update(&mut data, size)).sum())
             });
         }
+        // A second subscriber of the same query: from then on the engine keeps the query's
+        // current result for later subscribers, which every transaction's changes go into.
+        let second = s.subscribe(&plan);
+        for size in [1usize, 1000] {
+            group.bench_function(BenchmarkId::new("sluice_shared", size), |bch| {
+                bch.iter_custom(|iters| (0..iters).map(|_| s.timed_update(&mut data, size)).sum())
+            });
+        }
+        s.engine.unsubscribe(second.id).unwrap();
         s.engine.unsubscribe(sub.id).unwrap();
         group.bench_function(BenchmarkId::new("recompute", 1), |bch| {
             bch.iter_custom(|iters| {

@@ -3,7 +3,8 @@
 //!
 //! Each case creates 2–3 random tables (t0, t1, t2) in both a Sluice `Database` and an
 //! in-memory SQLite connection, subscribes ~8–15 random queries (plus one `SELECT *` mirror per
-//! table; some only half way through, one re-subscribed, one shared by a second subscriber),
+//! table; some only half way through, one re-subscribed, one shared by a second subscriber and
+//! then a third, who starts from the result the engine keeps once a query is shared),
 //! keeps a client-side cache of every subscription (initial rows, then every delta), and runs
 //! 40 random INSERT / INSERT … SELECT / UPDATE / DELETE transactions against both databases,
 //! which must agree on success and on the number of rows changed. After every transaction each
@@ -1748,6 +1749,8 @@ fn run_case(seed: u64, st: &mut Stats, verbose: bool) -> Result<(), String> {
         subs.push(s);
     }
 
+    // The query given a second subscriber at a quarter of the run.
+    let mut shared: Option<usize> = None;
     for tx in 1..=TXS {
         if tx == TXS / 2 {
             for sql in &queries[early..] {
@@ -1757,11 +1760,26 @@ fn run_case(seed: u64, st: &mut Stats, verbose: bool) -> Result<(), String> {
                 subs.push(s);
             }
         }
+        if tx == 3 * TXS / 4 {
+            // A third subscriber to the query shared half a run ago, if it still lives: its
+            // initial rows are the result the engine has kept since the second subscriber.
+            if let Some(i) = shared.filter(|&i| subs[i].active) {
+                let sql = subs[i].sql.clone();
+                ctx.tx = format!("third subscriber before transaction {tx}");
+                let s = subscribe(&mut db, &conn, &sql, &ctx, st)?;
+                if s.query != subs[i].query {
+                    return Err(ctx.fail(format!("query: {sql}\nidentical SQL got a new dataflow")));
+                }
+                check(&s, &mut db, &conn, &ctx, st)?;
+                subs.push(s);
+            }
+        }
         if tx == TXS / 4 || tx == 3 * TXS / 4 {
             // A second subscriber to a live query (shares its dataflow), and an unsubscribe
             // followed by a fresh subscription to the same SQL.
             let live: Vec<usize> = (0..subs.len()).filter(|&i| subs[i].active).collect();
             let i = g.pick(&live);
+            shared = Some(i);
             let sql = subs[i].sql.clone();
             ctx.tx = format!("second subscriber before transaction {tx}");
             let s = subscribe(&mut db, &conn, &sql, &ctx, st)?;

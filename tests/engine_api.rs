@@ -68,7 +68,7 @@ fn each_transaction_of_a_batch_is_its_own_offset_and_silent_ones_send_nothing() 
     assert_eq!(deltas[0].inserts, vec![row(&[1, 10])]);
     assert_eq!(deltas[1].deletes, vec![row(&[1, 10])]);
     assert_eq!(deltas[1].inserts, vec![row(&[1, 15])]);
-    assert_eq!(db.engine.rows(sub.id).unwrap(), vec![row(&[1, 15])]);
+    assert_eq!(db.engine.rows(sub.id, &db.rows).unwrap(), vec![row(&[1, 15])]);
 }
 
 #[test]
@@ -84,11 +84,52 @@ fn identical_queries_share_one_dataflow_and_late_subscribers_get_current_rows() 
     // A from-scratch evaluation builds its own dataflow and leaves the shared one alone.
     assert_eq!(db.evaluate("SELECT id FROM t WHERE v > 1"), vec![row(&[1])]);
     assert_eq!(db.engine.query_count(), 1);
+    // From the second subscriber on, the result is kept current through inserts, updates
+    // and deletes, and a third subscriber starts from it.
+    db.apply(vec![
+        insert(2, vec![row(&[3, 1, 5])]),
+        Transaction {
+            offset: 3,
+            changes: vec![TableChange {
+                table: "t".into(),
+                inserts: vec![row(&[2, 1, 9])],
+                deletes: vec![row(&[1, 1, 2]), row(&[2, 1, 0])],
+            }],
+        },
+    ])
+    .unwrap();
+    let c = db.subscribe("SELECT id FROM t WHERE v > 1");
+    assert_eq!((c.query, c.offset), (a.query, 3));
+    assert_eq!(c.initial, vec![row(&[2]), row(&[3])]);
+    assert_eq!(db.engine.rows(a.id, &TableRows::new()).unwrap(), vec![row(&[2]), row(&[3])], "kept: no rows read");
     db.engine.unsubscribe(a.id).unwrap();
+    db.engine.unsubscribe(c.id).unwrap();
     assert_eq!(db.engine.query_count(), 1);
     db.engine.unsubscribe(b.id).unwrap();
     assert_eq!(db.engine.query_count(), 0);
     assert_eq!(db.engine.unsubscribe(b.id), Err(EngineError::UnknownSubscription(b.id.0)));
+}
+
+#[test]
+fn a_second_subscriber_of_a_top_k_gets_its_window_and_a_lagging_store_is_refused() {
+    let mut db = Db::new(2);
+    let sql = "SELECT id FROM t ORDER BY v DESC LIMIT 2";
+    let a = db.subscribe(sql);
+    db.apply(vec![insert(1, (1..=5).map(|i| row(&[i, 0, i * 10])).collect())]).unwrap();
+    // Until a second subscriber needs it the result is not kept, so its rows come from the
+    // store, which must be as of the engine's offset.
+    let plan = Planner::new(&db.catalog).plan_sql(sql).unwrap();
+    assert_eq!(
+        db.engine.subscribe(&plan, &TableRows::new()).unwrap_err(),
+        EngineError::SourceOffset { rows: 0, engine: 1 }
+    );
+    assert_eq!(db.engine.rows(a.id, &TableRows::new()).unwrap_err(), EngineError::SourceOffset { rows: 0, engine: 1 });
+    let b = db.subscribe(sql);
+    assert_eq!(b.initial, vec![row(&[5]), row(&[4])], "the hidden sort column is cut off");
+    let deltas = db.apply(vec![insert(2, vec![row(&[6, 0, 45])])]).unwrap();
+    assert_eq!(deltas.len(), 1);
+    assert_eq!((&deltas[0].inserts, &deltas[0].deletes), (&vec![row(&[6])], &vec![row(&[4])]));
+    assert_eq!(db.engine.rows(a.id, &TableRows::new()).unwrap(), vec![row(&[5]), row(&[6])]);
 }
 
 #[test]

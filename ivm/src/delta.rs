@@ -71,9 +71,11 @@ pub fn split(updates: Vec<(Row, Diff)>) -> (Vec<Row>, Vec<Row>) {
     let mut deletes = Vec::new();
     for (row, d) in updates {
         let target = if d > 0 { &mut inserts } else { &mut deletes };
-        for _ in 0..d.unsigned_abs() {
+        // The row itself goes in last; only repeats are copies.
+        for _ in 1..d.unsigned_abs() {
             target.push(row.clone());
         }
+        target.push(row);
     }
     (inserts, deletes)
 }
@@ -103,5 +105,12 @@ mod tests {
         // Offset 5's row 2 cancels; offset 6 cancels entirely and is absent.
         assert_eq!(got, vec![(4, vec![(row(1), 2), (row(3), 2)]), (5, vec![(row(3), -1)])]);
         assert_eq!(consolidate_per_offset(vec![(row(1), 1, 1), (row(1), 1, -1)]), vec![]);
+    }
+
+    #[test]
+    fn split_repeats_rows_by_multiplicity() {
+        let (inserts, deletes) = split(vec![(row(1), 2), (row(2), -1), (row(3), 1), (row(4), -3)]);
+        assert_eq!(inserts, vec![row(1), row(1), row(3)]);
+        assert_eq!(deletes, vec![row(2), row(4), row(4), row(4)]);
     }
 }

@@ -2,7 +2,8 @@
 //! per-offset deltas out. Drives one timely worker in the caller's thread, or N worker
 //! threads that each receive every command (and only worker 0 feeds input rows). It keeps no
 //! copy of the tables: a new subscription reads the rows it needs from the caller's
-//! `TableSource`.
+//! `TableSource`. A query's current result is kept only once a second subscriber (or a
+//! `rows` call) has needed it: a query with one subscriber pays nothing for it per change.
 
 use crate::delta::{consolidate, consolidate_per_offset, split, Diff, Offset, QueryDelta, QueryId, Transaction};
 use crate::result_set::ResultSet;
@@ -67,17 +68,25 @@ pub struct Subscription {
 
 struct QueryState {
     plan: QueryPlan,
-    /// Current result (all output columns, hidden sort keys included) with multiplicities.
-    result: ResultSet,
+    /// Current result (all output columns, hidden sort keys included) with multiplicities,
+    /// once it has been needed after the query's first subscriber took its initial rows:
+    /// from then on every change is added to it. Until then a query's only subscriber holds
+    /// the result itself, and keeping a copy would cost every transaction for nothing.
+    result: Option<ResultSet>,
     /// Whether result rows have columns past the visible ones (hidden sort keys).
     hidden: bool,
     subscribers: usize,
 }
 
 impl QueryState {
-    fn new(plan: &QueryPlan, result: ResultSet) -> QueryState {
+    fn new(plan: &QueryPlan) -> QueryState {
         let hidden = plan.plan.arity() > plan.columns.len();
-        QueryState { plan: plan.clone(), result, hidden, subscribers: 0 }
+        QueryState { plan: plan.clone(), result: None, hidden, subscribers: 0 }
+    }
+
+    /// The visible rows of `result` (this query's), sorted by `order`.
+    fn visible_rows(&self, result: &ResultSet, order: &[SortKey]) -> Vec<Row> {
+        visible_rows(result, self.hidden.then_some(self.plan.columns.len()), order)
     }
 }
 
@@ -237,25 +246,44 @@ impl Engine {
     }
 
     /// Subscribes to a planned query; identical plans share one dataflow. A new dataflow
-    /// reads the rows it needs from `source`, which must be as of the engine's offset.
+    /// reads the rows it needs from `source`, which must be as of the engine's offset; so does
+    /// the first later subscriber of a query, whose initial rows are computed once and kept
+    /// current from then on for every subscriber after it.
     pub fn subscribe(&mut self, plan: &QueryPlan, source: &dyn TableSource) -> Result<Subscription, EngineError> {
         self.check_tables(plan)?;
         let shape = (plan.plan.clone(), plan.columns.len());
-        let query = match self.by_plan.get(&shape) {
-            Some(q) => *q,
+        let (query, initial) = match self.by_plan.get(&shape) {
+            Some(q) => {
+                let q = *q;
+                let state = self.kept_result(q, source)?;
+                (q, state.visible_rows(state.result.as_ref().expect("just kept"), &plan.order_by))
+            }
             None => {
                 let (q, result) = self.build(plan, source)?;
-                self.queries.insert(q, QueryState::new(plan, result));
+                let state = QueryState::new(plan);
+                let initial = state.visible_rows(&result, &plan.order_by);
+                self.queries.insert(q, state);
                 self.by_plan.insert(shape, q);
-                q
+                (q, initial)
             }
         };
-        let state = self.queries.get_mut(&query).expect("query exists");
-        state.subscribers += 1;
+        self.queries.get_mut(&query).expect("query exists").subscribers += 1;
         let id = SubscriptionId(self.next_subscription);
         self.next_subscription += 1;
         self.subscriptions.insert(id, (query, plan.order_by.clone()));
-        Ok(Subscription { id, query, offset: self.offset, initial: current_rows(state, &plan.order_by) })
+        Ok(Subscription { id, query, offset: self.offset, initial })
+    }
+
+    /// A live query's state with its current result kept: evaluated from `source` (a dataflow
+    /// of its own over the same shared arrangements, dropped once read) if it is not yet.
+    fn kept_result(&mut self, q: QueryId, source: &dyn TableSource) -> Result<&QueryState, EngineError> {
+        if self.queries[&q].result.is_none() {
+            let plan = self.queries[&q].plan.clone();
+            let (once, result) = self.build(&plan, source)?;
+            self.driver.run(Command::DropQuery(once), &NoRows);
+            self.queries.get_mut(&q).expect("query exists").result = Some(result);
+        }
+        Ok(&self.queries[&q])
     }
 
     /// Evaluates a query from scratch on the current state, read from `source` (as of the
@@ -265,7 +293,7 @@ impl Engine {
         self.check_tables(plan)?;
         let (q, result) = self.build(plan, source)?;
         self.driver.run(Command::DropQuery(q), &NoRows);
-        Ok(current_rows(&QueryState::new(plan, result), &plan.order_by))
+        Ok(QueryState::new(plan).visible_rows(&result, &plan.order_by))
     }
 
     fn check_tables(&self, plan: &QueryPlan) -> Result<(), EngineError> {
@@ -302,10 +330,13 @@ impl Engine {
         Ok(())
     }
 
-    /// The current visible rows of a subscription's query, in presentation order.
-    pub fn rows(&self, id: SubscriptionId) -> Result<Vec<Row>, EngineError> {
-        let (q, order) = self.subscriptions.get(&id).ok_or(EngineError::UnknownSubscription(id.0))?;
-        Ok(current_rows(&self.queries[q], order))
+    /// The current visible rows of a subscription's query, in presentation order. The query's
+    /// result is kept current from then on; the first call reads it from `source` (as of the
+    /// engine's offset) unless a second subscriber already has.
+    pub fn rows(&mut self, id: SubscriptionId, source: &dyn TableSource) -> Result<Vec<Row>, EngineError> {
+        let (q, order) = self.subscriptions.get(&id).ok_or(EngineError::UnknownSubscription(id.0))?.clone();
+        let state = self.kept_result(q, source)?;
+        Ok(state.visible_rows(state.result.as_ref().expect("just kept"), &order))
     }
 
     /// Base-table state held: the update records of the shared arrangements by key (the
@@ -336,7 +367,9 @@ impl Engine {
             let Some(state) = self.queries.get_mut(&q) else { continue };
             let visible = state.plan.columns.len();
             let per_offset = consolidate_per_offset(updates);
-            state.result.add(per_offset.iter().flat_map(|(_, changes)| changes.iter().cloned()).collect());
+            if let Some(result) = &mut state.result {
+                result.add(per_offset.iter().flat_map(|(_, changes)| changes.iter().cloned()).collect());
+            }
             for (offset, updates) in per_offset {
                 let shown = if state.hidden {
                     let mut shown: Vec<(Row, Diff)> =
@@ -358,15 +391,15 @@ impl Engine {
     }
 }
 
-/// A query's current visible rows, sorted by `order` (then by the whole row).
-fn current_rows(state: &QueryState, order: &[SortKey]) -> Vec<Row> {
+/// A result's rows, sorted by `order` (then by the whole row), cut to their first `visible`
+/// columns where they carry hidden ones.
+fn visible_rows(result: &ResultSet, visible: Option<usize>, order: &[SortKey]) -> Vec<Row> {
     let mut rows: Vec<Row> = Vec::new();
-    let mut entries = state.result.rows();
+    let mut entries = result.rows();
     entries.sort_by_cached_key(|(row, _)| rank(order, row));
-    let visible = state.plan.columns.len();
     for (r, d) in entries {
         for _ in 0..d {
-            rows.push(if state.hidden { r.prefix(visible) } else { r.clone() });
+            rows.push(visible.map_or_else(|| r.clone(), |n| r.prefix(n)));
         }
     }
     rows

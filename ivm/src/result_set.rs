@@ -15,6 +15,7 @@
 
 use crate::delta::Diff;
 use sluice_planner::Row;
+use std::cmp::Ordering;
 
 /// Multiset of rows as sorted runs, oldest and longest first; each run is consolidated (a row
 /// at most once, no zero multiplicity) and longer than twice the runs after it together.
@@ -106,30 +107,23 @@ fn merge(a: Vec<(Row, Diff)>, b: Vec<(Row, Diff)>) -> Vec<(Row, Diff)> {
 /// Runs this many times longer than the other are merged by galloping.
 const GALLOP_RATIO: usize = 16;
 
-/// Merges runs of similar lengths a row at a time.
+/// Merges runs of similar lengths a row at a time, one comparison per row moved.
 fn merge_in_step(a: Vec<(Row, Diff)>, b: Vec<(Row, Diff)>) -> Vec<(Row, Diff)> {
     let mut out = Vec::with_capacity(a.len() + b.len());
-    let mut b = b.into_iter();
-    let mut next = b.next();
-    for (row, d) in a {
-        while let Some((r, _)) = &next {
-            if *r >= row {
-                break;
-            }
-            out.extend(next.take());
-            next = b.next();
-        }
-        match &next {
-            Some((r, e)) if *r == row => {
+    let (mut a, mut b) = (a.into_iter(), b.into_iter());
+    while let (Some((x, _)), Some((y, _))) = (a.as_slice().first(), b.as_slice().first()) {
+        match x.cmp(y) {
+            Ordering::Less => out.extend(a.next()),
+            Ordering::Greater => out.extend(b.next()),
+            Ordering::Equal => {
+                let ((row, d), (_, e)) = (a.next().expect("looked at"), b.next().expect("looked at"));
                 if d + e != 0 {
                     out.push((row, d + e));
                 }
-                next = b.next();
             }
-            _ => out.push((row, d)),
         }
     }
-    out.extend(next);
+    out.extend(a);
     out.extend(b);
     out
 }
