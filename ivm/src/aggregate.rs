@@ -18,7 +18,6 @@ use differential_dataflow::{AsCollection, VecCollection};
 use serde::{Deserialize, Serialize};
 use sluice_planner::expr::{plain_columns, reads_in_place};
 use sluice_planner::{AggCall, AggFunc, Columns, DataType, Expr, Row, SortKey, Value};
-use smallvec::SmallVec;
 use std::cmp::Ordering;
 use timely::dataflow::operators::vec::ToStream;
 use timely::dataflow::Scope;
@@ -64,8 +63,66 @@ impl Column {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Accum {
     rows: i64,
-    /// Inline for one aggregate with an argument: one is made per input row.
-    cols: SmallVec<[Column; 1]>,
+    cols: Cols,
+}
+
+/// Per-argument totals of an `Accum`. One is made per input row and the batcher and the
+/// totals clone and add them, so the usual case of a single argument is a plain value (a
+/// 48-byte copy to clone); two or more are on the heap. Always the smallest form for its
+/// length, so equal totals are equal values.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+enum Cols {
+    #[default]
+    None,
+    One(Column),
+    Many(Vec<Column>),
+}
+
+impl Cols {
+    /// Extends with empty totals to `n` columns.
+    fn grow_to(&mut self, n: usize) {
+        if self.len() < n {
+            let mut all = self.to_vec();
+            all.resize(n, Column::default());
+            *self = all.into_iter().collect();
+        }
+    }
+}
+
+impl std::ops::Deref for Cols {
+    type Target = [Column];
+    fn deref(&self) -> &[Column] {
+        match self {
+            Cols::None => &[],
+            Cols::One(c) => std::slice::from_ref(c),
+            Cols::Many(v) => v,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Cols {
+    fn deref_mut(&mut self) -> &mut [Column] {
+        match self {
+            Cols::None => &mut [],
+            Cols::One(c) => std::slice::from_mut(c),
+            Cols::Many(v) => v,
+        }
+    }
+}
+
+impl PartialEq for Cols {
+    fn eq(&self, other: &Cols) -> bool {
+        **self == **other
+    }
+}
+
+impl FromIterator<Column> for Cols {
+    fn from_iter<I: IntoIterator<Item = Column>>(iter: I) -> Cols {
+        let mut it = iter.into_iter();
+        let Some(first) = it.next() else { return Cols::None };
+        let Some(second) = it.next() else { return Cols::One(first) };
+        Cols::Many([first, second].into_iter().chain(it).collect())
+    }
 }
 
 impl Eq for Accum {}
@@ -77,7 +134,7 @@ impl PartialOrd for Accum {
 impl Ord for Accum {
     fn cmp(&self, other: &Self) -> Ordering {
         self.rows.cmp(&other.rows).then_with(|| {
-            for (a, b) in self.cols.iter().zip(&other.cols) {
+            for (a, b) in self.cols.iter().zip(other.cols.iter()) {
                 let o = a
                     .nonnull
                     .cmp(&b.nonnull)
@@ -105,10 +162,8 @@ impl IsZero for Accum {
 impl Semigroup for Accum {
     fn plus_equals(&mut self, rhs: &Self) {
         self.rows += rhs.rows;
-        if self.cols.len() < rhs.cols.len() {
-            self.cols.resize(rhs.cols.len(), Column::default());
-        }
-        for (a, b) in self.cols.iter_mut().zip(&rhs.cols) {
+        self.cols.grow_to(rhs.cols.len());
+        for (a, b) in self.cols.iter_mut().zip(rhs.cols.iter()) {
             a.nonnull += b.nonnull;
             a.set_int_sum(a.int_sum() + b.int_sum());
             a.real_sum += b.real_sum;
@@ -122,7 +177,7 @@ impl Multiply<Diff> for Accum {
     fn multiply(mut self, rhs: &Diff) -> Accum {
         let m = *rhs as i64;
         self.rows *= m;
-        for c in &mut self.cols {
+        for c in self.cols.iter_mut() {
             c.nonnull *= m;
             c.set_int_sum(c.int_sum() * m as i128);
             c.real_sum *= m as f64;
@@ -350,6 +405,7 @@ mod tests {
         let row = [Value::Int(i64::MAX)];
         let one = Accum::of_row(&aggs, &row[..]);
         assert_eq!(one.cols.len(), 2, "COUNT(*) carries no column");
+        assert!(matches!(one.cols, Cols::Many(_)));
         let mut total = one.clone();
         total.plus_equals(&one);
         let sum = 2.0 * i64::MAX as f64;
@@ -358,5 +414,24 @@ mod tests {
         total.plus_equals(&one.clone().multiply(&-2));
         assert!(total.is_zero());
         assert_eq!(total.finish(&aggs), vec![Value::Int(0), Value::Null, Value::Null]);
+    }
+
+    #[test]
+    fn one_argument_totals_stay_inline_and_totals_grow_to_their_rows_columns() {
+        let aggs = [call(AggFunc::Sum)];
+        let one = Accum::of_row(&aggs, &[Value::Int(4)][..]);
+        assert!(matches!(one.cols, Cols::One(_)));
+        let mut total = Accum::default();
+        total.plus_equals(&one);
+        total.plus_equals(&one);
+        assert!(matches!(total.cols, Cols::One(_)));
+        assert_eq!(total, one.clone().multiply(&2));
+        assert_eq!(total.finish(&aggs), vec![Value::Int(8)]);
+        let mut cols = Cols::None;
+        cols.grow_to(1);
+        assert!(matches!(cols, Cols::One(_)));
+        cols.grow_to(3);
+        assert!(matches!(&cols, Cols::Many(v) if v.len() == 3));
+        assert_eq!(cols, [Column::default(); 3].into_iter().collect());
     }
 }
