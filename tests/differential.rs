@@ -1566,6 +1566,26 @@ fn subscribe(db: &mut Database, conn: &Connection, sql: &str, ctx: &Ctx, st: &mu
     Ok(sub)
 }
 
+/// One more subscriber to the SQL of `subs[i]`, which must share its dataflow; checked
+/// against SQLite like any subscription.
+fn subscribe_again(
+    db: &mut Database,
+    conn: &Connection,
+    subs: &mut Vec<Sub>,
+    i: usize,
+    ctx: &Ctx,
+    st: &mut Stats,
+) -> Result<(), String> {
+    let sql = subs[i].sql.clone();
+    let s = subscribe(db, conn, &sql, ctx, st)?;
+    if s.query != subs[i].query {
+        return Err(ctx.fail(format!("query: {sql}\nidentical SQL got a new dataflow")));
+    }
+    check(&s, db, conn, ctx, st)?;
+    subs.push(s);
+    Ok(())
+}
+
 fn apply_deltas(subs: &mut [Sub], deltas: &[QueryDelta], ctx: &Ctx, st: &mut Stats) -> Result<(), String> {
     for d in deltas {
         st.deltas += 1;
@@ -1764,14 +1784,8 @@ fn run_case(seed: u64, st: &mut Stats, verbose: bool) -> Result<(), String> {
             // A third subscriber to the query shared half a run ago, if it still lives: its
             // initial rows are the result the engine has kept since the second subscriber.
             if let Some(i) = shared.filter(|&i| subs[i].active) {
-                let sql = subs[i].sql.clone();
                 ctx.tx = format!("third subscriber before transaction {tx}");
-                let s = subscribe(&mut db, &conn, &sql, &ctx, st)?;
-                if s.query != subs[i].query {
-                    return Err(ctx.fail(format!("query: {sql}\nidentical SQL got a new dataflow")));
-                }
-                check(&s, &mut db, &conn, &ctx, st)?;
-                subs.push(s);
+                subscribe_again(&mut db, &conn, &mut subs, i, &ctx, st)?;
             }
         }
         if tx == TXS / 4 || tx == 3 * TXS / 4 {
@@ -1780,14 +1794,8 @@ fn run_case(seed: u64, st: &mut Stats, verbose: bool) -> Result<(), String> {
             let live: Vec<usize> = (0..subs.len()).filter(|&i| subs[i].active).collect();
             let i = g.pick(&live);
             shared = Some(i);
-            let sql = subs[i].sql.clone();
             ctx.tx = format!("second subscriber before transaction {tx}");
-            let s = subscribe(&mut db, &conn, &sql, &ctx, st)?;
-            if s.query != subs[i].query {
-                return Err(ctx.fail(format!("query: {sql}\nidentical SQL got a new dataflow")));
-            }
-            check(&s, &mut db, &conn, &ctx, st)?;
-            subs.push(s);
+            subscribe_again(&mut db, &conn, &mut subs, i, &ctx, st)?;
             let j = g.pick(&live);
             db.unsubscribe(subs[j].id).map_err(|e| ctx.fail(format!("unsubscribe: {e}")))?;
             subs[j].active = false;
