@@ -255,8 +255,7 @@ impl Engine {
         let (query, initial) = match self.by_plan.get(&shape) {
             Some(q) => {
                 let q = *q;
-                let state = self.kept_result(q, source)?;
-                (q, state.visible_rows(state.result.as_ref().expect("just kept"), &plan.order_by))
+                (q, self.kept_rows(q, &plan.order_by, source)?)
             }
             None => {
                 let (q, result) = self.build(plan, source)?;
@@ -274,16 +273,16 @@ impl Engine {
         Ok(Subscription { id, query, offset: self.offset, initial })
     }
 
-    /// A live query's state with its current result kept: evaluated from `source` (a dataflow
-    /// of its own over the same shared arrangements, dropped once read) if it is not yet.
-    fn kept_result(&mut self, q: QueryId, source: &dyn TableSource) -> Result<&QueryState, EngineError> {
+    /// A live query's visible rows in `order`, from its kept result; the result is evaluated
+    /// from `source` first, and kept from then on, if it is not kept yet.
+    fn kept_rows(&mut self, q: QueryId, order: &[SortKey], source: &dyn TableSource) -> Result<Vec<Row>, EngineError> {
         if self.queries[&q].result.is_none() {
             let plan = self.queries[&q].plan.clone();
-            let (once, result) = self.build(&plan, source)?;
-            self.driver.run(Command::DropQuery(once), &NoRows);
+            let result = self.evaluate_once(&plan, source)?;
             self.queries.get_mut(&q).expect("query exists").result = Some(result);
         }
-        Ok(&self.queries[&q])
+        let state = &self.queries[&q];
+        Ok(state.visible_rows(state.result.as_ref().expect("kept above"), order))
     }
 
     /// Evaluates a query from scratch on the current state, read from `source` (as of the
@@ -291,9 +290,16 @@ impl Engine {
     /// dropped once its rows are read.
     pub fn evaluate(&mut self, plan: &QueryPlan, source: &dyn TableSource) -> Result<Vec<Row>, EngineError> {
         self.check_tables(plan)?;
+        let result = self.evaluate_once(plan, source)?;
+        Ok(QueryState::new(plan).visible_rows(&result, &plan.order_by))
+    }
+
+    /// A query's rows as of the current offset, from a dataflow of its own over `source` (and
+    /// the shared arrangements), dropped once read.
+    fn evaluate_once(&mut self, plan: &QueryPlan, source: &dyn TableSource) -> Result<ResultSet, EngineError> {
         let (q, result) = self.build(plan, source)?;
         self.driver.run(Command::DropQuery(q), &NoRows);
-        Ok(QueryState::new(plan).visible_rows(&result, &plan.order_by))
+        Ok(result)
     }
 
     fn check_tables(&self, plan: &QueryPlan) -> Result<(), EngineError> {
@@ -335,8 +341,7 @@ impl Engine {
     /// engine's offset) unless a second subscriber already has.
     pub fn rows(&mut self, id: SubscriptionId, source: &dyn TableSource) -> Result<Vec<Row>, EngineError> {
         let (q, order) = self.subscriptions.get(&id).ok_or(EngineError::UnknownSubscription(id.0))?.clone();
-        let state = self.kept_result(q, source)?;
-        Ok(state.visible_rows(state.result.as_ref().expect("just kept"), &order))
+        self.kept_rows(q, &order, source)
     }
 
     /// Base-table state held: the update records of the shared arrangements by key (the

@@ -838,16 +838,11 @@ mod tests {
     #[test]
     fn varint_lengths_are_read_word_at_a_time_or_byte_by_byte() {
         for v in [0u64, 1, 127, 128, 300, 1 << 20, 1 << 35, 1 << 49, 1 << 56, u64::MAX] {
-            let mut enc = Vec::new();
-            let mut x = v;
-            while x >= 0x80 {
-                enc.push(x as u8 | 0x80);
-                x >>= 7;
-            }
-            enc.push(x as u8);
+            let mut enc = SmallVec::new();
+            put_varint(v, &mut enc);
             // Alone (fewer than eight bytes for most), and followed by more bytes.
             assert_eq!(varint_len(&enc), enc.len(), "{v}");
-            let mut padded = enc.clone();
+            let mut padded = enc.to_vec();
             padded.extend([0x80, 0x81, 0, 5, 6, 7, 8, 9, 10]);
             assert_eq!(varint_len(&padded), enc.len(), "{v} followed by more");
         }
