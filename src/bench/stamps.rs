@@ -7,9 +7,6 @@
 use anyhow::{bail, Context, Result};
 use rmp::Marker;
 
-/// How deep values may nest before the message is refused.
-const MAX_DEPTH: usize = 32;
-
 /// Appends to `out` the `timestamp_micros` of a TransactionUpdate, or of each transaction of
 /// a TransactionUpdates, in order; other messages add nothing.
 pub fn read(bytes: &[u8], out: &mut Vec<u64>) -> Result<()> {
@@ -63,7 +60,7 @@ impl<'a> Reader<'a> {
                         self.message(out, false)?;
                     }
                 }
-                _ => self.skip(1)?,
+                _ => self.skip()?,
             }
         }
         Ok(())
@@ -100,39 +97,42 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Steps over one value of any kind, `depth` levels down.
-    fn skip(&mut self, depth: usize) -> Result<()> {
-        if depth > MAX_DEPTH {
-            bail!("values nested more than {MAX_DEPTH} deep");
+    /// Steps over one value of any kind. Nesting needs no stack: an array or a map only adds
+    /// its elements to the count of values still to step over.
+    fn skip(&mut self) -> Result<()> {
+        let mut values = 1usize;
+        while values > 0 {
+            values -= 1;
+            // Bytes to step over, and values within (of an array or a map).
+            let (bytes, within) = match self.marker()? {
+                Marker::FixPos(_) | Marker::FixNeg(_) | Marker::Null | Marker::True | Marker::False => (0, 0),
+                Marker::FixStr(n) => (n as usize, 0),
+                Marker::FixArray(n) => (0, n as usize),
+                Marker::FixMap(n) => (0, 2 * n as usize),
+                Marker::U8 | Marker::I8 => (1, 0),
+                Marker::U16 | Marker::I16 | Marker::FixExt1 => (2, 0),
+                Marker::FixExt2 => (3, 0),
+                Marker::U32 | Marker::I32 | Marker::F32 => (4, 0),
+                Marker::FixExt4 => (5, 0),
+                Marker::U64 | Marker::I64 | Marker::F64 => (8, 0),
+                Marker::FixExt8 => (9, 0),
+                Marker::FixExt16 => (17, 0),
+                Marker::Str8 | Marker::Bin8 => (self.length(1)?, 0),
+                Marker::Str16 | Marker::Bin16 => (self.length(2)?, 0),
+                Marker::Str32 | Marker::Bin32 => (self.length(4)?, 0),
+                Marker::Ext8 => (self.length(1)? + 1, 0),
+                Marker::Ext16 => (self.length(2)? + 1, 0),
+                Marker::Ext32 => (self.length(4)? + 1, 0),
+                Marker::Array16 => (0, self.length(2)?),
+                Marker::Array32 => (0, self.length(4)?),
+                Marker::Map16 => (0, 2 * self.length(2)?),
+                Marker::Map32 => (0, 2 * self.length(4)?),
+                Marker::Reserved => bail!("a reserved MessagePack marker"),
+            };
+            self.take(bytes)?;
+            values += within;
         }
-        // Bytes to step over, or values within (of an array or a map).
-        let (bytes, values) = match self.marker()? {
-            Marker::FixPos(_) | Marker::FixNeg(_) | Marker::Null | Marker::True | Marker::False => (0, 0),
-            Marker::U8 | Marker::I8 => (1, 0),
-            Marker::U16 | Marker::I16 | Marker::FixExt1 => (2, 0),
-            Marker::FixExt2 => (3, 0),
-            Marker::U32 | Marker::I32 | Marker::F32 => (4, 0),
-            Marker::FixExt4 => (5, 0),
-            Marker::U64 | Marker::I64 | Marker::F64 => (8, 0),
-            Marker::FixExt8 => (9, 0),
-            Marker::FixExt16 => (17, 0),
-            Marker::FixStr(n) => (n as usize, 0),
-            Marker::Str8 | Marker::Bin8 => (self.length(1)?, 0),
-            Marker::Str16 | Marker::Bin16 => (self.length(2)?, 0),
-            Marker::Str32 | Marker::Bin32 => (self.length(4)?, 0),
-            Marker::Ext8 => (self.length(1)? + 1, 0),
-            Marker::Ext16 => (self.length(2)? + 1, 0),
-            Marker::Ext32 => (self.length(4)? + 1, 0),
-            Marker::FixArray(n) => (0, n as usize),
-            Marker::Array16 => (0, self.length(2)?),
-            Marker::Array32 => (0, self.length(4)?),
-            Marker::FixMap(n) => (0, 2 * n as usize),
-            Marker::Map16 => (0, 2 * self.length(2)?),
-            Marker::Map32 => (0, 2 * self.length(4)?),
-            Marker::Reserved => bail!("a reserved MessagePack marker"),
-        };
-        self.take(bytes)?;
-        (0..values).try_for_each(|_| self.skip(depth + 1))
+        Ok(())
     }
 }
 
@@ -182,5 +182,22 @@ mod tests {
         padded.push(0xc0);
         assert!(read(&padded, &mut out).is_err());
         assert!(read(&[0xc1], &mut out).is_err());
+    }
+
+    #[test]
+    fn steps_over_deep_nesting_without_recursion_and_refuses_a_short_array() {
+        // {"x": [[[…nil…]]], "timestamp_micros": 42}, nested far deeper than a stack allows.
+        let depth = 100_000;
+        let mut bytes = vec![0x82, 0xa1, b'x'];
+        bytes.extend(std::iter::repeat_n(0x91, depth));
+        bytes.push(0xc0);
+        bytes.extend(b"\xb0timestamp_micros");
+        bytes.push(42);
+        let mut out = Vec::new();
+        read(&bytes, &mut out).unwrap();
+        assert_eq!(out, [42]);
+        // An array that claims more elements than follow.
+        let short = [0x81, 0xa1, b'x', 0xdc, 0xff, 0xff, 0xc0];
+        assert!(read(&short, &mut out).is_err());
     }
 }
