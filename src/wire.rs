@@ -7,7 +7,7 @@
 use axum::extract::ws::{Message, Utf8Bytes};
 use bytes::Bytes;
 use serde::ser::{Serialize, SerializeSeq, Serializer};
-use sluice_client::protocol::{ColumnInfo, Encoding, ServerMessage};
+use sluice_client::protocol::{ColumnInfo, Encoding, ServerMessage, ValueRef};
 use sluice_ivm::{QueryDelta, QueryId};
 use sluice_planner::{DataType, Row, Value};
 use sluice_runtime::TxRecord;
@@ -27,15 +27,19 @@ fn into_frame(encoding: Encoding, bytes: Vec<u8>) -> Message {
 
 /// An engine value as the protocol carries it.
 pub fn protocol_value(v: &Value) -> sluice_client::Value {
-    use sluice_client::Value as W;
+    wire_value(v).into()
+}
+
+/// An engine value as the protocol writes it, borrowed.
+fn wire_value(v: &Value) -> ValueRef<'_> {
     match v {
-        Value::Null => W::Null,
-        Value::Bool(b) => W::Bool(*b),
-        Value::Int(i) => W::Int(*i),
-        Value::UInt(u) => W::UInt(*u),
-        Value::Real(r) => W::Real(*r),
-        Value::Text(t) => W::Text(t.to_string()),
-        Value::Bytes(b) => W::Bytes(b.to_vec()),
+        Value::Null => ValueRef::Null,
+        Value::Bool(b) => ValueRef::Bool(*b),
+        Value::Int(i) => ValueRef::Int(*i),
+        Value::UInt(u) => ValueRef::UInt(*u),
+        Value::Real(r) => ValueRef::Real(*r),
+        Value::Text(t) => ValueRef::Text(t),
+        Value::Bytes(b) => ValueRef::Bytes(b),
     }
 }
 
@@ -68,27 +72,9 @@ impl Serialize for WireRow<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(self.0.len()))?;
         for v in self.0.iter() {
-            seq.serialize_element(&WireValue(&v))?;
+            seq.serialize_element(&wire_value(&v))?;
         }
         seq.end()
-    }
-}
-
-/// A value as `sluice_client::Value` serializes it.
-struct WireValue<'a>(&'a Value);
-
-impl Serialize for WireValue<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.0 {
-            Value::Null => s.serialize_unit(),
-            Value::Bool(b) => s.serialize_bool(*b),
-            Value::Int(i) => s.serialize_i64(*i),
-            Value::UInt(u) => s.serialize_u64(*u),
-            Value::Real(r) => s.serialize_f64(*r),
-            Value::Text(t) => s.serialize_str(t),
-            Value::Bytes(b) if s.is_human_readable() => s.serialize_str(&hex::encode(b)),
-            Value::Bytes(b) => s.serialize_bytes(b),
-        }
     }
 }
 

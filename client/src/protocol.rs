@@ -247,18 +247,66 @@ pub fn typed_rows(rows: Vec<Row>, columns: &[ColumnInfo]) -> Result<Vec<Row>, St
         .collect()
 }
 
+/// A value borrowed, serialized as `Value` is: for whoever holds values in another form (the
+/// server writes its engine's rows with it, making no `Value` on the way).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ValueRef<'a> {
+    Null,
+    Bool(bool),
+    Int(i64),
+    UInt(u64),
+    Real(f64),
+    Text(&'a str),
+    Bytes(&'a [u8]),
+}
+
+impl Value {
+    /// This value, borrowed.
+    pub fn as_value_ref(&self) -> ValueRef<'_> {
+        match self {
+            Value::Null => ValueRef::Null,
+            Value::Bool(b) => ValueRef::Bool(*b),
+            Value::Int(i) => ValueRef::Int(*i),
+            Value::UInt(u) => ValueRef::UInt(*u),
+            Value::Real(r) => ValueRef::Real(*r),
+            Value::Text(t) => ValueRef::Text(t),
+            Value::Bytes(b) => ValueRef::Bytes(b),
+        }
+    }
+}
+
+impl From<ValueRef<'_>> for Value {
+    fn from(v: ValueRef<'_>) -> Value {
+        match v {
+            ValueRef::Null => Value::Null,
+            ValueRef::Bool(b) => Value::Bool(b),
+            ValueRef::Int(i) => Value::Int(i),
+            ValueRef::UInt(u) => Value::UInt(u),
+            ValueRef::Real(r) => Value::Real(r),
+            ValueRef::Text(t) => Value::Text(t.to_string()),
+            ValueRef::Bytes(b) => Value::Bytes(b.to_vec()),
+        }
+    }
+}
+
+impl Serialize for ValueRef<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match *self {
+            ValueRef::Null => s.serialize_unit(),
+            ValueRef::Bool(b) => s.serialize_bool(b),
+            ValueRef::Int(i) => s.serialize_i64(i),
+            ValueRef::UInt(u) => s.serialize_u64(u),
+            ValueRef::Real(r) => s.serialize_f64(r),
+            ValueRef::Text(t) => s.serialize_str(t),
+            ValueRef::Bytes(b) if s.is_human_readable() => s.serialize_str(&hex::encode(b)),
+            ValueRef::Bytes(b) => s.serialize_bytes(b),
+        }
+    }
+}
+
 impl Serialize for Value {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Value::Null => s.serialize_unit(),
-            Value::Bool(b) => s.serialize_bool(*b),
-            Value::Int(i) => s.serialize_i64(*i),
-            Value::UInt(u) => s.serialize_u64(*u),
-            Value::Real(r) => s.serialize_f64(*r),
-            Value::Text(t) => s.serialize_str(t),
-            Value::Bytes(b) if s.is_human_readable() => s.serialize_str(&hex::encode(b)),
-            Value::Bytes(b) => s.serialize_bytes(b),
-        }
+        self.as_value_ref().serialize(s)
     }
 }
 

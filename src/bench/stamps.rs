@@ -161,10 +161,14 @@ impl<'a> Reader<'a> {
             }
             // Bytes to step over, and values within (of an array or a map).
             let (bytes, within) = match self.marker()? {
-                Marker::FixPos(_) | Marker::FixNeg(_) | Marker::Null | Marker::True | Marker::False => (0, 0),
-                Marker::FixStr(n) => (n as usize, 0),
-                Marker::FixArray(n) => (0, n as usize),
-                Marker::FixMap(n) => (0, 2 * n as usize),
+                Marker::FixPos(_)
+                | Marker::FixNeg(_)
+                | Marker::Null
+                | Marker::True
+                | Marker::False
+                | Marker::FixStr(_)
+                | Marker::FixArray(_)
+                | Marker::FixMap(_) => unreachable!("one-byte kinds are stepped over above"),
                 Marker::U8 | Marker::I8 => (1, 0),
                 Marker::U16 | Marker::I16 | Marker::FixExt1 => (2, 0),
                 Marker::FixExt2 => (3, 0),
