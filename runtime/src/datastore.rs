@@ -120,21 +120,22 @@ impl Datastore {
             .collect();
         net.sort_unstable_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
         let mut changes: Vec<(TableId, TableChange)> = Vec::new();
-        let mut rest = &net[..];
-        while let Some((t, row, _)) = rest.first() {
-            let run = rest.iter().take_while(|(u, r, _)| u == t && r == row).count();
-            let n: isize = rest[..run].iter().map(|c| c.2).sum();
-            rest = &rest[run..];
+        let mut net = net.into_iter().peekable();
+        while let Some((t, row, mut n)) = net.next() {
+            while let Some((_, _, d)) = net.next_if(|(u, r, _)| *u == t && *r == row) {
+                n += d;
+            }
             if n == 0 {
                 continue;
             }
-            if changes.last().is_none_or(|(u, _)| u != t) {
-                let name = self.table(*t)?.def.name().to_string();
-                changes.push((*t, TableChange { table: name, ..TableChange::default() }));
+            if changes.last().is_none_or(|(u, _)| *u != t) {
+                let name = self.table(t)?.def.name().to_string();
+                changes.push((t, TableChange { table: name, ..TableChange::default() }));
             }
             let d = &mut changes.last_mut().expect("just pushed").1;
             let side = if n > 0 { &mut d.inserts } else { &mut d.deletes };
-            side.extend(std::iter::repeat_n(row.clone(), n.unsigned_abs()));
+            // The row itself goes in last: a row changed once is moved, not copied.
+            side.extend(std::iter::repeat_n(row, n.unsigned_abs()));
         }
         let changes = changes.into_iter().map(|(_, c)| c).collect();
         self.offset += 1;
