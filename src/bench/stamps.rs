@@ -135,32 +135,28 @@ impl<'a> Reader<'a> {
             // What rows are mostly made of, read straight from the byte: fixints, nil,
             // booleans, short strings, small arrays and maps.
             let byte = *self.bytes.get(self.pos).context("the message is cut short")?;
+            self.pos += 1;
             match byte {
-                0x00..=0x7f | 0xc0 | 0xc2 | 0xc3 | 0xe0..=0xff => {
-                    self.pos += 1;
-                    continue;
-                }
+                0x00..=0x7f | 0xc0 | 0xc2 | 0xc3 | 0xe0..=0xff => continue,
                 0xa0..=0xbf => {
-                    self.pos += 1 + usize::from(byte & 0x1f);
+                    self.pos += usize::from(byte & 0x1f);
                     if self.pos > self.bytes.len() {
                         bail!("the message is cut short");
                     }
                     continue;
                 }
                 0x90..=0x9f => {
-                    self.pos += 1;
                     values += usize::from(byte & 0x0f);
                     continue;
                 }
                 0x80..=0x8f => {
-                    self.pos += 1;
                     values += 2 * usize::from(byte & 0x0f);
                     continue;
                 }
                 _ => {}
             }
             // Bytes to step over, and values within (of an array or a map).
-            let (bytes, within) = match self.marker()? {
+            let (bytes, within) = match Marker::from_u8(byte) {
                 Marker::FixPos(_)
                 | Marker::FixNeg(_)
                 | Marker::Null
