@@ -1,8 +1,8 @@
-//! Server messages as frames. A transaction's update is assembled from per-query pieces: each
-//! query's delta is encoded once per encoding and shared by every subscriber, and whole frames
-//! are shared by every client with the same set of changed queries. Where one batch of
-//! transactions changed several for a client, their updates go in one `TransactionUpdates`
-//! frame.
+//! Server messages as frames. A batch's update frame is written straight from the engine's
+//! deltas into one buffer: each query's delta in a transaction is encoded once per encoding
+//! and copied into every frame that holds it, and the frame is built once per group of
+//! clients watching the same queries. Where one batch of transactions changed several for a
+//! client, their updates go in one `TransactionUpdates` frame.
 
 use axum::extract::ws::{Message, Utf8Bytes};
 use bytes::Bytes;
@@ -12,6 +12,8 @@ use sluice_ivm::{QueryDelta, QueryId};
 use sluice_planner::{DataType, Row, Value};
 use sluice_runtime::TxRecord;
 use std::collections::HashMap;
+use std::io::Write;
+use std::ops::Range;
 
 /// A message as one frame of its encoding.
 pub fn frame(encoding: Encoding, message: &ServerMessage) -> Message {
@@ -84,148 +86,135 @@ pub fn columns(columns: &[(String, DataType)]) -> Vec<ColumnInfo> {
 }
 
 /// The frames of a batch of committed transactions (in commit order), built as clients need
-/// them.
+/// them: each query's delta in a transaction is encoded once per encoding, and every frame is
+/// written into one buffer, sized for it before the first byte.
 pub struct BatchFrames<'a> {
-    txs: Vec<TxFrames<'a>>,
+    committed: &'a [(TxRecord, Vec<QueryDelta>)],
+    /// Where each (transaction, query, encoding)'s encoded delta lies in `pieces`.
+    encoded: HashMap<(usize, QueryId, Encoding), Range<usize>>,
+    pieces: Vec<u8>,
 }
 
 impl<'a> BatchFrames<'a> {
     pub fn new(committed: &'a [(TxRecord, Vec<QueryDelta>)]) -> BatchFrames<'a> {
-        BatchFrames { txs: committed.iter().map(|(tx, deltas)| TxFrames::new(tx, deltas)).collect() }
+        BatchFrames { committed, encoded: HashMap::new(), pieces: Vec::new() }
     }
 
     /// The frame for a client watching `watched` (sorted): the TransactionUpdate of the one
     /// transaction that changed any of them, or the TransactionUpdates of all that did; `None`
     /// where none did.
     pub fn frame(&mut self, encoding: Encoding, watched: &[QueryId]) -> Option<Message> {
-        let mut touched: Vec<(usize, Vec<QueryId>)> = Vec::new();
-        for (i, tx) in self.txs.iter().enumerate() {
-            let queries: Vec<QueryId> = watched.iter().copied().filter(|q| tx.deltas.contains_key(q)).collect();
-            if !queries.is_empty() {
-                touched.push((i, queries));
+        // Each transaction that changed a watched query, with the pieces of those queries.
+        let mut touched: Vec<(usize, Vec<Range<usize>>)> = Vec::new();
+        for (i, (_, deltas)) in self.committed.iter().enumerate() {
+            let mut changed: Vec<&QueryDelta> =
+                deltas.iter().filter(|d| watched.binary_search(&d.query).is_ok()).collect();
+            if !changed.is_empty() {
+                changed.sort_unstable_by_key(|d| d.query);
+                touched.push((i, changed.into_iter().map(|d| self.piece(i, d, encoding)).collect()));
             }
         }
-        if touched.len() <= 1 {
-            return touched.pop().map(|(i, queries)| self.txs[i].frame(encoding, queries));
-        }
-        let updates: Vec<Message> =
-            touched.into_iter().map(|(i, queries)| self.txs[i].frame(encoding, queries)).collect();
-        let bodies: Vec<&[u8]> = updates.iter().map(frame_bytes).collect();
-        let bytes = match encoding {
-            Encoding::Json => json_list(br#"{"type":"TransactionUpdates","transactions":["#.to_vec(), &bodies),
-            Encoding::MessagePack => {
-                use rmp::encode::{write_array_len, write_map_len, write_str};
-                let mut out = Vec::new();
-                write_map_len(&mut out, 2).expect("writes to a Vec");
-                write_str(&mut out, "type").expect("writes to a Vec");
-                write_str(&mut out, "TransactionUpdates").expect("writes to a Vec");
-                write_str(&mut out, "transactions").expect("writes to a Vec");
-                write_array_len(&mut out, bodies.len() as u32).expect("writes to a Vec");
-                bodies.iter().for_each(|b| out.extend_from_slice(b));
-                out
+        let many = match touched.len() {
+            0 => return None,
+            n => n > 1,
+        };
+        let size = touched.iter().flat_map(|(_, p)| p).map(|r| r.len() + 1).sum::<usize>();
+        let mut out = Vec::with_capacity(size + touched.len() * TX_HEAD + TX_HEAD);
+        if many {
+            match encoding {
+                Encoding::Json => out.extend_from_slice(br#"{"type":"TransactionUpdates","transactions":["#),
+                Encoding::MessagePack => {
+                    use rmp::encode::{write_array_len, write_map_len, write_str};
+                    write_map_len(&mut out, 2).expect("writes to a Vec");
+                    write_str(&mut out, "type").expect("writes to a Vec");
+                    write_str(&mut out, "TransactionUpdates").expect("writes to a Vec");
+                    write_str(&mut out, "transactions").expect("writes to a Vec");
+                    write_array_len(&mut out, touched.len() as u32).expect("writes to a Vec");
+                }
             }
-        };
-        Some(into_frame(encoding, bytes))
+        }
+        for (k, (i, pieces)) in touched.iter().enumerate() {
+            if encoding == Encoding::Json && k > 0 {
+                out.push(b',');
+            }
+            let tx = &self.committed[*i].0;
+            match encoding {
+                Encoding::Json => json_head(tx, &mut out),
+                Encoding::MessagePack => msgpack_head(tx, pieces.len(), &mut out),
+            }
+            for (n, piece) in pieces.iter().enumerate() {
+                if encoding == Encoding::Json && n > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(&self.pieces[piece.clone()]);
+            }
+            if encoding == Encoding::Json {
+                out.extend_from_slice(b"]}");
+            }
+        }
+        if many && encoding == Encoding::Json {
+            out.extend_from_slice(b"]}");
+        }
+        Some(into_frame(encoding, out))
+    }
+
+    /// Where transaction `i`'s delta `d` lies in `pieces`, encoded there on first use.
+    fn piece(&mut self, i: usize, d: &QueryDelta, encoding: Encoding) -> Range<usize> {
+        let pieces = &mut self.pieces;
+        self.encoded
+            .entry((i, d.query, encoding))
+            .or_insert_with(|| {
+                let start = pieces.len();
+                let update =
+                    WireUpdate { query_id: d.query.0, inserts: WireRows(&d.inserts), deletes: WireRows(&d.deletes) };
+                match encoding {
+                    Encoding::Json => serde_json::to_writer(&mut *pieces, &update).expect("deltas encode as JSON"),
+                    Encoding::MessagePack => {
+                        rmp_serde::encode::write_named(pieces, &update).expect("deltas encode as MessagePack")
+                    }
+                }
+                start..pieces.len()
+            })
+            .clone()
     }
 }
 
-/// `head` (a JSON object up to an open list) followed by `items`, comma-separated, and the
-/// list's and object's ends.
-fn json_list(mut head: Vec<u8>, items: &[&[u8]]) -> Vec<u8> {
-    for (i, item) in items.iter().enumerate() {
-        if i > 0 {
-            head.push(b',');
-        }
-        head.extend_from_slice(item);
-    }
-    head.extend_from_slice(b"]}");
-    head
+/// Bytes reserved for a TransactionUpdate's fields besides its updates (a 64-digit caller,
+/// a short reducer name and the field names fit).
+const TX_HEAD: usize = 192;
+
+/// A TransactionUpdate in JSON up to its open list of updates.
+fn json_head(tx: &TxRecord, out: &mut Vec<u8>) {
+    let meta = &tx.meta;
+    write!(
+        out,
+        r#"{{"type":"TransactionUpdate","offset":{},"timestamp_micros":{},"reducer":"#,
+        tx.offset, meta.timestamp_micros
+    )
+    .expect("writes to a Vec");
+    serde_json::to_writer(&mut *out, &meta.reducer).expect("a string");
+    out.extend_from_slice(br#","caller":"#);
+    serde_json::to_writer(&mut *out, &meta.caller).expect("a string");
+    out.extend_from_slice(br#","updates":["#);
 }
 
-/// A frame's payload.
-fn frame_bytes(m: &Message) -> &[u8] {
-    match m {
-        Message::Text(t) => t.as_bytes(),
-        Message::Binary(b) => b,
-        _ => unreachable!("update frames are text or binary"),
-    }
-}
-
-/// The frames of one committed transaction, built as clients need them.
-struct TxFrames<'a> {
-    tx: &'a TxRecord,
-    deltas: HashMap<QueryId, &'a QueryDelta>,
-    pieces: HashMap<(QueryId, Encoding), Vec<u8>>,
-    frames: HashMap<(Encoding, Vec<QueryId>), Message>,
-}
-
-impl<'a> TxFrames<'a> {
-    fn new(tx: &'a TxRecord, deltas: &'a [QueryDelta]) -> TxFrames<'a> {
-        let deltas = deltas.iter().map(|d| (d.query, d)).collect();
-        TxFrames { tx, deltas, pieces: HashMap::new(), frames: HashMap::new() }
-    }
-
-    /// The TransactionUpdate frame for a client subscribed to `queries` (sorted, each
-    /// changed by this transaction).
-    fn frame(&mut self, encoding: Encoding, queries: Vec<QueryId>) -> Message {
-        if let Some(f) = self.frames.get(&(encoding, queries.clone())) {
-            return f.clone();
-        }
-        for q in &queries {
-            let delta = self.deltas[q];
-            self.pieces.entry((*q, encoding)).or_insert_with(|| {
-                encoding.encode(&WireUpdate {
-                    query_id: q.0,
-                    inserts: WireRows(&delta.inserts),
-                    deletes: WireRows(&delta.deletes),
-                })
-            });
-        }
-        let pieces: Vec<&[u8]> = queries.iter().map(|q| self.pieces[&(*q, encoding)].as_slice()).collect();
-        let bytes = match encoding {
-            Encoding::Json => self.json(&pieces),
-            Encoding::MessagePack => self.msgpack(&pieces),
-        };
-        let f = into_frame(encoding, bytes);
-        self.frames.insert((encoding, queries), f.clone());
-        f
-    }
-
-    fn json(&self, pieces: &[&[u8]]) -> Vec<u8> {
-        let meta = &self.tx.meta;
-        let head = format!(
-            r#"{{"type":"TransactionUpdate","offset":{},"timestamp_micros":{},"reducer":{},"caller":{},"updates":["#,
-            self.tx.offset,
-            meta.timestamp_micros,
-            serde_json::to_string(&meta.reducer).expect("a string"),
-            serde_json::to_string(&meta.caller).expect("a string"),
-        );
-        json_list(head.into_bytes(), pieces)
-    }
-
-    fn msgpack(&self, pieces: &[&[u8]]) -> Vec<u8> {
-        use rmp::encode::{write_array_len, write_map_len, write_str, write_uint};
-        let meta = &self.tx.meta;
-        let mut out = Vec::new();
-        let w = &mut out;
-        write_map_len(w, 6).expect("writes to a Vec");
-        write_str(w, "type").expect("writes to a Vec");
-        write_str(w, "TransactionUpdate").expect("writes to a Vec");
-        write_str(w, "offset").expect("writes to a Vec");
-        write_uint(w, self.tx.offset).expect("writes to a Vec");
-        write_str(w, "timestamp_micros").expect("writes to a Vec");
-        write_uint(w, meta.timestamp_micros).expect("writes to a Vec");
-        write_str(w, "reducer").expect("writes to a Vec");
-        write_str(w, &meta.reducer).expect("writes to a Vec");
-        write_str(w, "caller").expect("writes to a Vec");
-        write_str(w, &meta.caller).expect("writes to a Vec");
-        write_str(w, "updates").expect("writes to a Vec");
-        write_array_len(w, pieces.len() as u32).expect("writes to a Vec");
-        for p in pieces {
-            out.extend_from_slice(p);
-        }
-        out
-    }
+/// A TransactionUpdate in MessagePack up to its array of `updates` updates.
+fn msgpack_head(tx: &TxRecord, updates: usize, out: &mut Vec<u8>) {
+    use rmp::encode::{write_array_len, write_map_len, write_str, write_uint};
+    let meta = &tx.meta;
+    write_map_len(out, 6).expect("writes to a Vec");
+    write_str(out, "type").expect("writes to a Vec");
+    write_str(out, "TransactionUpdate").expect("writes to a Vec");
+    write_str(out, "offset").expect("writes to a Vec");
+    write_uint(out, tx.offset).expect("writes to a Vec");
+    write_str(out, "timestamp_micros").expect("writes to a Vec");
+    write_uint(out, meta.timestamp_micros).expect("writes to a Vec");
+    write_str(out, "reducer").expect("writes to a Vec");
+    write_str(out, &meta.reducer).expect("writes to a Vec");
+    write_str(out, "caller").expect("writes to a Vec");
+    write_str(out, &meta.caller).expect("writes to a Vec");
+    write_str(out, "updates").expect("writes to a Vec");
+    write_array_len(out, updates as u32).expect("writes to a Vec");
 }
 
 #[cfg(test)]
@@ -234,6 +223,7 @@ mod tests {
     use rand::rngs::SmallRng;
     use rand::{Rng, SeedableRng};
     use sluice_client::protocol::QueryUpdate;
+    use sluice_runtime::CommitMeta;
 
     fn value(rng: &mut SmallRng) -> Value {
         match rng.random_range(0..8) {
@@ -247,6 +237,78 @@ mod tests {
                 ["", "é\"\\\n\u{1F600}", "plain"][rng.random_range(0..3)].repeat(rng.random_range(1..40)).into(),
             ),
             _ => Value::Bytes((0..rng.random_range(0..300)).map(|_| rng.random()).collect::<Vec<u8>>().into()),
+        }
+    }
+
+    /// The frames of a random batch for random sets of watched queries are the protocol's
+    /// `TransactionUpdate(s)` messages, byte for byte, in both encodings.
+    #[test]
+    fn a_batch_frame_is_the_protocols_message() {
+        let mut rng = SmallRng::seed_from_u64(11);
+        let rows = |rng: &mut SmallRng| -> Vec<Row> {
+            (0..rng.random_range(0..4))
+                .map(|_| Row::new((0..rng.random_range(0..4)).map(|_| value(rng)).collect()))
+                .collect()
+        };
+        for _ in 0..300 {
+            let committed: Vec<(TxRecord, Vec<QueryDelta>)> = (0..rng.random_range(1..6u64))
+                .map(|offset| {
+                    let meta = CommitMeta {
+                        timestamp_micros: rng.random(),
+                        reducer: ["transfer", "sql", "é\"q"][rng.random_range(0..3)].to_string(),
+                        caller: ["", "ab12"][rng.random_range(0..2)].to_string(),
+                        ..CommitMeta::default()
+                    };
+                    let mut queries: Vec<u64> = (0..6).filter(|_| rng.random_bool(0.4)).collect();
+                    queries.reverse();
+                    let deltas = queries
+                        .into_iter()
+                        .map(|q| QueryDelta {
+                            query: QueryId(q),
+                            offset,
+                            inserts: rows(&mut rng),
+                            deletes: rows(&mut rng),
+                        })
+                        .collect();
+                    (TxRecord { offset, meta, changes: Vec::new() }, deltas)
+                })
+                .collect();
+            let mut frames = BatchFrames::new(&committed);
+            for _ in 0..3 {
+                let watched: Vec<QueryId> = (0..6).filter(|_| rng.random_bool(0.5)).map(QueryId).collect();
+                let mut expected: Vec<ServerMessage> = committed
+                    .iter()
+                    .filter_map(|(tx, deltas)| {
+                        let mut updates: Vec<&QueryDelta> =
+                            deltas.iter().filter(|d| watched.contains(&d.query)).collect();
+                        updates.sort_by_key(|d| d.query);
+                        (!updates.is_empty()).then(|| ServerMessage::TransactionUpdate {
+                            offset: tx.offset,
+                            timestamp_micros: tx.meta.timestamp_micros,
+                            reducer: tx.meta.reducer.clone(),
+                            caller: tx.meta.caller.clone(),
+                            updates: updates
+                                .into_iter()
+                                .map(|d| QueryUpdate {
+                                    query_id: d.query.0,
+                                    inserts: protocol_rows(&d.inserts),
+                                    deletes: protocol_rows(&d.deletes),
+                                })
+                                .collect(),
+                        })
+                    })
+                    .collect();
+                let expected = match expected.len() {
+                    0 => None,
+                    1 => expected.pop(),
+                    _ => Some(ServerMessage::TransactionUpdates { transactions: expected }),
+                };
+                for encoding in [Encoding::Json, Encoding::MessagePack] {
+                    let got = frames.frame(encoding, &watched);
+                    let want = expected.as_ref().map(|m| encoding.encode(m));
+                    assert_eq!(got.as_ref().map(|f| f.clone().into_data().to_vec()), want, "{encoding:?}");
+                }
+            }
         }
     }
 
