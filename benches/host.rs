@@ -85,7 +85,7 @@ fn reducers(c: &mut Criterion) {
     group.bench_function("transfer_with_3_subscriptions", |bch| {
         bch.iter(|| {
             let tx = host.call("transfer", &args(), CommitMeta::default()).unwrap();
-            engine.apply(vec![transaction(tx)]).unwrap()
+            engine.apply(vec![transaction(&tx)]).unwrap()
         })
     });
 
@@ -96,7 +96,7 @@ fn reducers(c: &mut Criterion) {
             |calls| {
                 let txs = calls
                     .iter()
-                    .map(|a| transaction(host.call("transfer", a, CommitMeta::default()).unwrap()))
+                    .map(|a| transaction(&host.call("transfer", a, CommitMeta::default()).unwrap()))
                     .collect();
                 engine.apply(txs).unwrap()
             },

@@ -112,7 +112,7 @@ impl Database {
             return Err(e);
         }
         let record = self.store.commit(CommitMeta { reducer: "sql".into(), ..CommitMeta::default() })?;
-        let deltas = self.engine.apply(vec![transaction(record)])?;
+        let deltas = self.engine.apply(vec![transaction(&record)])?;
         Ok(Outcome::Changed { rows, deltas })
     }
 
@@ -166,7 +166,7 @@ impl TableSource for StoreRows<'_> {
     }
 }
 
-/// The engine's view of a committed transaction.
-pub fn transaction(record: TxRecord) -> Transaction {
-    Transaction { offset: record.offset, changes: record.changes }
+/// The engine's view of a committed transaction (its changes; the record's metadata stays).
+pub fn transaction(record: &TxRecord) -> Transaction {
+    Transaction { offset: record.offset, changes: record.changes.clone() }
 }

@@ -210,7 +210,7 @@ impl ModuleDb {
 
     fn apply(&mut self, tx: TxRecord) -> Committed {
         self.log(&tx);
-        let deltas = self.engine.apply(vec![transaction(tx.clone())]).expect("commit records come in offset order");
+        let deltas = self.engine.apply(vec![transaction(&tx)]).expect("commit records come in offset order");
         (tx, deltas)
     }
 
@@ -235,7 +235,7 @@ impl ModuleDb {
             let outcome = self.host.call(reducer, args, meta);
             if let Ok(tx) = &outcome {
                 self.log(tx);
-                txs.push(transaction(tx.clone()));
+                txs.push(transaction(tx));
             }
             ran.push((outcome, started.elapsed()));
         }

@@ -211,7 +211,7 @@ impl Live {
     /// subscription's cache against SQLite.
     pub fn commit(&mut self, tx: &TxRecord) {
         self.mirror.apply(tx);
-        for delta in self.engine.apply(vec![transaction(tx.clone())]).unwrap() {
+        for delta in self.engine.apply(vec![transaction(tx)]).unwrap() {
             assert_eq!(delta.offset, tx.offset);
             let sub = self.subs.iter_mut().find(|(q, ..)| *q == delta.query).expect("a subscribed query");
             absorb(&mut sub.2, delta);
