@@ -47,6 +47,9 @@ fn the_transfer_benchmark_measures_a_given_server_and_its_own() {
     assert!(committed > 100 && report["tps"].as_f64().unwrap() > 0.0, "{report}");
     assert!(report["reducer_p50_ms"].as_f64() <= report["reducer_p99_ms"].as_f64(), "{report}");
     assert!(report["delta_updates"].as_u64().unwrap() > 0 && report["delta_p99_ms"].is_number(), "{report}");
+    // Each transaction update names at least its six fields: 60 bytes or more.
+    let (updates, bytes) = (report["delta_updates"].as_u64().unwrap(), report["delta_bytes"].as_u64().unwrap());
+    assert!(bytes >= 60 * updates, "{report}");
     assert!(report["server_cpu_cores"].is_null(), "a given server's CPU is not the benchmark's to read");
 
     let http = Http::new(&base, None);

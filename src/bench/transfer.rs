@@ -91,6 +91,9 @@ pub struct Report {
     pub delta_updates: u64,
     /// Transaction updates received per second over all subscribers.
     pub delta_updates_per_s: f64,
+    /// Bytes of update frames (WebSocket payloads) received over all subscribers.
+    pub delta_bytes: u64,
+    pub delta_bytes_per_s: f64,
     pub delta_p50_ms: Option<f64>,
     pub delta_p99_ms: Option<f64>,
     /// Server CPU over the measured window, in cores (own server only).
@@ -107,6 +110,7 @@ struct Tally {
     reducer_micros: Histogram<u64>,
     delta_micros: Histogram<u64>,
     delta_updates: u64,
+    delta_bytes: u64,
     /// First error that ends a connection.
     error: Option<String>,
 }
@@ -141,6 +145,7 @@ pub fn run(server: Option<&str>, options: Options, progress: bool) -> Result<Rep
         reducer_micros: histogram(),
         delta_micros: histogram(),
         delta_updates: 0,
+        delta_bytes: 0,
         error: None,
     }));
     let url = format!("{}/v1/database/{}/subscribe", target.url.replacen("http", "ws", 1), options.database);
@@ -198,6 +203,8 @@ pub fn run(server: Option<&str>, options: Options, progress: bool) -> Result<Rep
         reducer_p99_ms: ms(&t.reducer_micros, 0.99),
         delta_updates: t.delta_updates,
         delta_updates_per_s: t.delta_updates as f64 / elapsed.as_secs_f64(),
+        delta_bytes: t.delta_bytes,
+        delta_bytes_per_s: t.delta_bytes as f64 / elapsed.as_secs_f64(),
         delta_p50_ms: deltas.then(|| ms(&t.delta_micros, 0.5)),
         delta_p99_ms: deltas.then(|| ms(&t.delta_micros, 0.99)),
         server_cpu_cores: cpu,
@@ -279,17 +286,19 @@ async fn watch(mut ws: Socket, tally: Shared, recent: Rc<RefCell<Recent>>) {
     let mut stamps = Vec::new();
     loop {
         stamps.clear();
-        let message = next_frame(&mut ws).await.and_then(|b| recent.borrow_mut().read(&b, &mut stamps));
+        let message =
+            next_frame(&mut ws).await.and_then(|b| recent.borrow_mut().read(&b, &mut stamps).map(|()| b.len()));
         let mut t = tally.borrow_mut();
         match message {
-            Ok(()) if t.measuring => {
+            Ok(bytes) if t.measuring => {
+                t.delta_bytes += bytes as u64;
                 let now = crate::demo::now_micros();
                 for stamp in &stamps {
                     t.delta_micros.saturating_record(now.saturating_sub(*stamp).max(1));
                     t.delta_updates += 1;
                 }
             }
-            Ok(()) => {}
+            Ok(_) => {}
             Err(e) => {
                 if !t.done {
                     t.error.get_or_insert(format!("a subscriber's connection ended: {e:#}"));
@@ -400,6 +409,14 @@ pub fn print(report: &Report) {
                 ),
                 _ => "n/a (no subscribers)".to_string(),
             },
+        ),
+        (
+            "update bytes received",
+            format!(
+                "{:.1} MB/s, {:.0} per update",
+                report.delta_bytes_per_s / 1e6,
+                report.delta_bytes as f64 / report.delta_updates.max(1) as f64
+            ),
         ),
         ("server CPU", opt(report.server_cpu_cores, "cores")),
         ("server peak RSS", opt(report.server_peak_rss_bytes.map(|b| b as f64 / (1 << 20) as f64), "MiB")),
