@@ -7,7 +7,7 @@
 use axum::extract::ws::{Message, Utf8Bytes};
 use bytes::Bytes;
 use serde::ser::{Serialize, SerializeSeq, Serializer};
-use sluice_client::protocol::{ColumnInfo, Encoding, ServerMessage, ValueRef};
+use sluice_client::protocol::{positional, ColumnInfo, Encoding, ServerMessage, ValueRef};
 use sluice_ivm::{QueryDelta, QueryId};
 use sluice_planner::{DataType, Row, Value};
 use sluice_runtime::TxRecord;
@@ -124,11 +124,9 @@ impl<'a> BatchFrames<'a> {
             match encoding {
                 Encoding::Json => out.extend_from_slice(br#"{"type":"TransactionUpdates","transactions":["#),
                 Encoding::MessagePack => {
-                    use rmp::encode::{write_array_len, write_map_len, write_str};
-                    write_map_len(&mut out, 2).expect("writes to a Vec");
-                    write_str(&mut out, "type").expect("writes to a Vec");
-                    write_str(&mut out, "TransactionUpdates").expect("writes to a Vec");
-                    write_str(&mut out, "transactions").expect("writes to a Vec");
+                    use rmp::encode::{write_array_len, write_pfix};
+                    write_array_len(&mut out, 2).expect("writes to a Vec");
+                    write_pfix(&mut out, positional::TRANSACTION_UPDATES).expect("writes to a Vec");
                     write_array_len(&mut out, touched.len() as u32).expect("writes to a Vec");
                 }
             }
@@ -170,7 +168,7 @@ impl<'a> BatchFrames<'a> {
                 match encoding {
                     Encoding::Json => serde_json::to_writer(&mut *pieces, &update).expect("deltas encode as JSON"),
                     Encoding::MessagePack => {
-                        rmp_serde::encode::write_named(pieces, &update).expect("deltas encode as MessagePack")
+                        rmp_serde::encode::write(pieces, &update).expect("deltas encode as MessagePack")
                     }
                 }
                 start..pieces.len()
@@ -198,22 +196,23 @@ fn json_head(tx: &TxRecord, out: &mut Vec<u8>) {
     out.extend_from_slice(br#","updates":["#);
 }
 
-/// A TransactionUpdate in MessagePack up to its array of `updates` updates.
+/// A positional TransactionUpdate in MessagePack up to its array of `updates` updates.
 fn msgpack_head(tx: &TxRecord, updates: usize, out: &mut Vec<u8>) {
-    use rmp::encode::{write_array_len, write_map_len, write_str, write_uint};
+    use rmp::encode::{write_array_len, write_bin, write_nil, write_pfix, write_str, write_uint};
     let meta = &tx.meta;
-    write_map_len(out, 6).expect("writes to a Vec");
-    write_str(out, "type").expect("writes to a Vec");
-    write_str(out, "TransactionUpdate").expect("writes to a Vec");
-    write_str(out, "offset").expect("writes to a Vec");
+    write_array_len(out, 6).expect("writes to a Vec");
+    write_pfix(out, positional::TRANSACTION_UPDATE).expect("writes to a Vec");
     write_uint(out, tx.offset).expect("writes to a Vec");
-    write_str(out, "timestamp_micros").expect("writes to a Vec");
     write_uint(out, meta.timestamp_micros).expect("writes to a Vec");
-    write_str(out, "reducer").expect("writes to a Vec");
     write_str(out, &meta.reducer).expect("writes to a Vec");
-    write_str(out, "caller").expect("writes to a Vec");
-    write_str(out, &meta.caller).expect("writes to a Vec");
-    write_str(out, "updates").expect("writes to a Vec");
+    if meta.caller.is_empty() {
+        // The server's own transactions (scheduled reducers, lifecycle) have no caller.
+        write_nil(out).expect("writes to a Vec");
+    } else {
+        let mut identity = [0u8; 32];
+        hex::decode_to_slice(&meta.caller, &mut identity).expect("a caller is an identity's hex (sessions::meta)");
+        write_bin(out, &identity).expect("writes to a Vec");
+    }
     write_array_len(out, updates as u32).expect("writes to a Vec");
 }
 
@@ -256,7 +255,7 @@ mod tests {
                     let meta = CommitMeta {
                         timestamp_micros: rng.random(),
                         reducer: ["transfer", "sql", "é\"q"][rng.random_range(0..3)].to_string(),
-                        caller: ["", "ab12"][rng.random_range(0..2)].to_string(),
+                        caller: ["", &"0a".repeat(32)][rng.random_range(0..2)].to_string(),
                         ..CommitMeta::default()
                     };
                     let mut queries: Vec<u64> = (0..6).filter(|_| rng.random_bool(0.4)).collect();

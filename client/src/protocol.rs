@@ -1,8 +1,12 @@
 //! The WebSocket protocol's messages (docs/PROTOCOL.md), shared by the server and the client.
 //! Two encodings, chosen by subprotocol: JSON text frames (`sluice.json.v1`) and MessagePack
-//! binary frames (`sluice.msgpack.v1`); messages are maps tagged by `"type"` in both.
-//! Values are JSON's own (bytes as hex strings) or MessagePack's (bytes as bin); a row's
-//! meaning is fixed by its query's column types, sent once when the subscription is applied.
+//! binary frames (`sluice.msgpack.v2`). Messages are maps tagged by `"type"` in both, except
+//! that MessagePack sends the two transaction messages, nearly all of a busy connection's
+//! bytes, as positional arrays (`positional`). Values are JSON's own (bytes as hex strings) or
+//! MessagePack's (bytes as bin); a row's meaning is fixed by its query's column types, sent
+//! once when the subscription is applied.
+
+pub mod positional;
 
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -11,7 +15,7 @@ use std::fmt;
 /// The subprotocol of JSON text frames.
 pub const JSON_PROTOCOL: &str = "sluice.json.v1";
 /// The subprotocol of MessagePack binary frames.
-pub const MSGPACK_PROTOCOL: &str = "sluice.msgpack.v1";
+pub const MSGPACK_PROTOCOL: &str = "sluice.msgpack.v2";
 
 /// How messages are encoded on one connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -37,7 +41,7 @@ impl Encoding {
         }
     }
 
-    /// Encodes a message (maps with field names in both encodings).
+    /// Encodes a message (in MessagePack, the transaction messages positionally).
     pub fn encode<T: Serialize>(self, message: &T) -> Vec<u8> {
         match self {
             Encoding::Json => serde_json::to_vec(message).expect("messages encode as JSON"),
@@ -107,9 +111,11 @@ pub enum Status {
     Failed,
 }
 
-/// What the server sends.
+/// What the server sends. Its serde form is a map tagged by `"type"`, except that an encoding
+/// that is not human-readable (MessagePack) takes the transaction messages as `positional`
+/// arrays.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type")]
+#[serde(tag = "type", remote = "Self")]
 pub enum ServerMessage {
     /// First message of every connection: who the client is, and its token.
     IdentityToken {
@@ -131,7 +137,8 @@ pub enum ServerMessage {
         offset: u64,
         timestamp_micros: u64,
         reducer: String,
-        /// The caller's identity (hex); empty for the server itself.
+        /// The caller's identity (64 hex digits; 32 bytes in MessagePack); empty for the
+        /// server itself.
         caller: String,
         updates: Vec<QueryUpdate>,
     },
@@ -166,6 +173,29 @@ pub enum ServerMessage {
         request_id: Option<u64>,
         error: String,
     },
+}
+
+impl Serialize for ServerMessage {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ServerMessage::TransactionUpdate { .. } | ServerMessage::TransactionUpdates { .. }
+                if !s.is_human_readable() =>
+            {
+                positional::serialize(self, s)
+            }
+            _ => ServerMessage::serialize(self, s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ServerMessage {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<ServerMessage, D::Error> {
+        if d.is_human_readable() {
+            ServerMessage::deserialize(d)
+        } else {
+            d.deserialize_any(positional::MessageVisitor)
+        }
+    }
 }
 
 impl ServerMessage {

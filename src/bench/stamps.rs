@@ -8,9 +8,11 @@
 
 use anyhow::{bail, Context, Result};
 use rmp::Marker;
+use sluice_client::protocol::positional::{TRANSACTION_UPDATE, TRANSACTION_UPDATES};
 
 /// Appends to `out` the `timestamp_micros` of a TransactionUpdate, or of each transaction of
-/// a TransactionUpdates, in order; other messages add nothing.
+/// a TransactionUpdates, in order (both positional, `sluice.msgpack.v2`); other messages add
+/// nothing.
 pub fn read(bytes: &[u8], out: &mut Vec<u64>) -> Result<()> {
     let mut r = Reader { bytes, pos: 0 };
     r.message(out, true).context("reading a server message's timestamps")?;
@@ -73,37 +75,33 @@ impl<'a> Reader<'a> {
         Ok(self.be(n)? as usize)
     }
 
-    /// A message, a map: its timestamp and, where `nested`, its transactions' timestamps.
+    /// A message: a positional TransactionUpdate gives its timestamp and, where `nested`, a
+    /// TransactionUpdates each of its transactions'. Other messages are maps, stepped over:
+    /// only transactions have timestamps.
     fn message(&mut self, out: &mut Vec<u64>, nested: bool) -> Result<()> {
-        let fields = match self.marker()? {
-            Marker::FixMap(n) => n as usize,
-            Marker::Map16 => self.length(2)?,
-            Marker::Map32 => self.length(4)?,
-            m => bail!("a message is a map, not {m:?}"),
-        };
-        for _ in 0..fields {
-            match self.key()? {
-                b"timestamp_micros" => out.push(self.unsigned()?),
-                b"transactions" if nested => {
-                    for _ in 0..self.array()? {
-                        self.message(out, false)?;
-                    }
+        let first = *self.bytes.get(self.pos).context("the message is cut short")?;
+        if nested && matches!(Marker::from_u8(first), Marker::FixMap(_) | Marker::Map16 | Marker::Map32) {
+            return self.skip();
+        }
+        const UPDATE: u64 = TRANSACTION_UPDATE as u64;
+        const UPDATES: u64 = TRANSACTION_UPDATES as u64;
+        let elements = self.array()?;
+        match (self.unsigned()?, elements) {
+            (UPDATE, 6) => {
+                self.unsigned()?;
+                out.push(self.unsigned()?);
+                for _ in 0..3 {
+                    self.skip()?;
                 }
-                _ => self.skip()?,
             }
+            (UPDATES, 2) if nested => {
+                for _ in 0..self.array()? {
+                    self.message(out, false)?;
+                }
+            }
+            (kind, n) => bail!("no transaction message has {n} elements and type {kind}"),
         }
         Ok(())
-    }
-
-    fn key(&mut self) -> Result<&'a [u8]> {
-        let n = match self.marker()? {
-            Marker::FixStr(n) => n as usize,
-            Marker::Str8 => self.length(1)?,
-            Marker::Str16 => self.length(2)?,
-            Marker::Str32 => self.length(4)?,
-            m => bail!("a field name is a string, not {m:?}"),
-        };
-        self.take(n)
     }
 
     fn unsigned(&mut self) -> Result<u64> {
@@ -113,7 +111,7 @@ impl<'a> Reader<'a> {
             Marker::U16 => self.be(2),
             Marker::U32 => self.be(4),
             Marker::U64 => self.be(8),
-            m => bail!("a timestamp is an unsigned integer, not {m:?}"),
+            m => bail!("expected an unsigned integer, not {m:?}"),
         }
     }
 
@@ -122,7 +120,7 @@ impl<'a> Reader<'a> {
             Marker::FixArray(n) => Ok(n as usize),
             Marker::Array16 => self.length(2),
             Marker::Array32 => self.length(4),
-            m => bail!("transactions are an array, not {m:?}"),
+            m => bail!("expected an array, not {m:?}"),
         }
     }
 
@@ -205,7 +203,7 @@ mod tests {
             offset,
             timestamp_micros,
             reducer: "transfer".into(),
-            caller: "ab".repeat(16),
+            caller: "ab".repeat(32),
             updates: vec![QueryUpdate { query_id: 3, inserts: (0..40).map(row).collect(), deletes: vec![row(-7)] }],
         }
     }
@@ -242,19 +240,23 @@ mod tests {
 
     #[test]
     fn steps_over_deep_nesting_without_recursion_and_refuses_a_short_array() {
-        // {"x": [[[…nil…]]], "timestamp_micros": 42}, nested far deeper than a stack allows.
+        // [0, 1, 42, "r", nil, [[[…nil…]]]], nested far deeper than a stack allows.
         let depth = 100_000;
-        let mut bytes = vec![0x82, 0xa1, b'x'];
+        let mut bytes = vec![0x96, 0, 1, 42, 0xa1, b'r', 0xc0];
         bytes.extend(std::iter::repeat_n(0x91, depth));
         bytes.push(0xc0);
-        bytes.extend(b"\xb0timestamp_micros");
-        bytes.push(42);
         let mut out = Vec::new();
         read(&bytes, &mut out).unwrap();
         assert_eq!(out, [42]);
         // An array that claims more elements than follow.
-        let short = [0x81, 0xa1, b'x', 0xdc, 0xff, 0xff, 0xc0];
+        let short = [0x96, 0, 1, 42, 0xa1, b'r', 0xc0, 0xdc, 0xff, 0xff, 0xc0];
         assert!(read(&short, &mut out).is_err());
+        // A map is stepped over, but a transaction array of the wrong shape is refused.
+        let mut none: Vec<u64> = Vec::new();
+        read(&[0x81, 0xa1, b'x', 0x91, 0x91, 0xc0], &mut none).unwrap();
+        assert!(none.is_empty());
+        assert!(read(&[0x95, 0, 1, 42, 0xa1, b'r', 0xc0], &mut out).is_err());
+        assert!(read(&[0x92, 1, 0x91, 0x92, 1, 0x90], &mut out).is_err(), "transactions nested twice");
     }
 
     #[test]
