@@ -1,6 +1,6 @@
 //! The transaction messages in MessagePack (`sluice.msgpack.v2`): arrays whose first element
 //! is the message's type as a small integer, then its fields in order, with no field names.
-//! A busy subscriber receives little else, and as maps a third of each transaction's bytes
+//! A busy subscriber receives little else, and as maps more than half of each transaction's bytes
 //! were names and the caller's identity written as 64 hex digits:
 //!
 //! - `TransactionUpdate`: `[0, offset, timestamp_micros, reducer, caller, updates]`, where
