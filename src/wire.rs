@@ -205,13 +205,10 @@ fn msgpack_head(tx: &TxRecord, updates: usize, out: &mut Vec<u8>) {
     write_uint(out, tx.offset).expect("writes to a Vec");
     write_uint(out, meta.timestamp_micros).expect("writes to a Vec");
     write_str(out, &meta.reducer).expect("writes to a Vec");
-    if meta.caller.is_empty() {
+    match positional::caller_bytes(&meta.caller).expect("a caller is an identity's hex (sessions::meta)") {
+        Some(identity) => write_bin(out, &identity).expect("writes to a Vec"),
         // The server's own transactions (scheduled reducers, lifecycle) have no caller.
-        write_nil(out).expect("writes to a Vec");
-    } else {
-        let mut identity = [0u8; 32];
-        hex::decode_to_slice(&meta.caller, &mut identity).expect("a caller is an identity's hex (sessions::meta)");
-        write_bin(out, &identity).expect("writes to a Vec");
+        None => write_nil(out).expect("writes to a Vec"),
     }
     write_array_len(out, updates as u32).expect("writes to a Vec");
 }

@@ -36,9 +36,7 @@ pub fn serialize<S: Serializer>(message: &ServerMessage, s: S) -> Result<S::Ok, 
             t.end()
         }
         ServerMessage::TransactionUpdates { transactions } => {
-            if let Some(other) = transactions.iter().find(|t| !matches!(t, ServerMessage::TransactionUpdate { .. })) {
-                return Err(ser::Error::custom(format!("a TransactionUpdates holds {other:?}")));
-            }
+            only_updates(transactions).map_err(ser::Error::custom)?;
             let mut t = s.serialize_tuple(2)?;
             t.serialize_element(&TRANSACTION_UPDATES)?;
             t.serialize_element(transactions)?;
@@ -48,19 +46,37 @@ pub fn serialize<S: Serializer>(message: &ServerMessage, s: S) -> Result<S::Ok, 
     }
 }
 
+/// Refuses a TransactionUpdates holding anything but TransactionUpdates.
+fn only_updates(transactions: &[ServerMessage]) -> Result<(), String> {
+    match transactions.iter().find(|t| !matches!(t, ServerMessage::TransactionUpdate { .. })) {
+        Some(other) => Err(format!("a TransactionUpdates holds {other:?}")),
+        None => Ok(()),
+    }
+}
+
 /// A caller's identity: 64 hex digits, as bin; the server's (empty), as nil.
 struct Caller<'a>(&'a str);
 
 impl Serialize for Caller<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if self.0.is_empty() {
-            return s.serialize_none();
+        match caller_bytes(self.0)
+            .map_err(|e| ser::Error::custom(format!("the caller {:?} is not 64 hex digits: {e}", self.0)))?
+        {
+            Some(identity) => s.serialize_bytes(&identity),
+            None => s.serialize_none(),
         }
-        let mut identity = [0u8; 32];
-        hex::decode_to_slice(self.0, &mut identity)
-            .map_err(|e| ser::Error::custom(format!("the caller {:?} is not 64 hex digits: {e}", self.0)))?;
-        s.serialize_bytes(&identity)
     }
+}
+
+/// A caller as the protocol sends it in MessagePack: its identity's 32 bytes, or none for the
+/// server itself (an empty caller).
+pub fn caller_bytes(caller: &str) -> Result<Option<[u8; 32]>, hex::FromHexError> {
+    if caller.is_empty() {
+        return Ok(None);
+    }
+    let mut identity = [0u8; 32];
+    hex::decode_to_slice(caller, &mut identity)?;
+    Ok(Some(identity))
 }
 
 struct Updates<'a>(&'a [QueryUpdate]);
@@ -97,10 +113,7 @@ impl<'de> Visitor<'de> for MessageVisitor {
             },
             TRANSACTION_UPDATES => {
                 let transactions: Vec<ServerMessage> = element(&mut seq, "transactions")?;
-                if let Some(other) = transactions.iter().find(|t| !matches!(t, ServerMessage::TransactionUpdate { .. }))
-                {
-                    return Err(de::Error::custom(format!("a TransactionUpdates holds {other:?}")));
-                }
+                only_updates(&transactions).map_err(de::Error::custom)?;
                 ServerMessage::TransactionUpdates { transactions }
             }
             other => return Err(de::Error::custom(format!("no message is positional with type {other}"))),
