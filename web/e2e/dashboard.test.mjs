@@ -29,9 +29,13 @@ let server;
 let browser;
 let oracle;
 const pageErrors = [];
-/** While set, the browser's own reports of failed requests (a server away or refusing) are expected. */
+/**
+ * While set, the browser's own reports of failed requests (a server away or refusing) are expected.
+ * A server killed while a request is in flight resets its connection, or answers it with nothing.
+ */
 let networkErrorsExpected = false;
-const NETWORK_ERROR = /^(WebSocket connection to .* failed|Failed to load resource: (the server responded with a status of (401|404)|net::ERR_CONNECTION_REFUSED))/;
+const NETWORK_ERROR =
+  /^(WebSocket connection to .* failed|Failed to load resource: (the server responded with a status of (401|404)|net::ERR_(CONNECTION_REFUSED|CONNECTION_RESET|EMPTY_RESPONSE)))/;
 
 before(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
