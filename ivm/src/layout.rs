@@ -4,6 +4,7 @@
 //! inline, so a by-key arrangement of a table costs about the rows' encoded size plus two
 //! 4-byte offsets per row (after compaction each row's single (time, diff) is shared with its
 //! neighbour by differential's singleton encoding). Cursors hand out `RowRef`s into the slab.
+//! The keys of a by-key arrangement are one 8-byte slot each instead (`KeyContainer`).
 
 use crate::delta::{Diff, Offset};
 use differential_dataflow::batcher::merge::chunker::ContainerChunker;
@@ -18,6 +19,43 @@ use differential_dataflow::VecCollection;
 use sluice_planner::{Row, RowRef};
 use std::rc::Rc;
 use timely::container::PushInto;
+
+/// The parts of `BatchContainer` (and `PushInto<Row>`) shared by containers that hold rows as
+/// encoded bytes and have a `push_bytes`: rows go in as their bytes and come out as `RowRef`s.
+macro_rules! rows_as_bytes {
+    ($container:ty) => {
+        impl PushInto<Row> for $container {
+            fn push_into(&mut self, row: Row) {
+                self.push_bytes(row.as_bytes());
+            }
+        }
+    };
+    () => {
+        type Owned = Row;
+        type ReadItem<'a> = RowRef<'a>;
+
+        #[inline(always)]
+        fn into_owned(item: RowRef<'_>) -> Row {
+            item.to_row()
+        }
+
+        #[inline(always)]
+        fn reborrow<'b, 'a: 'b>(item: RowRef<'a>) -> RowRef<'b> {
+            item
+        }
+
+        fn push_ref(&mut self, item: RowRef<'_>) {
+            self.push_bytes(item.as_bytes());
+        }
+
+        fn push_own(&mut self, item: &Row) {
+            self.push_bytes(item.as_bytes());
+        }
+    };
+}
+
+mod keys;
+use keys::KeyContainer;
 
 /// Rows as one byte slab and the end of each row in it.
 pub struct RowContainer {
@@ -47,33 +85,10 @@ impl RowContainer {
     }
 }
 
-impl PushInto<Row> for RowContainer {
-    fn push_into(&mut self, row: Row) {
-        self.push_bytes(row.as_bytes());
-    }
-}
+rows_as_bytes!(RowContainer);
 
 impl BatchContainer for RowContainer {
-    type Owned = Row;
-    type ReadItem<'a> = RowRef<'a>;
-
-    #[inline(always)]
-    fn into_owned(item: RowRef<'_>) -> Row {
-        item.to_row()
-    }
-
-    #[inline(always)]
-    fn reborrow<'b, 'a: 'b>(item: RowRef<'a>) -> RowRef<'b> {
-        item
-    }
-
-    fn push_ref(&mut self, item: RowRef<'_>) {
-        self.push_bytes(item.as_bytes());
-    }
-
-    fn push_own(&mut self, item: &Row) {
-        self.push_bytes(item.as_bytes());
-    }
+    rows_as_bytes!();
 
     fn clear(&mut self) {
         self.bytes.clear();
@@ -103,7 +118,7 @@ impl BatchContainer for RowContainer {
 }
 
 /// Batches of (key row, value row) updates stored as slabs.
-type RowValLayout = (RowContainer, RowContainer, Vec<Offset>, Vec<Diff>, OffsetList);
+type RowValLayout = (KeyContainer, RowContainer, Vec<Offset>, Vec<Diff>, OffsetList);
 /// Batches of key-row updates stored as a slab.
 type RowKeyLayout = (RowContainer, Vec<()>, Vec<Offset>, Vec<Diff>, OffsetList);
 
@@ -131,13 +146,16 @@ impl Sealer<ValUpdates> for RowValSealer {
     type Output = OrdValBatch<RowValLayout>;
 
     fn seal(chain: &mut Vec<ValUpdates>) -> Option<Self::Output> {
-        let (mut keys, mut vals, mut key_bytes, mut val_bytes) = (0, 0, 0, 0);
+        let (mut keys, mut vals, mut long_key_bytes, mut val_bytes) = (0, 0, 0, 0);
         let mut prev: Option<(&Row, &Row)> = None;
         for ((k, v), _, _) in chain.iter().flatten() {
             let new_key = prev.is_none_or(|(pk, _)| pk != k);
             if new_key {
                 keys += 1;
-                key_bytes += k.as_bytes().len();
+                let len = k.as_bytes().len();
+                if KeyContainer::is_long(len) {
+                    long_key_bytes += len;
+                }
             }
             if new_key || prev.is_some_and(|(_, pv)| pv != v) {
                 vals += 1;
@@ -146,7 +164,7 @@ impl Sealer<ValUpdates> for RowValSealer {
             prev = Some((k, v));
         }
         let mut builder = OrdValBuilder::<RowValLayout, ValUpdates>::with_capacity(keys, vals, 0);
-        builder.result.keys = RowContainer::exact(keys, key_bytes);
+        builder.result.keys = KeyContainer::exact(keys, long_key_bytes);
         builder.result.vals.vals = RowContainer::exact(vals, val_bytes);
         for mut chunk in chain.drain(..) {
             builder.push(&mut chunk);
