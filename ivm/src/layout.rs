@@ -146,7 +146,7 @@ impl Sealer<ValUpdates> for RowValSealer {
     type Output = OrdValBatch<RowValLayout>;
 
     fn seal(chain: &mut Vec<ValUpdates>) -> Option<Self::Output> {
-        let (mut keys, mut vals, mut long_key_bytes, mut val_bytes) = (0, 0, 0, 0);
+        let (mut keys, mut vals, mut long_keys, mut long_key_bytes, mut val_bytes) = (0, 0, 0, 0, 0);
         let mut prev: Option<(&Row, &Row)> = None;
         for ((k, v), _, _) in chain.iter().flatten() {
             let new_key = prev.is_none_or(|(pk, _)| pk != k);
@@ -154,6 +154,7 @@ impl Sealer<ValUpdates> for RowValSealer {
                 keys += 1;
                 let len = k.as_bytes().len();
                 if KeyContainer::is_long(len) {
+                    long_keys += 1;
                     long_key_bytes += len;
                 }
             }
@@ -164,7 +165,7 @@ impl Sealer<ValUpdates> for RowValSealer {
             prev = Some((k, v));
         }
         let mut builder = OrdValBuilder::<RowValLayout, ValUpdates>::with_capacity(keys, vals, 0);
-        builder.result.keys = KeyContainer::exact(keys, long_key_bytes);
+        builder.result.keys = KeyContainer::exact(keys, long_keys, long_key_bytes);
         builder.result.vals.vals = RowContainer::exact(vals, val_bytes);
         for mut chunk in chain.drain(..) {
             builder.push(&mut chunk);

@@ -5,6 +5,7 @@
 //! one memory access, where a slab of bytes with an end per key (`RowContainer`, the values'
 //! layout) makes it two, far apart. A short key takes 8 bytes in either layout.
 
+use super::RowContainer;
 use differential_dataflow::trace::implementations::BatchContainer;
 use sluice_planner::{Row, RowRef};
 use timely::container::PushInto;
@@ -12,23 +13,21 @@ use timely::container::PushInto;
 /// Bytes a key may have and still live in its slot.
 const INLINE: usize = 7;
 
-/// The first byte of a slot whose key is in the slab: the others are the key's number among
-/// the slab's keys (a slot's length byte is otherwise at most `INLINE`).
+/// The first byte of a slot whose key is in the slab: the others are the key's index in it
+/// (a slot's length byte is otherwise at most `INLINE`).
 const SPILLED: u8 = u8::MAX;
 
-/// Keys, each in an 8-byte slot: its length and bytes, or `SPILLED` and its number in `long`.
+/// Keys, each in an 8-byte slot: its length and bytes, or `SPILLED` and its index in `long`.
 pub struct KeyContainer {
     slots: Vec<[u8; 8]>,
-    /// The bytes of the keys too long for a slot, one after the other.
-    long: Vec<u8>,
-    /// The end of each of those keys in `long`.
-    long_ends: Vec<usize>,
+    /// The keys too long for a slot, as a slab with an end each.
+    long: RowContainer,
 }
 
 impl KeyContainer {
-    /// Room for `keys` keys, `long_bytes` of them in keys too long for a slot.
-    pub fn exact(keys: usize, long_bytes: usize) -> KeyContainer {
-        KeyContainer { slots: Vec::with_capacity(keys), long: Vec::with_capacity(long_bytes), long_ends: Vec::new() }
+    /// Room for `keys` keys, `long_keys` of them too long for a slot and `long_bytes` long.
+    pub fn exact(keys: usize, long_keys: usize, long_bytes: usize) -> KeyContainer {
+        KeyContainer { slots: Vec::with_capacity(keys), long: RowContainer::exact(long_keys, long_bytes) }
     }
 
     /// Whether a key of `len` bytes goes to the slab.
@@ -42,9 +41,8 @@ impl KeyContainer {
             slot[0] = key.len() as u8;
             slot[1..=key.len()].copy_from_slice(key);
         } else {
-            let n = self.long_ends.len() as u64;
-            self.long.extend_from_slice(key);
-            self.long_ends.push(self.long.len());
+            let n = self.long.len() as u64;
+            self.long.push_bytes(key);
             slot = (n << 8 | SPILLED as u64).to_le_bytes();
         }
         self.slots.push(slot);
@@ -59,15 +57,17 @@ impl BatchContainer for KeyContainer {
     fn clear(&mut self) {
         self.slots.clear();
         self.long.clear();
-        self.long_ends.clear();
     }
 
     fn with_capacity(size: usize) -> Self {
-        KeyContainer::exact(size, 0)
+        KeyContainer::exact(size, 0, 0)
     }
 
     fn merge_capacity(a: &Self, b: &Self) -> Self {
-        KeyContainer::exact(a.len() + b.len(), a.long.len() + b.long.len())
+        KeyContainer {
+            slots: Vec::with_capacity(a.len() + b.len()),
+            long: RowContainer::merge_capacity(&a.long, &b.long),
+        }
     }
 
     #[inline]
@@ -77,9 +77,7 @@ impl BatchContainer for KeyContainer {
         if len != SPILLED {
             return RowRef::from_row_bytes(&slot[1..=len as usize]);
         }
-        let n = (u64::from_le_bytes(*slot) >> 8) as usize;
-        let start = if n == 0 { 0 } else { self.long_ends[n - 1] };
-        RowRef::from_row_bytes(&self.long[start..self.long_ends[n]])
+        self.long.index((u64::from_le_bytes(*slot) >> 8) as usize)
     }
 
     fn len(&self) -> usize {
@@ -117,7 +115,7 @@ mod tests {
             m
         };
         assert_eq!(c.len(), keys.len());
-        assert_eq!(c.long_ends.len(), 3, "i64::MAX, the text and the three integers spill");
+        assert_eq!(c.long.len(), 3, "i64::MAX, the text and the three integers spill");
         for (i, k) in keys.iter().enumerate() {
             assert_eq!(c.index(i).as_bytes(), k.as_bytes(), "key {i}");
             assert_eq!(copy.index(i).as_bytes(), k.as_bytes(), "copied key {i}");
