@@ -1,20 +1,18 @@
 //! GROUP BY and aggregates as differential dataflow.
 //!
 //! COUNT / SUM / AVG (without DISTINCT) are accumulable: each row contributes an `Accum`
-//! difference (or, when every aggregate is COUNT(*), just its count), the contributions of a
-//! step are summed per (group, offset) (`pre_aggregate`), and `count_total` maintains the
-//! per-group total in O(1) per change. MIN / MAX are a maintained top-1 of the
+//! (or, when every aggregate is COUNT(*), just its count) to its group, and `group_totals`
+//! keeps each group's total in a hash table, O(1) per change. MIN / MAX are a maintained top-1 of the
 //! group's non-NULL values (ordered state, O(log n) per change); DISTINCT forms work on the
 //! distinct (group, value) pairs. No aggregate rescans its group. A global aggregate (no GROUP
 //! BY) always has exactly one row, also over empty input.
 
 use crate::delta::{Diff, Offset};
-use crate::pre_aggregate::pre_aggregate;
+use crate::group_totals::group_totals;
 use crate::render::Coll;
 use crate::topk::render_topk;
 use differential_dataflow::difference::{IsZero, Multiply, Semigroup};
-use differential_dataflow::operators::count::CountTotal;
-use differential_dataflow::{AsCollection, VecCollection};
+use differential_dataflow::{AsCollection, ExchangeData, VecCollection};
 use serde::{Deserialize, Serialize};
 use sluice_planner::expr::{plain_columns, reads_in_place};
 use sluice_planner::{AggCall, AggFunc, Columns, DataType, Expr, Row, SortKey, Value};
@@ -236,18 +234,21 @@ pub fn render_aggregate<'s>(
         // Counts only: the row count is the difference itself, no totals to carry.
         let in_place = reads_in_place(group.exprs());
         let n = aggs.len();
-        pre_aggregate(input.map(move |r| group.of(&r, &r.reader(in_place))))
-            .count_total()
-            .map(move |(k, count)| k.concat(&Row::new(vec![Value::Int(count as i64); n])))
+        group_totals(
+            input,
+            move |r: &Row| (group.of(r, &r.reader(in_place)), 1 as Diff),
+            |count| *count != 0,
+            move |k, count| k.concat(&Row::new(vec![Value::Int(*count as i64); n])),
+        )
     } else if aggs.iter().all(|a| a.func.is_accumulable() && !a.distinct) {
         // Each row read once, for its group and its contribution.
         let (aggs_in, aggs_out) = (aggs.to_vec(), aggs.to_vec());
         let in_place = reads_in_place(group.exprs().chain(aggs.iter().map(|a| &a.arg)));
-        let contributions = input.explode(move |r| {
+        let contribute = move |r: &Row| {
             let cols = r.reader(in_place);
-            Some((group.of(&r, &cols), Accum::of_row(&aggs_in, &cols)))
-        });
-        totals(contributions).map(move |(k, acc)| k.concat(&Row::new(acc.finish(&aggs_out))))
+            (group.of(r, &cols), Accum::of_row(&aggs_in, &cols))
+        };
+        totals(input, contribute, move |k, acc| k.concat(&Row::new(acc.finish(&aggs_out))))
     } else {
         let in_place = reads_in_place(group.exprs());
         let keyed = input.map(move |r| (group.of(&r, &r.reader(in_place)), r));
@@ -266,6 +267,7 @@ pub fn render_aggregate<'s>(
 
 /// How a row's group is found: its group columns' bytes copied where the groups are plain
 /// columns (no decoding), else the expressions evaluated.
+#[derive(Clone)]
 enum GroupKey {
     Columns(Vec<usize>),
     Exprs(Vec<Expr>),
@@ -301,12 +303,18 @@ type AggValues<'s> = VecCollection<'s, Offset, (Row, (usize, Value)), Diff>;
 fn accumulate<'s>(keyed: Keyed<'s>, aggs: &[AggCall]) -> VecCollection<'s, Offset, (Row, Accum), Diff> {
     let aggs = aggs.to_vec();
     let in_place = reads_in_place(aggs.iter().map(|a| &a.arg));
-    totals(keyed.explode(move |(k, r)| Some((k, Accum::of_row(&aggs, &r.reader(in_place))))))
+    let contribute = move |(k, r): &(Row, Row)| (k.clone(), Accum::of_row(&aggs, &r.reader(in_place)));
+    totals(keyed, contribute, |k, acc| (k.clone(), acc.clone()))
 }
 
-/// Each group's total of its rows' contributions, for the groups that have rows.
-fn totals<'s>(contributions: VecCollection<'s, Offset, Row, Accum>) -> VecCollection<'s, Offset, (Row, Accum), Diff> {
-    pre_aggregate(contributions).count_total().filter(|(_, acc)| acc.rows != 0)
+/// Each group's total of its records' contributions, for the groups that have rows, as
+/// `finish(group, total)`.
+fn totals<'s, D: ExchangeData, O: ExchangeData>(
+    input: VecCollection<'s, Offset, D, Diff>,
+    contribute: impl Fn(&D) -> (Row, Accum) + Clone + 'static,
+    finish: impl Fn(&Row, &Accum) -> O + 'static,
+) -> VecCollection<'s, Offset, O, Diff> {
+    group_totals(input, contribute, |acc| acc.rows != 0, finish)
 }
 
 /// Aggregates that are not all plain accumulable ones, each maintained without scanning its

@@ -5,8 +5,8 @@
 mod aggregate;
 mod delta;
 mod engine;
+mod group_totals;
 mod layout;
-mod pre_aggregate;
 mod render;
 mod result_set;
 mod rows;
