@@ -20,13 +20,13 @@
 //! completed at 10.
 
 use crate::delta::{Diff, Offset};
+use crate::topk::row_hash;
 use differential_dataflow::difference::{Multiply, Semigroup};
 use differential_dataflow::{AsCollection, ExchangeData, VecCollection};
 use hashbrown::hash_map::Entry;
 use hashbrown::HashMap;
 use sluice_planner::Row;
 use std::collections::BTreeMap;
-use std::hash::{Hash, Hasher};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
@@ -50,7 +50,7 @@ where
     O: ExchangeData,
 {
     let route = contribute.clone();
-    let exchange = Exchange::new(move |u: &(D, Offset, Diff)| group_hash(&route(&u.0).0));
+    let exchange = Exchange::new(move |u: &(D, Offset, Diff)| row_hash(&route(&u.0).0));
     input
         .inner
         .unary_frontier::<CapacityContainerBuilder<Vec<(O, Offset, Diff)>>, _, _, _>(
@@ -125,13 +125,6 @@ where
             },
         )
         .as_collection()
-}
-
-/// Which worker a group's total lives on.
-fn group_hash(group: &Row) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    group.hash(&mut h);
-    h.finish()
 }
 
 #[cfg(test)]

@@ -27,7 +27,8 @@ pub struct ResultSet {
 impl ResultSet {
     /// Adds changes (in any order, repeats allowed).
     pub fn add(&mut self, mut changes: Vec<(Row, Diff)>) {
-        // A stable sort, which finds the sorted runs a transaction's changes already come in.
+        // The engine's changes come per offset in the order of their rows' hashes
+        // (`consolidate_per_offset`), not sorted: this sorts them.
         changes.sort_by(|a, b| a.0.cmp(&b.0));
         consolidate_sorted(&mut changes);
         if changes.is_empty() {

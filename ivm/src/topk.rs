@@ -114,7 +114,9 @@ fn add(group: &mut Group, r: Ranked, d: Diff) {
     }
 }
 
-fn row_hash(row: &Row) -> u64 {
+/// Which worker a row is exchanged to, by a fixed hash of its bytes (also what routes an
+/// aggregate's group, `group_totals`).
+pub(crate) fn row_hash(row: &Row) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     row.hash(&mut h);
     h.finish()
