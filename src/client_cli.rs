@@ -33,8 +33,19 @@ pub fn token(server: &str) -> Result<String> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::write(&path, serde_json::to_string_pretty(&config)?).with_context(|| format!("{}", path.display()))?;
+    write_private(&path, serde_json::to_string_pretty(&config)?.as_bytes())
+        .with_context(|| format!("{}", path.display()))?;
     Ok(token)
+}
+
+/// Writes a file only its owner may read or write (mode 0600): the config holds tokens, each
+/// as good as a password. An existing file is narrowed to 0600 too, before the write.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    file.write_all(bytes)
 }
 
 /// What to do about an error that refused the token saved for `server`: a server whose
@@ -153,10 +164,11 @@ pub fn subscribe(server: &str, name: &str, queries: &[String], count: Option<usi
 /// Prints transactions after `after`; with `follow`, keeps printing new ones.
 pub fn logs(server: &str, name: &str, follow: bool) -> Result<()> {
     let http = http(server)?;
-    let mut after = 0;
-    loop {
-        let records = http.logs(name, after, 1000)?;
-        for r in &records {
+    pages(
+        follow,
+        "offset",
+        |after| Ok(http.logs(name, after, 1000)?),
+        |r| {
             println!(
                 "{:>10}  {:>16}  {:<20}  {:<16}  {} rows  {}",
                 r["offset"],
@@ -165,13 +177,50 @@ pub fn logs(server: &str, name: &str, follow: bool) -> Result<()> {
                 r["caller"].as_str().map_or("", |c| &c[..c.len().min(16)]),
                 r["rows"],
                 r["args"].as_str().unwrap_or(""),
-            );
-            after = r["offset"].as_u64().unwrap_or(after);
+            )
+        },
+    )
+}
+
+/// Prints the module's log lines; with `follow`, keeps printing new ones.
+pub fn module_logs(server: &str, name: &str, follow: bool) -> Result<()> {
+    let http = http(server)?;
+    pages(
+        follow,
+        "seq",
+        |after| Ok(http.module_logs(name, after)?),
+        |l| {
+            println!(
+                "{:>6}  {:>16}  {:<5}  {:<16}  {}",
+                l["seq"],
+                l["timestamp_micros"],
+                l["level"].as_str().unwrap_or(""),
+                l["reducer"].as_str().unwrap_or(""),
+                l["message"].as_str().unwrap_or(""),
+            )
+        },
+    )
+}
+
+/// Prints the items `fetch` gives after a position, each numbered by its field `position`,
+/// page after page; with `follow`, keeps asking for more as they come.
+fn pages(
+    follow: bool,
+    position: &str,
+    mut fetch: impl FnMut(u64) -> Result<Vec<Json>>,
+    mut print: impl FnMut(&Json),
+) -> Result<()> {
+    let mut after = 0;
+    loop {
+        let items = fetch(after)?;
+        for item in &items {
+            print(item);
+            after = item[position].as_u64().unwrap_or(after);
         }
-        if !follow {
-            return Ok(());
-        }
-        if records.is_empty() {
+        if items.is_empty() {
+            if !follow {
+                return Ok(());
+            }
             std::thread::sleep(Duration::from_millis(250));
         }
     }
@@ -213,7 +262,11 @@ pub fn describe(server: &str, name: &str) -> Result<()> {
 
 pub fn list(server: &str) -> Result<()> {
     for d in http(server)?.list()?.as_array().into_iter().flatten() {
-        println!("{}  owner {}", d["name"].as_str().unwrap_or(""), d["owner"].as_str().unwrap_or("(the server)"));
+        print!("{}  owner {}", d["name"].as_str().unwrap_or(""), d["owner"].as_str().unwrap_or("(the server)"));
+        match d["unavailable"].as_str() {
+            Some(error) => println!("  UNAVAILABLE: {error}"),
+            None => println!(),
+        }
     }
     Ok(())
 }

@@ -62,6 +62,8 @@ pub fn run(seconds: Option<u64>, extra_bots: u64, data_dir: Option<&Path>, durab
     let meta = || CommitMeta { timestamp_micros: now_micros(), ..CommitMeta::default() };
     let mut out = Out::default();
     let mut committed = Vec::new();
+    // The same data directory as a server's: the lock keeps the two from sharing it.
+    let _lock = data_dir.map(sluice_runtime::DirLock::acquire).transpose()?;
     let mut db = match data_dir.map(|d| d.join("game")) {
         Some(dir) => {
             let config =

@@ -13,6 +13,7 @@ use crate::demo::now_micros;
 use crate::identity::Identity;
 use crate::metrics::Metrics;
 use crate::module_db::{Caller, ModuleDb, SqlOutcome};
+use crate::module_log::ModuleLog;
 use crate::sessions::{CallFrom, ClientId, ClientSink, PendingCall, Sessions};
 use anyhow::Result;
 use axum::extract::ws::Message;
@@ -24,6 +25,12 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use tokio::sync::oneshot;
+
+/// A database thread's stack. Planning and rendering grow their own stacks where they
+/// recurse; evaluating an expression recurses over it as deep as the planner allows
+/// (`MAX_NESTING` levels of SQL, a few more once bound), which this holds with room to spare
+/// in unoptimised builds too. Only the pages used are ever touched.
+const STACK_BYTES: usize = 16 << 20;
 
 /// Requests served at most per batch before answering (bounds a reply's wait).
 const BATCH: usize = 1024;
@@ -44,6 +51,8 @@ pub enum Request {
     Describe { reply: oneshot::Sender<Result<serde_json::Value, String>> },
     /// Replace the module, keeping the data (its tables must be declared as before).
     Republish { wasm: Vec<u8>, reply: oneshot::Sender<Result<serde_json::Value, String>> },
+    /// The module's log lines numbered after `after`.
+    ModuleLog { after: u64, reply: oneshot::Sender<Result<serde_json::Value, String>> },
 }
 
 /// A handle to a database's executor thread; `shutdown` (or dropping it) shuts the database
@@ -61,21 +70,27 @@ impl Executor {
     pub fn spawn(
         name: &str,
         max_queued: usize,
+        budget: sluice_ivm::QueryBudget,
         open: impl FnOnce() -> Result<ModuleDb> + Send + 'static,
     ) -> Result<Executor> {
         let (sender, receiver) = channel();
         let (ready, opened) = channel::<Result<(), String>>();
         let metrics = Arc::new(Metrics::default());
         let m = Arc::clone(&metrics);
-        let thread = std::thread::Builder::new().name(format!("db-{name}")).spawn(move || match open() {
-            Ok(db) => {
-                let _ = ready.send(Ok(()));
-                serve(db, receiver, Sessions::new(max_queued, Arc::clone(&m)), &m);
-            }
-            Err(e) => {
-                let _ = ready.send(Err(format!("{e:#}")));
-            }
-        })?;
+        let thread_name = name.to_string();
+        let thread = std::thread::Builder::new().name(format!("db-{name}")).stack_size(STACK_BYTES).spawn(
+            move || match open() {
+                Ok(mut db) => {
+                    db.set_query_budget(budget);
+                    let _ = ready.send(Ok(()));
+                    let mut log = Log { name: thread_name, lines: ModuleLog::default() };
+                    serve(db, receiver, Sessions::new(max_queued, Arc::clone(&m)), &m, &mut log);
+                }
+                Err(e) => {
+                    let _ = ready.send(Err(format!("{e:#}")));
+                }
+            },
+        )?;
         match opened.recv() {
             Ok(Ok(())) => Ok(Executor { sender: Mutex::new(Some(sender)), thread: Mutex::new(Some(thread)), metrics }),
             Ok(Err(e)) => Err(anyhow::anyhow!(e)),
@@ -139,7 +154,23 @@ impl Answer {
     }
 }
 
-fn serve(mut db: ModuleDb, requests: Receiver<Request>, mut sessions: Sessions, metrics: &Metrics) {
+/// A database's module log, and its name to print the lines under.
+struct Log {
+    name: String,
+    lines: ModuleLog,
+}
+
+impl Log {
+    /// Keeps what the module logged since last time, printing each line.
+    fn take(&mut self, db: &mut ModuleDb) {
+        for line in db.take_logs() {
+            let kept = self.lines.push(line, now_micros());
+            eprintln!("{} [{}] {}: {}", self.name, kept.level, kept.reducer, kept.message);
+        }
+    }
+}
+
+fn serve(mut db: ModuleDb, requests: Receiver<Request>, mut sessions: Sessions, metrics: &Metrics, log: &mut Log) {
     let mut pending = Vec::new();
     // Each client's frames of a batch, in order, handed to its writer at once.
     let mut frames: HashMap<ClientId, Vec<Message>> = HashMap::new();
@@ -160,7 +191,7 @@ fn serve(mut db: ModuleDb, requests: Receiver<Request>, mut sessions: Sessions, 
         let mut calls = Vec::new();
         for request in first.into_iter().chain(std::iter::from_fn(|| requests.try_recv().ok()).take(BATCH)) {
             metrics.queued.fetch_sub(1, Ordering::Relaxed);
-            run(&mut db, &mut sessions, request, &mut calls, &mut pending);
+            run(&mut db, &mut sessions, request, &mut calls, &mut pending, log);
         }
         sessions.call_batch(&mut db, calls, &mut pending);
         for (run, deltas) in db.run_scheduled(now_micros()) {
@@ -169,6 +200,7 @@ fn serve(mut db: ModuleDb, requests: Receiver<Request>, mut sessions: Sessions, 
             }
             sessions.fan_out(&(run.tx, deltas), &mut pending);
         }
+        log.take(&mut db);
         let last = db.host().datastore().offset();
         let durable = db.wait_durable(last).map_err(|e| format!("{e:#}"));
         // The clients' frames go to their writers first, then the HTTP answers.
@@ -200,6 +232,7 @@ fn run(
     request: Request,
     calls: &mut Vec<PendingCall>,
     out: &mut Vec<Outbound>,
+    log: &mut Log,
 ) {
     let request = match request {
         Request::Call { reducer, args, caller, reply } => {
@@ -225,6 +258,11 @@ fn run(
         Request::Describe { reply } => {
             let desc = serde_json::to_value(db.host().description()).expect("descriptions are JSON");
             out.push(Outbound::Answer(Answer::Json(reply, Ok(desc))));
+        }
+        Request::ModuleLog { after, reply } => {
+            log.take(db);
+            let lines = serde_json::to_value(log.lines.after(after)).expect("log lines are JSON");
+            out.push(Outbound::Answer(Answer::Json(reply, Ok(lines))));
         }
         Request::Republish { wasm, reply } => {
             let outcome = db.republish(&wasm, now_micros()).map(|()| serde_json::Value::Null);

@@ -13,6 +13,7 @@ pub mod history;
 pub mod identity;
 pub mod metrics;
 pub mod module_db;
+pub mod module_log;
 pub mod output;
 pub mod server;
 pub mod sessions;

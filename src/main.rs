@@ -75,6 +75,16 @@ enum Command {
         /// The largest request body or WebSocket message accepted.
         #[arg(long, default_value_t = 1 << 20)]
         max_message_bytes: usize,
+        /// Do not publish the bundled demo module as `game` (it is published when absent).
+        #[arg(long)]
+        no_demo: bool,
+        /// How long a one-off query or a new subscription's first evaluation may run before
+        /// it is stopped with an error (e.g. `5s`, `500ms`); the database waits meanwhile.
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        query_time_limit: std::time::Duration,
+        /// How many rows a one-off query or a new subscription's first evaluation may produce.
+        #[arg(long, default_value_t = 5_000_000)]
+        query_row_limit: usize,
     },
     /// Publish a module as a database: created, or updated keeping its data when its tables
     /// are unchanged (--clear replaces the data).
@@ -103,12 +113,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// A database's transactions, from the server.
+    /// A database's transactions, from the server; with --module, what its module logged.
     Logs {
         name: String,
-        /// Keep printing transactions as they commit.
+        /// Keep printing as more come.
         #[arg(short = 'f', long)]
         follow: bool,
+        /// The module's log lines (`sluice_sdk::info!`, panics; the owner's) instead of the
+        /// transactions.
+        #[arg(long)]
+        module: bool,
     },
     /// A database's owner, tables and reducers.
     Describe { name: String },
@@ -201,6 +215,15 @@ enum BenchCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Start { .. } | Command::Demo { .. }) {
+        // A command whose output goes to a pipe that closes (`sluice sql … | head`) ends
+        // quietly as other Unix tools do, instead of panicking on a failed print. The server
+        // and the demo keep Rust's default (SIGPIPE ignored): they run on when their output
+        // goes, and a peer that hangs up is an error on that socket, not the end of the
+        // process.
+        // SAFETY: setting a signal's disposition to its default before any thread exists.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     let server = cli.server.clone().unwrap_or_else(|| DEFAULT_SERVER.to_string());
     match run(cli) {
         Ok(code) => code,
@@ -245,6 +268,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             snapshot_every,
             max_queued_bytes,
             max_message_bytes,
+            no_demo,
+            query_time_limit,
+            query_row_limit,
         } => {
             let config = sluice::server::ServerConfig {
                 listen,
@@ -253,6 +279,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 snapshot_every,
                 max_queued_bytes,
                 max_message_bytes,
+                query_budget: sluice_ivm::QueryBudget { time: query_time_limit, rows: query_row_limit },
+                demo: !no_demo,
             };
             tokio::runtime::Runtime::new()?.block_on(sluice::server::run(config))?;
             Ok(ExitCode::SUCCESS)
@@ -285,8 +313,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             client_cli::subscribe(server, &name, &queries, count, json)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Logs { name, follow } => {
+        Command::Logs { name, follow, module: false } => {
             client_cli::logs(server, &name, follow)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Logs { name, follow, module: true } => {
+            client_cli::module_logs(server, &name, follow)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Describe { name } => {

@@ -98,6 +98,16 @@ impl ModuleDb {
         &self.host
     }
 
+    /// The lines the module logged since they were last taken.
+    pub fn take_logs(&mut self) -> Vec<sluice_runtime::LogLine> {
+        self.host.take_logs()
+    }
+
+    /// Sets what each later one-off query or new subscription's evaluation may cost.
+    pub fn set_query_budget(&mut self, budget: sluice_ivm::QueryBudget) {
+        self.engine.set_budget(budget);
+    }
+
     /// Subscribes to a query; its initial rows are as of the current offset.
     pub fn subscribe(&mut self, sql: &str) -> Result<Subscription> {
         let plan = Planner::new(&self.catalog).plan_sql(sql)?;

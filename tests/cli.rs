@@ -56,6 +56,9 @@ fn the_cli_as_a_user_runs_it() {
     let config: Value = serde_json::from_str(&std::fs::read_to_string(&cli.config).unwrap()).unwrap();
     let identity = config["servers"][&cli.server]["identity"].as_str().unwrap().to_string();
     assert_eq!(identity.len(), 64, "the first command made an identity and kept its token");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&cli.config).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the token is its owner's alone to read");
     let described = cli.ok(&["describe", "game"]);
     assert!(
         described.contains("table tick_timer (private)")
@@ -130,6 +133,18 @@ fn the_cli_as_a_user_runs_it() {
         assert!(err.contains(&hint), "{args:?}: {err}");
     }
     assert!(!cli.fails(&["call", "game", "nope"]).contains("hint:"), "no hint for other errors");
+    // Output into a pipe that closes early (`| head -n 1`) ends the command quietly.
+    let mut piped = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["sql", "game", "SELECT * FROM player", "--server", &cli.server])
+        .env("SLUICE_CONFIG", &cli.config)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(piped.stdout.take());
+    let out = piped.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
     child.kill().unwrap();
     child.wait().unwrap();
     let _ = std::fs::remove_dir_all(Path::new(&dir));

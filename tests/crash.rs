@@ -28,8 +28,24 @@ fn post(url: &str, body: &[u8]) -> Result<Value, (u16, String)> {
     }
 }
 
-fn get(url: &str) -> Value {
-    ureq::get(url).timeout(Duration::from_secs(20)).call().unwrap().into_json().unwrap()
+/// The whole log as its owner reads it (arguments are the owner's), a page at a time.
+fn log(base: &str) -> Vec<Value> {
+    let auth = format!("Bearer {}", TOKEN.get().expect("a token"));
+    let (mut all, mut after) = (Vec::new(), 0);
+    loop {
+        let url = format!("{base}/v1/database/bank/log?after={after}&limit=1000");
+        let page: Value = ureq::get(&url)
+            .set("Authorization", &auth)
+            .timeout(Duration::from_secs(20))
+            .call()
+            .unwrap()
+            .into_json()
+            .unwrap();
+        let page = page.as_array().unwrap().clone();
+        let Some(last) = page.last() else { return all };
+        after = last["offset"].as_u64().unwrap();
+        all.extend(page);
+    }
 }
 
 fn sum_and_count(base: &str, as_of: Option<u64>) -> (i64, i64) {
@@ -86,10 +102,7 @@ fn acknowledged_transfers_survive_sigkill_and_money_is_conserved() {
         acknowledged.extend(acks);
         (server, base) = common::start_server(&data);
         // Every acknowledged transfer is in the log, at its offset, as it was sent.
-        let log = get(&format!("{base}/v1/database/bank/log?limit=100000000"));
-        let logged: BTreeMap<u64, (String, String)> = log
-            .as_array()
-            .unwrap()
+        let logged: BTreeMap<u64, (String, String)> = log(&base)
             .iter()
             .map(|r| {
                 let s = |k: &str| r[k].as_str().unwrap().to_string();

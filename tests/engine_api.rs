@@ -235,3 +235,33 @@ fn filtered_join_sides_arrange_only_their_rows_and_arrangements_go_with_their_la
     db.engine.unsubscribe(some.id).unwrap();
     assert_eq!(db.engine.base_arrangement_records(), 0);
 }
+
+#[test]
+fn a_query_past_its_budget_is_stopped_and_the_engine_carries_on() {
+    use std::time::Duration;
+    for workers in [1, 2] {
+        let mut db = Db::new(workers);
+        db.apply(vec![insert(1, (0..150).map(|i| row(&[i, i % 3, i])).collect())]).unwrap();
+        let live = db.subscribe("SELECT g, COUNT(*) FROM t GROUP BY g");
+        // 150^3 = 3.4 million rows from a triple cross join: past the row limit long before
+        // they are all made.
+        db.engine.set_budget(sluice_ivm::QueryBudget { time: Duration::from_secs(3600), rows: 10_000 });
+        let cross = Planner::new(&db.catalog).plan_sql("SELECT a.id, b.id, c.id FROM t a, t b, t c").unwrap();
+        let e = db.engine.evaluate(&cross, &db.rows).unwrap_err();
+        assert!(e.to_string().contains("more than 10000 rows, its row limit"), "{workers} workers: {e}");
+        let e = db.engine.subscribe(&cross, &db.rows).unwrap_err();
+        assert!(e.to_string().contains("row limit"), "{e}");
+        // Its COUNT has one row, but the work behind it runs past the time limit.
+        db.engine.set_budget(sluice_ivm::QueryBudget { time: Duration::from_millis(200), rows: 10_000 });
+        let count = Planner::new(&db.catalog).plan_sql("SELECT COUNT(*) FROM t a, t b, t c").unwrap();
+        let e = db.engine.evaluate(&count, &db.rows).unwrap_err();
+        assert!(e.to_string().contains("its time limit"), "{workers} workers: {e}");
+        // Nothing of the stopped queries is left behind, and the engine goes on as before.
+        assert_eq!(db.engine.query_count(), 1);
+        let deltas = db.apply(vec![insert(2, vec![row(&[1000, 0, 1])])]).unwrap();
+        assert_eq!(deltas.len(), 1, "{deltas:?}");
+        assert_eq!(deltas[0].query, live.query);
+        db.engine.set_budget(sluice_ivm::QueryBudget::default());
+        assert_eq!(db.evaluate("SELECT COUNT(*) FROM t a, t b WHERE a.id = b.id"), vec![row(&[151])]);
+    }
+}

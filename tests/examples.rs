@@ -105,6 +105,10 @@ fn the_game_example_ticks_on_schedule_and_feeds_a_join_an_aggregate_and_a_top_k(
     // Lifecycle reducers are not for clients.
     let err = host.call("connected", "[]", meta(T0, &who(1))).unwrap_err();
     assert_eq!(err, ReducerError::Lifecycle { reducer: "connected".into(), role: Lifecycle::ClientConnected });
+    // Nor are scheduled ones: a client's call would bring a schedule row of its own making.
+    let row = format!(r#"[[1, {}, {TICK}]]"#, T0 + TICK);
+    let err = host.call("tick", &row, meta(T0, &who(1))).unwrap_err();
+    assert_eq!(err, ReducerError::Scheduled { reducer: "tick".into(), table: "tick_timer".into() });
 
     let mut rng = rand::rngs::StdRng::seed_from_u64(11);
     let (mut now, mut ticks, mut next_tick) = (T0, 0u64, T0 + TICK);
@@ -211,6 +215,9 @@ fn the_chat_example_keeps_users_and_messages_and_delivers_later() {
     ok(&mut host, &mut live, "send_later", r#"["later, all", 5000]"#, &ada);
     ok(&mut host, &mut live, "send_later", r#"[" ", 3000]"#, &bob);
     assert_eq!(live.mirror.int("SELECT COUNT(*) FROM outbox"), 2);
+    // A client may not deliver a row of its own making (a message "from" anyone).
+    let err = host.call("deliver", "[]", meta(clock.get(), &ada)).unwrap_err();
+    assert_eq!(err, ReducerError::Scheduled { reducer: "deliver".into(), table: "outbox".into() });
     assert_eq!(host.next_scheduled(), Some(sent_at + 10 + 3000));
     assert!(host.run_scheduled(sent_at + 2000).is_empty(), "nothing is due yet");
     let runs = host.run_scheduled(sent_at + 6000);

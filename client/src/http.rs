@@ -139,8 +139,17 @@ impl Http {
 
     /// Transactions after `after`, at most `limit`: offset, time, reducer, caller, arguments.
     pub fn logs(&self, name: &str, after: u64, limit: usize) -> Result<Vec<Json>, ClientError> {
-        let path = format!("/v1/database/{name}/log?after={after}&limit={limit}");
-        match self.send(self.request("GET", &path), None)? {
+        self.items(&format!("/v1/database/{name}/log?after={after}&limit={limit}"))
+    }
+
+    /// The module's log lines numbered after `after` (the owner's): seq, time, level, reducer,
+    /// message.
+    pub fn module_logs(&self, name: &str, after: u64) -> Result<Vec<Json>, ClientError> {
+        self.items(&format!("/v1/database/{name}/logs?after={after}"))
+    }
+
+    fn items(&self, path: &str) -> Result<Vec<Json>, ClientError> {
+        match self.send(self.request("GET", path), None)? {
             Json::Array(items) => Ok(items),
             other => Err(ClientError::Protocol(format!("unexpected answer {other}"))),
         }

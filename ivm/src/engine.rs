@@ -5,6 +5,7 @@
 //! `TableSource`. A query's current result is kept only once a second subscriber (or a
 //! `rows` call) has needed it: a query with one subscriber pays nothing for it per change.
 
+use crate::budget::{Limit, Overrun, QueryBudget};
 use crate::delta::{consolidate, consolidate_per_offset, split, Diff, Offset, QueryDelta, QueryId, Transaction};
 use crate::result_set::ResultSet;
 use crate::source::{Loaded, NoRows, TableSource};
@@ -50,6 +51,8 @@ pub enum EngineError {
     UnknownSubscription(u64),
     #[error("the rows given are as of offset {rows}, the engine is at offset {engine}")]
     SourceOffset { rows: Offset, engine: Offset },
+    #[error("{0}")]
+    OverBudget(String),
 }
 
 /// A subscription's identity (several may share one query).
@@ -118,9 +121,9 @@ impl Driver {
             Driver::Threads { senders, replies, .. } => {
                 // The threads cannot borrow the source: they get a copy of the tables read.
                 let cmd = match cmd {
-                    Command::AddQuery(q, plan, None) => {
+                    Command::AddQuery(q, plan, None, limit) => {
                         let loaded = Loaded::copy(source, &plan.tables());
-                        Command::AddQuery(q, plan, Some(Arc::new(loaded)))
+                        Command::AddQuery(q, plan, Some(Arc::new(loaded)), limit)
                     }
                     cmd => cmd,
                 };
@@ -132,6 +135,10 @@ impl Driver {
                     let r = replies.recv().expect("engine worker alive");
                     all.outputs.extend(r.outputs);
                     all.base_records += r.base_records;
+                    // The worker that ran past the budget knows which bound it was.
+                    if all.overrun.is_none() || all.overrun == Some(Overrun::Peer) {
+                        all.overrun = r.overrun.or(all.overrun);
+                    }
                 }
                 all
             }
@@ -162,6 +169,8 @@ pub struct Engine {
     subscriptions: HashMap<SubscriptionId, (QueryId, Vec<SortKey>)>,
     next_query: u64,
     next_subscription: u64,
+    /// What each query build may cost.
+    budget: QueryBudget,
 }
 
 impl Engine {
@@ -189,7 +198,13 @@ impl Engine {
             subscriptions: HashMap::new(),
             next_query: 0,
             next_subscription: 0,
+            budget: QueryBudget::default(),
         }
+    }
+
+    /// Sets what each later query build (subscription or evaluation) may cost.
+    pub fn set_budget(&mut self, budget: QueryBudget) {
+        self.budget = budget;
     }
 
     /// The offset of the last applied transaction.
@@ -317,7 +332,12 @@ impl Engine {
         }
         let q = QueryId(self.next_query);
         self.next_query += 1;
-        let reply = self.driver.run_bulk(Command::AddQuery(q, Arc::new(plan.plan.clone()), None), source, BULK_LOAD);
+        let limit = Limit::start(self.budget);
+        let command = Command::AddQuery(q, Arc::new(plan.plan.clone()), None, limit);
+        let reply = self.driver.run_bulk(command, source, BULK_LOAD);
+        if let Some(overrun) = reply.overrun {
+            return Err(EngineError::OverBudget(self.budget.explain(overrun)));
+        }
         debug_assert!(reply.outputs.iter().all(|(id, _)| *id == q), "only the new query has output");
         let result = reply.outputs.into_iter().flat_map(|(_, out)| out).map(|(r, _, d)| (r, d)).collect();
         Ok((q, result))

@@ -3,6 +3,7 @@
 //! exact per-offset deltas of every subscribed query come out.
 
 mod aggregate;
+mod budget;
 mod delta;
 mod engine;
 mod group_totals;
@@ -15,6 +16,7 @@ mod source;
 mod topk;
 mod worker;
 
+pub use budget::QueryBudget;
 pub use delta::{consolidate, Diff, Offset, QueryDelta, QueryId, TableChange, Transaction};
 pub use engine::{Engine, EngineConfig, EngineError, Subscription, SubscriptionId};
 pub use source::{TableRows, TableSource};

@@ -245,6 +245,7 @@ impl<'s, 'b> Renderer<'s, 'b> {
     }
 
     /// Renders a plan to a collection of rows.
+    #[recursive::recursive]
     pub fn render(&mut self, plan: &Plan) -> Coll<'s> {
         match plan {
             Plan::Get { table, .. } => self.scan(table, None),

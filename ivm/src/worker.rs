@@ -1,6 +1,7 @@
 //! One timely worker's share of the engine: base-table inputs and their shared arrangements,
 //! query dataflows, and the commands the engine sends every worker.
 
+use crate::budget::{Limit, Overrun};
 use crate::delta::{Diff, Offset, QueryId, Transaction};
 use crate::layout::arrange_by_key;
 use crate::render::{column_key, shared_arrangements, Base, Predicate, Renderer, Scan, SharedKey};
@@ -25,8 +26,9 @@ pub enum Command {
     DropTable(String),
     Apply(Arc<Vec<Transaction>>),
     /// A query, with the rows of the tables it reads when they cannot be borrowed (worker
-    /// threads); `None` reads them from the source the command is handled with.
-    AddQuery(QueryId, Arc<Plan>, Option<Arc<Loaded>>),
+    /// threads; `None` reads them from the source the command is handled with), built within
+    /// a budget.
+    AddQuery(QueryId, Arc<Plan>, Option<Arc<Loaded>>, Limit),
     DropQuery(QueryId),
     /// Count the update records of the shared arrangements.
     Stats,
@@ -39,6 +41,8 @@ pub struct Reply {
     pub outputs: Outputs,
     /// For `Stats`: update records in this worker's shared arrangements.
     pub base_records: usize,
+    /// For `AddQuery`: why the query was stopped and dropped, if it ran past its budget.
+    pub overrun: Option<Overrun>,
 }
 
 /// Output updates of each query produced while handling a command.
@@ -112,7 +116,7 @@ impl WorkerState {
     /// Carries out one command, reading tables' rows from `source` (as of the current offset)
     /// where a new query needs them; returns the query output it produced.
     pub fn handle(&mut self, worker: &mut Worker, cmd: Command, source: &dyn TableSource) -> Reply {
-        let mut base_records = 0;
+        let (mut base_records, mut overrun) = (0, None);
         match cmd {
             Command::Stats => base_records = self.base_records(),
             Command::CreateTable(name) => {
@@ -126,19 +130,37 @@ impl WorkerState {
                 }
             }
             Command::Apply(txs) => self.apply(worker, &txs),
-            Command::AddQuery(id, plan, loaded) => {
+            Command::AddQuery(id, plan, loaded, limit) => {
                 // Worker 0 feeds every input, so it alone loads rows.
                 let source: &dyn TableSource = match (&loaded, worker.index()) {
                     (_, 1..) => &NoRows,
                     (Some(loaded), 0) => &**loaded,
                     (None, 0) => source,
                 };
-                self.add_query(worker, id, &plan, source)
+                self.add_query(worker, id, &plan, source);
+                overrun = self.build_within(worker, id, &limit);
             }
             Command::DropQuery(id) => self.drop_query(worker, id),
         }
         self.step_until(worker, self.now + 1, &[]);
-        Reply { outputs: self.drain(), base_records }
+        Reply { outputs: self.drain(), base_records, overrun }
+    }
+
+    /// Steps a new query until its rows are complete, or until it runs past `limit`: then it
+    /// is dropped (with what it produced) and the overrun returned.
+    fn build_within(&mut self, worker: &mut Worker, id: QueryId, limit: &Limit) -> Option<Overrun> {
+        loop {
+            let q = &self.queries[&id];
+            if !q.probe.less_than(&(self.now + 1)) {
+                return None;
+            }
+            let produced = q.output.borrow().len();
+            if let Some(overrun) = limit.check(produced) {
+                self.drop_query(worker, id);
+                return Some(overrun);
+            }
+            worker.step();
+        }
     }
 
     /// Update records in the shared arrangements.

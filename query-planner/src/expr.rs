@@ -126,9 +126,59 @@ impl Expr {
         Expr::Binary(op, Box::new(a), Box::new(b))
     }
 
-    /// Conjunction of `parts` (TRUE when empty).
-    pub fn and_all(parts: Vec<Expr>) -> Expr {
-        parts.into_iter().reduce(|a, b| Expr::binary(BinOp::And, a, b)).unwrap_or(Expr::Literal(Value::Bool(true)))
+    /// Conjunction of `parts` (TRUE when empty), as a balanced tree: a WHERE clause of
+    /// thousands of conjuncts is as deep as their logarithm, not their number.
+    pub fn and_all(mut parts: Vec<Expr>) -> Expr {
+        match parts.len() {
+            0 => Expr::Literal(Value::Bool(true)),
+            1 => parts.pop().expect("one part"),
+            n => {
+                let right = parts.split_off(n / 2);
+                Expr::binary(BinOp::And, Expr::and_all(parts), Expr::and_all(right))
+            }
+        }
+    }
+
+    /// How many nodes this expression has.
+    pub fn size(&self) -> usize {
+        let mut n = 1;
+        self.visit_children(&mut |c| n += c.size());
+        n
+    }
+
+    /// How many levels this expression has (1 for a column or a literal).
+    pub fn depth(&self) -> usize {
+        let mut deepest = 0;
+        self.visit_children(&mut |c| deepest = deepest.max(c.depth()));
+        1 + deepest
+    }
+
+    /// Calls `f` on each direct child.
+    fn visit_children<'e>(&'e self, f: &mut impl FnMut(&'e Expr)) {
+        match self {
+            Expr::Column(_) | Expr::Literal(_) => {}
+            Expr::Not(e) | Expr::Neg(e) | Expr::IsNull(e) | Expr::Cast(e, _) => f(e),
+            Expr::Binary(_, a, b) => {
+                f(a);
+                f(b);
+            }
+            Expr::InList(e, list) => {
+                f(e);
+                list.iter().for_each(f);
+            }
+            Expr::Like { expr, pattern, .. } => {
+                f(expr);
+                f(pattern);
+            }
+            Expr::Case { branches, else_ } => {
+                for (c, r) in branches {
+                    f(c);
+                    f(r);
+                }
+                f(else_);
+            }
+            Expr::Func(_, args) => args.iter().for_each(f),
+        }
     }
 
     /// Splits a conjunction into its conjuncts.
@@ -148,28 +198,7 @@ impl Expr {
     pub fn visit_columns(&self, f: &mut impl FnMut(usize)) {
         match self {
             Expr::Column(c) => f(*c),
-            Expr::Literal(_) => {}
-            Expr::Not(e) | Expr::Neg(e) | Expr::IsNull(e) | Expr::Cast(e, _) => e.visit_columns(f),
-            Expr::Binary(_, a, b) => {
-                a.visit_columns(f);
-                b.visit_columns(f);
-            }
-            Expr::InList(e, list) => {
-                e.visit_columns(f);
-                list.iter().for_each(|x| x.visit_columns(f));
-            }
-            Expr::Like { expr, pattern, .. } => {
-                expr.visit_columns(f);
-                pattern.visit_columns(f);
-            }
-            Expr::Case { branches, else_ } => {
-                for (c, r) in branches {
-                    c.visit_columns(f);
-                    r.visit_columns(f);
-                }
-                else_.visit_columns(f);
-            }
-            Expr::Func(_, args) => args.iter().for_each(|x| x.visit_columns(f)),
+            _ => self.visit_children(&mut |e| e.visit_columns(f)),
         }
     }
 

@@ -15,6 +15,6 @@ pub use catalog::{Catalog, Column, TableSchema};
 pub use change::TableChange;
 pub use error::{PlanError, Result};
 pub use expr::{BinOp, Columns, Expr, Func};
-pub use plan::{AggCall, AggFunc, JoinKey, JoinKind, Plan, QueryPlan, SetOpKind, SortKey};
+pub use plan::{AggCall, AggFunc, JoinKey, JoinKind, Plan, QueryPlan, SetOpKind, SortKey, MAX_PLAN_DEPTH};
 pub use row::{IntColumn, Row, RowReader, RowRef};
 pub use types::{DataType, Value};

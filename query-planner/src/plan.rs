@@ -132,7 +132,18 @@ impl Plan {
         }
         match self {
             Plan::Project { input, exprs: inner } => {
-                Plan::Project { input, exprs: exprs.iter().map(|e| e.substitute(&inner)).collect() }
+                let fused: Vec<Expr> = exprs.iter().map(|e| e.substitute(&inner)).collect();
+                // Fusing copies an inner expression wherever the outer one reads it: fused
+                // projections many levels deep could grow exponentially, so a fusion that
+                // grows the expressions, or makes one deeper than SQL may nest, is not made.
+                let size = |es: &[Expr]| es.iter().map(Expr::size).sum::<usize>();
+                let within = size(&fused) <= size(&exprs) + size(&inner)
+                    && fused.iter().all(|e| e.depth() <= crate::bind::nesting::MAX_NESTING);
+                if within {
+                    Plan::Project { input, exprs: fused }
+                } else {
+                    Plan::Project { input: Box::new(Plan::Project { input, exprs: inner }), exprs }
+                }
             }
             other => Plan::Project { input: Box::new(other), exprs },
         }
@@ -174,6 +185,29 @@ impl Plan {
         }
     }
 
+    /// How many levels this plan has, counted without recursion (a plan is checked against
+    /// [`MAX_PLAN_DEPTH`] before anything walks it recursively).
+    pub fn depth(&self) -> usize {
+        let (mut deepest, mut stack) = (0, vec![(self, 1)]);
+        while let Some((plan, depth)) = stack.pop() {
+            deepest = deepest.max(depth);
+            match plan {
+                Plan::Get { .. } | Plan::Constant { .. } => {}
+                Plan::Project { input, .. }
+                | Plan::Filter { input, .. }
+                | Plan::Aggregate { input, .. }
+                | Plan::Distinct { input }
+                | Plan::TopK { input, .. } => stack.push((input, depth + 1)),
+                Plan::Join { left, right, .. } | Plan::SetOp { left, right, .. } => {
+                    stack.push((left, depth + 1));
+                    stack.push((right, depth + 1));
+                }
+                Plan::Union { inputs } => stack.extend(inputs.iter().map(|p| (p, depth + 1))),
+            }
+        }
+        deepest
+    }
+
     /// Calls `f` on every node, parents before children.
     pub fn visit(&self, f: &mut impl FnMut(&Plan)) {
         f(self);
@@ -192,6 +226,10 @@ impl Plan {
         }
     }
 }
+
+/// How many levels a query's plan may have: joins, subqueries and set operations each add
+/// some, and rendering and evaluating a plan walk it recursively.
+pub const MAX_PLAN_DEPTH: usize = 2000;
 
 /// A planned query: the plan, its visible output columns and presentation order.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -14,7 +14,7 @@
 
 use crate::record::TxRecord;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 pub const MAGIC: &[u8; 8] = b"SLUICELG";
@@ -108,6 +108,9 @@ pub struct LogEnd {
 
 /// Reads every record of the log in `dir` in order, handing those after `after` to `each`
 /// (which may stop the scan by returning false). Returns where the valid log ends.
+///
+/// Records are read from the file one at a time, so memory holds one record, whatever the
+/// size of the segments (a reader of the last page of a large log does not hold the log).
 pub fn read(dir: &Path, after: u64, mut each: impl FnMut(TxRecord) -> bool) -> Result<LogEnd, LogError> {
     let segs = segments(dir)?;
     let mut end = LogEnd::default();
@@ -115,81 +118,126 @@ pub fn read(dir: &Path, after: u64, mut each: impl FnMut(TxRecord) -> bool) -> R
     let start = segs.iter().rposition(|(first, _)| *first <= after + 1).unwrap_or(0);
     for (i, (first, path)) in segs.iter().enumerate().skip(start) {
         let last_segment = i + 1 == segs.len();
-        let mut bytes = Vec::new();
-        File::open(path).and_then(|mut f| f.read_to_end(&mut bytes)).map_err(|e| LogError::io(path, e))?;
-        let (records, valid, torn) = parse_segment(path, &bytes, *first, last_segment)?;
-        let next = first + records.len() as u64;
+        let mut stopped = false;
+        let read = read_segment(path, *first, last_segment, &mut |r| {
+            end.last_offset = r.offset;
+            if r.offset > after && !each(r) {
+                stopped = true;
+            }
+            !stopped
+        })?;
+        if stopped {
+            return Ok(end);
+        }
+        let next = first + read.records;
         if let Some((following, next_path)) = segs.get(i + 1) {
             if *following != next {
                 return Err(LogError::damaged(next_path, 0, format!("segment should start at offset {next}")));
             }
         }
-        for r in records {
-            end.last_offset = r.offset;
-            if r.offset > after && !each(r) {
-                return Ok(end);
-            }
-        }
         end.last_offset = next.saturating_sub(1);
-        end.segment = Some((path.clone(), valid));
-        end.torn = torn;
+        end.segment = Some((path.clone(), read.valid));
+        end.torn = read.torn;
     }
     Ok(end)
 }
 
-type Parsed = (Vec<TxRecord>, u64, Option<(u64, String)>);
+/// What reading one segment found.
+struct SegmentRead {
+    /// Records read (all of them, unless the reader stopped early).
+    records: u64,
+    /// Length of the segment's valid part.
+    valid: u64,
+    /// A torn tail after it: its byte position and what was wrong.
+    torn: Option<(u64, String)>,
+}
 
-/// A segment's records, the length of its valid part, and a torn tail after it (only the
-/// last segment may have one; elsewhere damage is an error).
-fn parse_segment(path: &Path, bytes: &[u8], first: u64, last: bool) -> Result<Parsed, LogError> {
-    if bytes.len() < HEADER as usize {
-        if last && header(first).starts_with(bytes) {
+/// Reads a segment's records in order to `each` (which may stop the read by returning false),
+/// checking each; a torn tail is reported (only the last segment may have one; elsewhere
+/// damage is an error).
+fn read_segment(
+    path: &Path,
+    first: u64,
+    last: bool,
+    each: &mut dyn FnMut(TxRecord) -> bool,
+) -> Result<SegmentRead, LogError> {
+    let io = |e| LogError::io(path, e);
+    let file = File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    let mut file = BufReader::with_capacity(1 << 16, file);
+    if len < HEADER {
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(io)?;
+        if last && header(first).starts_with(&bytes) {
             // Created, never written past its header: nothing in it was acknowledged.
-            return Ok((Vec::new(), 0, Some((0, "segment header cut short".into()))));
+            return Ok(SegmentRead { records: 0, valid: 0, torn: Some((0, "segment header cut short".into())) });
         }
         return Err(LogError::damaged(path, 0, "segment header cut short"));
     }
-    if &bytes[..8] != MAGIC {
+    let mut head = [0u8; HEADER as usize];
+    file.read_exact(&mut head).map_err(io)?;
+    if &head[..8] != MAGIC {
         return Err(LogError::damaged(path, 0, "not a commit-log segment (bad magic)"));
     }
-    let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+    let version = u32::from_le_bytes(head[8..12].try_into().expect("4 bytes"));
     if version != VERSION {
         return Err(LogError::damaged(path, 8, format!("unsupported format version {version}")));
     }
-    let header_first = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes"));
+    let header_first = u64::from_le_bytes(head[12..20].try_into().expect("8 bytes"));
     if header_first != first {
         return Err(LogError::damaged(path, 12, format!("header says first offset {header_first}, name says {first}")));
     }
-    let mut records: Vec<TxRecord> = Vec::new();
-    let mut pos = HEADER as usize;
-    while pos < bytes.len() {
-        let at = pos as u64;
-        let problem = match check_frame(&bytes[pos..]) {
+    let (mut records, mut pos, mut frame) = (0u64, HEADER, Vec::new());
+    while pos < len {
+        // The frame (length, checksum, payload), as much of it as the file holds.
+        let mut prefix = [0u8; FRAME as usize];
+        let have = (len - pos).min(FRAME) as usize;
+        file.read_exact(&mut prefix[..have]).map_err(io)?;
+        frame.clear();
+        frame.extend_from_slice(&prefix[..have]);
+        if have == FRAME as usize {
+            let claimed = u32::from_le_bytes(prefix[..4].try_into().expect("4 bytes")) as u64;
+            let payload = claimed.min(len - pos - FRAME);
+            if claimed <= MAX_RECORD as u64 {
+                (&mut file).take(payload).read_to_end(&mut frame).map_err(io)?;
+            }
+        }
+        let problem = match check_frame(&frame) {
             Ok(payload) => {
                 let record: TxRecord = postcard::from_bytes(payload)
-                    .map_err(|e| LogError::damaged(path, at, format!("record does not decode: {e}")))?;
-                let want = first + records.len() as u64;
+                    .map_err(|e| LogError::damaged(path, pos, format!("record does not decode: {e}")))?;
+                let want = first + records;
                 if record.offset != want {
                     return Err(LogError::damaged(
                         path,
-                        at,
+                        pos,
                         format!("record has offset {}, expected {want}", record.offset),
                     ));
                 }
-                records.push(record);
-                pos += FRAME as usize + payload.len();
+                records += 1;
+                pos += FRAME + payload.len() as u64;
+                if !each(record) {
+                    return Ok(SegmentRead { records, valid: pos, torn: None });
+                }
                 continue;
             }
             Err(problem) => problem,
         };
         // What a crash during an append leaves is the end of the file; a good record after
-        // the bad one means damage in the middle.
-        if !last || (pos + 1..bytes.len()).any(|p| check_frame(&bytes[p..]).is_ok()) {
-            return Err(LogError::damaged(path, at, format!("{problem}, with data after it")));
+        // the bad one means damage in the middle. Only damage reads the rest at once.
+        let mut rest = Vec::new();
+        File::open(path)
+            .and_then(|mut f| {
+                f.seek(SeekFrom::Start(pos))?;
+                f.read_to_end(&mut rest)
+            })
+            .map_err(io)?;
+        if !last || (1..rest.len()).any(|p| check_frame(&rest[p..]).is_ok()) {
+            return Err(LogError::damaged(path, pos, format!("{problem}, with data after it")));
         }
-        return Ok((records, at, Some((at, problem.to_string()))));
+        return Ok(SegmentRead { records, valid: pos, torn: Some((pos, problem.to_string())) });
     }
-    Ok((records, pos as u64, None))
+    Ok(SegmentRead { records, valid: pos, torn: None })
 }
 
 /// The payload of the record framed at the start of `bytes`, or what is wrong with it.
@@ -199,6 +247,11 @@ fn check_frame(bytes: &[u8]) -> Result<&[u8], &'static str> {
     }
     let len = u32::from_le_bytes(bytes[..4].try_into().expect("4 bytes"));
     let crc = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes"));
+    if len == 0 {
+        // No record is empty: zeros are what a file system leaves in the blocks an append
+        // had claimed but not written when the machine stopped.
+        return Err("zero-length record (zero-filled)");
+    }
     if len > MAX_RECORD {
         return Err("implausible record length");
     }

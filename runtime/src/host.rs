@@ -86,6 +86,8 @@ pub enum ReducerError {
     OutOfMemory { reducer: String, limit: usize },
     #[error("reducer `{reducer}` is the module's {role:?} reducer; only the database runs it")]
     Lifecycle { reducer: String, role: Lifecycle },
+    #[error("reducer `{reducer}` is run by the schedule table `{table}`; only the database runs it")]
+    Scheduled { reducer: String, table: String },
 }
 
 /// One run of a scheduled reducer. It is always one transaction, which at least consumes its
@@ -115,6 +117,8 @@ struct State {
     result: Vec<u8>,
     limits: Limits,
     logs: Vec<LogLine>,
+    /// Lines logged past [`MAX_PENDING_LOG_LINES`] since the logs were last taken.
+    dropped_logs: u64,
     /// The instance's exported memory, once instantiated (host functions read and write it).
     memory: Option<Memory>,
     /// The call's open table scans, by id; all dropped when the call ends.
@@ -123,7 +127,7 @@ struct State {
 
 impl State {
     fn new(ds: Datastore, limits: Limits) -> State {
-        State { ds, result: Vec::new(), limits, logs: Vec::new(), memory: None, iters: Vec::new() }
+        State { ds, result: Vec::new(), limits, logs: Vec::new(), dropped_logs: 0, memory: None, iters: Vec::new() }
     }
 }
 
@@ -158,6 +162,12 @@ impl ResourceLimiter for Limits {
 
 /// The log level a module's panic message is written at, just before it traps.
 pub const PANIC_LEVEL: u32 = 0;
+
+/// Lines a module's log holds until they are taken; more are counted, not kept.
+pub const MAX_PENDING_LOG_LINES: usize = 1000;
+
+/// Bytes of a logged line that are kept.
+pub const MAX_LOG_LINE_BYTES: usize = 4096;
 
 /// One line a module logged (level 0 a panic, 1 error … 5 trace).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -303,9 +313,16 @@ impl Host {
         self.store.data_mut().ds.replay(record)
     }
 
-    /// Lines the module logged since the last call of this method.
+    /// Lines the module logged since the last call of this method (and, last, how many more
+    /// were dropped past [`MAX_PENDING_LOG_LINES`]).
     pub fn take_logs(&mut self) -> Vec<LogLine> {
-        std::mem::take(&mut self.store.data_mut().logs)
+        let state = self.store.data_mut();
+        let mut lines = std::mem::take(&mut state.logs);
+        let dropped = std::mem::take(&mut state.dropped_logs);
+        if dropped > 0 {
+            lines.push(LogLine { level: 2, reducer: String::new(), message: format!("{dropped} more lines dropped") });
+        }
+        lines
     }
 
     /// Runs a reducer with JSON arguments as one transaction; on success returns its commit
@@ -320,6 +337,11 @@ impl Host {
             .ok_or_else(|| ReducerError::NoSuchReducer(reducer.into()))?;
         if let Some(role) = self.desc.reducers[id].lifecycle {
             return Err(ReducerError::Lifecycle { reducer: reducer.into(), role });
+        }
+        // A scheduled reducer trusts its row: called by a client with a row of its choosing,
+        // it would do as the schedule whatever the schedule's writer may do.
+        if let Some(t) = self.desc.tables.iter().find(|t| t.scheduled.as_deref() == Some(reducer)) {
+            return Err(ReducerError::Scheduled { reducer: reducer.into(), table: t.name.clone() });
         }
         let values =
             args::from_json(reducer, &self.desc.reducers[id].params, args_json).map_err(ReducerError::BadArguments)?;
@@ -495,6 +517,7 @@ impl Host {
         let state = std::mem::replace(self.store.data_mut(), State::new(Datastore::new(), Limits::default()));
         let mut store = store(&self.engine, state.ds, &self.config);
         store.data_mut().logs = state.logs;
+        store.data_mut().dropped_logs = state.dropped_logs;
         store.set_epoch_deadline(ticks(self.config.time_budget));
         // The module instantiated before, with the same imports and limits, so it does again.
         let names: Vec<String> = self.desc.reducers.iter().map(|r| r.name.clone()).collect();
@@ -539,9 +562,16 @@ fn describe(store: &mut Store<State>, linker: &Linker<State>, module: &Module) -
     Ok(desc)
 }
 
-/// A caller identity (hex, as in `CommitMeta::caller`) as the 32 bytes a module sees;
-/// shorter or non-hex identities are zero-padded.
+/// The identity a module sees as the sender of what the database runs itself (`init`,
+/// scheduled runs): all ones, which no client identity is (the anonymous one is all zeros).
+pub const SERVER_IDENTITY: [u8; 32] = [0xff; 32];
+
+/// A caller identity (hex, as in `CommitMeta::caller`, empty for the database itself) as the
+/// 32 bytes a module sees; shorter or non-hex identities are zero-padded.
 fn identity_bytes(hex: &str) -> [u8; 32] {
+    if hex.is_empty() {
+        return SERVER_IDENTITY;
+    }
     let mut out = [0u8; 32];
     for (i, pair) in hex.as_bytes().chunks(2).take(32).enumerate() {
         out[i] = std::str::from_utf8(pair).ok().and_then(|p| u8::from_str_radix(p, 16).ok()).unwrap_or(0);
@@ -741,8 +771,20 @@ fn link(linker: &mut Linker<State>) -> wasmtime::Result<()> {
             .map_err(|_| wasmtime::format_err!("read_result: pointer {ptr} is out of bounds of the module's memory"))
     })?;
     linker.func_wrap("sluice", "log", |mut c: Caller<'_, State>, level: i32, ptr: i32, len: i32| {
-        let message = guest_str(&mut c, "log", ptr, len)?;
-        c.data_mut().logs.push(LogLine { level: level as u32, reducer: String::new(), message });
+        // A module logging in a loop keeps the first lines (and its panic message): the
+        // lines waiting to be taken are bounded in number and in length.
+        let level = level as u32;
+        if c.data().logs.len() >= MAX_PENDING_LOG_LINES && level != PANIC_LEVEL {
+            c.data_mut().dropped_logs += 1;
+            return Ok(());
+        }
+        let shown = len.clamp(0, MAX_LOG_LINE_BYTES as i32);
+        let bytes = guest_bytes(&mut c, "log", ptr, shown)?;
+        let mut message = String::from_utf8_lossy(&bytes).into_owned();
+        if shown < len {
+            message.push_str(" […cut]");
+        }
+        c.data_mut().logs.push(LogLine { level, reducer: String::new(), message });
         Ok(())
     })?;
     Ok(())

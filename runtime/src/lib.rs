@@ -6,6 +6,7 @@
 mod args;
 pub mod commitlog;
 pub mod datastore;
+pub mod dir_lock;
 pub mod error;
 pub mod host;
 pub mod logwriter;
@@ -17,6 +18,7 @@ pub mod storage;
 mod table;
 
 pub use datastore::Datastore;
+pub use dir_lock::{DirLock, DirLockError};
 pub use error::{DatastoreError, Result};
 pub use host::{Host, HostConfig, LoadError, LogLine, ReducerError, ScheduledRun};
 pub use logwriter::{Durability, LogConfig};

@@ -83,6 +83,17 @@ fn test_module() -> String {
             ("hog", "[]", "(if (i32.eq (memory.grow (i32.const 10000)) (i32.const -1)) (then unreachable))"),
             ("bad_ptr", "[]", "(return (call $insert (i32.const 0) (i32.const 2147483647) (i32.const 100)))"),
             ("hello", "[]", "(call $log (i32.const 2) (i32.const 900) (i32.const 5))"),
+            (
+                "chatter",
+                "[]",
+                "(local.set $x (i64.const 5000))
+                 (loop $more
+                   (call $log (i32.const 3) (i32.const 900) (i32.const 5))
+                   (local.set $x (i64.sub (local.get $x) (i64.const 1)))
+                   (br_if $more (i64.ne (local.get $x) (i64.const 0))))",
+            ),
+            // One line of 60 KiB (whatever bytes memory holds there).
+            ("shout", "[]", "(call $log (i32.const 1) (i32.const 0) (i32.const 61440))"),
             // Returns the caller identity's first byte as its error, to show the header.
             (
                 "whoami",
@@ -117,7 +128,7 @@ fn items(host: &Host) -> Vec<Row> {
 fn reducers_run_as_transactions_with_checked_arguments() {
     let mut host = load();
     assert_eq!(host.description().tables[0].name, "item");
-    assert_eq!(host.description().reducers.len(), 8);
+    assert_eq!(host.description().reducers.len(), 10);
     let tx = host.call("add", r#"[1, "one"]"#, CommitMeta::default()).unwrap();
     assert_eq!((tx.offset, tx.meta.reducer.as_str()), (1, "add"));
     assert_eq!(tx.changes[0].inserts, vec![item(1, "one")]);
@@ -181,6 +192,22 @@ fn module_logs_reach_the_host() {
     let logs = host.take_logs();
     assert_eq!(logs.len(), 1);
     assert_eq!((logs[0].level, logs[0].reducer.as_str(), logs[0].message.as_str()), (2, "hello", "hello"));
+}
+
+#[test]
+fn a_module_logging_in_a_loop_is_bounded_in_lines_and_bytes() {
+    let mut host = load();
+    host.call("chatter", "[]", CommitMeta::default()).unwrap();
+    let logs = host.take_logs();
+    let max = sluice_runtime::host::MAX_PENDING_LOG_LINES;
+    assert_eq!(logs.len(), max + 1);
+    assert!(logs[..max].iter().all(|l| l.message == "hello"));
+    assert_eq!(logs[max].message, format!("{} more lines dropped", 5000 - max));
+    host.call("shout", "[]", CommitMeta::default()).unwrap();
+    let long = host.take_logs();
+    assert_eq!(long.len(), 1, "taking the lines starts the count again");
+    let cut = sluice_runtime::host::MAX_LOG_LINE_BYTES;
+    assert!(long[0].message.ends_with(" […cut]") && long[0].message.len() <= cut * 3 + 16, "{}", long[0].message.len());
 }
 
 #[test]

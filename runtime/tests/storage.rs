@@ -166,6 +166,29 @@ fn a_torn_tail_is_reported_cut_off_and_appending_resumes() {
 }
 
 #[test]
+fn a_zero_filled_tail_is_a_torn_tail() {
+    // A crash can leave the blocks an append had claimed as zeros: 8 zero bytes frame an
+    // empty record with a matching checksum, and must not read as one.
+    let mut ds = datastore();
+    let records = run(&mut ds, 10);
+    for zeros in [4usize, 8, 4096] {
+        let dir = tempdir(&format!("zeros-{zeros}"));
+        write_log(&dir, &records, 1 << 20);
+        let (_, path) = commitlog::segments(&dir).unwrap().pop().unwrap();
+        let end_of_records = std::fs::metadata(&path).unwrap().len();
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.extend(std::iter::repeat_n(0u8, zeros));
+        std::fs::write(&path, bytes).unwrap();
+        let (back, end) = read_all(&dir).unwrap();
+        assert_eq!(back, records, "{zeros} zeros");
+        assert_eq!(end.torn.as_ref().map(|t| t.0), Some(end_of_records), "{zeros} zeros: {end:?}");
+        let log = LogWriter::open(&dir, &end, LogConfig::default()).unwrap();
+        log.close().unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), end_of_records, "the zeros are cut off");
+    }
+}
+
+#[test]
 fn damage_in_the_middle_names_the_file_and_byte() {
     let mut ds = datastore();
     let records = run(&mut ds, 10);

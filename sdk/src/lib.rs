@@ -27,11 +27,17 @@ pub trait Table: Param {
     }
 }
 
-/// The caller of a reducer: 32 bytes (all zero for the database owner).
+/// The caller of a reducer: 32 bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Identity(pub [u8; 32]);
 
 impl Identity {
+    /// The sender of what the database runs itself: `init` and every scheduled run. No
+    /// client can call as it (and clients may not call scheduled reducers at all).
+    pub const SERVER: Identity = Identity([0xff; 32]);
+    /// The sender of a request that presented no token.
+    pub const ANONYMOUS: Identity = Identity([0; 32]);
+
     pub fn to_hex(&self) -> String {
         self.0.iter().map(|b| format!("{b:02x}")).collect()
     }

@@ -58,11 +58,18 @@ pub(super) async fn new_identity(State(dbs): State<Shared>) -> Json<JsonValue> {
 pub(super) async fn list(State(dbs): State<Shared>, headers: HeaderMap) -> Result<Json<JsonValue>, Failure> {
     // Anyone may list, but a bad token is refused here as everywhere.
     bearer(&dbs, &headers)?;
-    let live = dbs.live.lock().expect("databases");
-    let mut names: Vec<_> = live.iter().map(|(n, d)| (n.clone(), d.owner)).collect();
-    names.sort();
-    let items = names.into_iter().map(|(name, owner)| json!({ "name": name, "owner": owner.map(|o| o.to_hex()) }));
-    Ok(Json(JsonValue::Array(items.collect())))
+    let mut items: Vec<(String, JsonValue)> = {
+        let live = dbs.live.lock().expect("databases");
+        live.iter().map(|(n, d)| (n.clone(), json!({ "name": n, "owner": d.owner.map(|o| o.to_hex()) }))).collect()
+    };
+    let unavailable = dbs.unavailable.lock().expect("databases");
+    items.extend(
+        unavailable.iter().map(|(n, u)| {
+            (n.clone(), json!({ "name": n, "owner": u.owner.map(|o| o.to_hex()), "unavailable": u.error }))
+        }),
+    );
+    items.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(Json(JsonValue::Array(items.into_iter().map(|(_, item)| item).collect())))
 }
 
 #[derive(Deserialize)]
@@ -84,7 +91,12 @@ pub(super) async fn publish(
     let Some(who) = bearer(&dbs, &headers)? else {
         return Err(Failure(StatusCode::UNAUTHORIZED, "publishing needs a token (POST /v1/identity gives one)".into()));
     };
-    let old = dbs.live.lock().expect("databases").get(&name).cloned();
+    let claim = super::claim(&dbs, &name)?;
+    let old = match dbs.get(&name) {
+        Ok(db) => Some(db),
+        Err(Failure(StatusCode::NOT_FOUND, _)) => None,
+        Err(unavailable) => return Err(unavailable),
+    };
     if let Some(db) = &old {
         owner_only(&dbs, &headers, &name, db, "republish it")?;
     }
@@ -97,7 +109,10 @@ pub(super) async fn publish(
         }
         old => {
             let replaced = old.is_some();
+            // The claim goes with the work: a client that hangs up does not release the name
+            // while its database is still being created.
             tokio::task::spawn_blocking(move || -> Result<(), Failure> {
+                let _claim = claim;
                 if replaced {
                     d.remove(&name)?;
                 }
@@ -123,7 +138,13 @@ pub(super) async fn delete(
     let db = dbs.get(&name)?;
     owner_only(&dbs, &headers, &name, &db, "delete it")?;
     drop(db);
-    tokio::task::spawn_blocking(move || dbs.remove(&name)).await.map_err(internal)??;
+    let claim = super::claim(&dbs, &name)?;
+    tokio::task::spawn_blocking(move || {
+        let _claim = claim;
+        dbs.remove(&name)
+    })
+    .await
+    .map_err(internal)??;
     Ok(Json(json!({ "ok": true })))
 }
 
@@ -213,7 +234,12 @@ pub(super) struct LogParams {
     limit: Option<usize>,
 }
 
-/// Transactions with their row changes; private tables' changes only for the owner.
+/// Most transactions one page of the log holds; a larger `limit` is cut to it.
+const MAX_LOG_PAGE: usize = 1000;
+
+/// Transactions with their row changes. Who called and with what arguments are the owner's,
+/// as are private tables' changes: others see the reducer's name, its time and the changes
+/// of public tables (which they could subscribe to anyway).
 pub(super) async fn log(
     State(dbs): State<Shared>,
     UrlPath(name): UrlPath<String>,
@@ -221,7 +247,8 @@ pub(super) async fn log(
     headers: HeaderMap,
 ) -> Result<Json<JsonValue>, Failure> {
     let db = dbs.get(&name)?;
-    let private: Vec<String> = if caller(&dbs, &headers, &db)?.owner {
+    let owner = caller(&dbs, &headers, &db)?.owner;
+    let private: Vec<String> = if owner {
         Vec::new()
     } else {
         let desc = ask(&db.executor, &name, |reply| Request::Describe { reply }).await?;
@@ -233,7 +260,7 @@ pub(super) async fn log(
             .collect()
     };
     let dir = dbs.dir(&name)?;
-    let limit = params.limit.unwrap_or(1000);
+    let limit = params.limit.unwrap_or(MAX_LOG_PAGE).clamp(1, MAX_LOG_PAGE);
     let records = tokio::task::spawn_blocking(move || {
         let mut out = Vec::new();
         storage::history(&dir, params.after, |r| {
@@ -252,8 +279,8 @@ pub(super) async fn log(
                 "offset": r.offset,
                 "timestamp_micros": r.meta.timestamp_micros,
                 "reducer": r.meta.reducer,
-                "caller": r.meta.caller,
-                "args": r.meta.args,
+                "caller": if owner { json!(r.meta.caller) } else { JsonValue::Null },
+                "args": if owner { json!(r.meta.args) } else { JsonValue::Null },
                 "rows": rows,
                 "changes": changes,
             }));
@@ -265,6 +292,26 @@ pub(super) async fn log(
     .map_err(internal)?
     .map_err(internal)?;
     Ok(Json(JsonValue::Array(records)))
+}
+
+#[derive(Deserialize)]
+pub(super) struct ModuleLogParams {
+    #[serde(default)]
+    after: u64,
+}
+
+/// The module's log lines (what its reducers logged), the owner's alone: a module's own
+/// messages may say anything about its data.
+pub(super) async fn module_log(
+    State(dbs): State<Shared>,
+    UrlPath(name): UrlPath<String>,
+    Query(params): Query<ModuleLogParams>,
+    headers: HeaderMap,
+) -> Result<Json<JsonValue>, Failure> {
+    let db = dbs.get(&name)?;
+    owner_only(&dbs, &headers, &name, &db, "read its module's log")?;
+    let after = params.after;
+    Ok(Json(ask(&db.executor, &name, |reply| Request::ModuleLog { after, reply }).await?))
 }
 
 pub(super) async fn metrics(State(dbs): State<Shared>) -> String {

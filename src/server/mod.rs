@@ -21,8 +21,8 @@ use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use serde_json::json;
 use sluice_runtime::storage;
-use sluice_runtime::{CommitMeta, Durability, Host, HostConfig, Lifecycle, LogConfig, StorageConfig};
-use std::collections::HashMap;
+use sluice_runtime::{CommitMeta, DirLock, Durability, Host, HostConfig, Lifecycle, LogConfig, StorageConfig};
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -42,6 +42,10 @@ pub struct ServerConfig {
     pub max_queued_bytes: usize,
     /// Largest request body or WebSocket message accepted.
     pub max_message_bytes: usize,
+    /// What a one-off query or a subscription's first evaluation may cost.
+    pub query_budget: sluice_ivm::QueryBudget,
+    /// Whether the demo module is published as `game` when absent.
+    pub demo: bool,
 }
 
 /// One hosted database.
@@ -56,7 +60,36 @@ struct Databases {
     config: ServerConfig,
     keys: Keys,
     live: Mutex<HashMap<String, Database>>,
+    /// Names being created, replaced or deleted (see [`Claim`]).
+    changing: Mutex<HashSet<String>>,
+    /// Databases in the data directory that could not be opened at start.
+    unavailable: Mutex<HashMap<String, Unavailable>>,
     next_client: AtomicU64,
+}
+
+/// A name being created, replaced or deleted by one request: while it is held, no other
+/// request changes that name, so two publishes of a new name cannot both create it (and the
+/// loser's cleanup cannot remove the winner's files). Released when dropped.
+struct Claim {
+    dbs: Shared,
+    name: String,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.dbs.changing.lock().expect("names").remove(&self.name);
+    }
+}
+
+/// Claims `name` for a change, or refuses at once (409) while another request changes it.
+fn claim(dbs: &Shared, name: &str) -> Result<Claim, Failure> {
+    if !dbs.changing.lock().expect("names").insert(name.to_string()) {
+        return Err(Failure(
+            StatusCode::CONFLICT,
+            format!("database {name} is being published or deleted by another request: try again when it is done"),
+        ));
+    }
+    Ok(Claim { dbs: Arc::clone(dbs), name: name.to_string() })
 }
 
 impl Database {
@@ -64,6 +97,12 @@ impl Database {
     fn caller(&self, identity: Identity) -> Caller {
         Caller { identity, owner: self.owner == Some(identity) }
     }
+}
+
+/// A database whose files are there but did not open.
+struct Unavailable {
+    error: String,
+    owner: Option<Identity>,
 }
 
 type Shared = Arc<Databases>;
@@ -85,19 +124,26 @@ fn internal(e: impl std::fmt::Display) -> Failure {
     Failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
 }
 
-/// Runs the server until Ctrl-C; databases shut down cleanly (snapshots taken).
+/// Runs the server until SIGINT (Ctrl-C) or SIGTERM; databases shut down cleanly (snapshots
+/// taken).
 pub async fn run(config: ServerConfig) -> Result<()> {
+    // The data directory's lock comes before anything in it is read or written, and the
+    // listen address is bound before any database is recovered or created: a second server
+    // started by mistake stops without touching a file.
+    let _lock = config.data_dir.as_deref().map(DirLock::acquire).transpose()?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding the listen address {}", config.listen))?;
     let keys = match &config.data_dir {
-        Some(dir) => {
-            std::fs::create_dir_all(dir).with_context(|| format!("{}", dir.display()))?;
-            Keys::load_or_create(dir)?
-        }
+        Some(dir) => Keys::load_or_create(dir)?,
         None => Keys::ephemeral(),
     };
     let databases = Arc::new(Databases {
         config: config.clone(),
         keys,
         live: Mutex::new(HashMap::new()),
+        changing: Mutex::new(HashSet::new()),
+        unavailable: Mutex::new(HashMap::new()),
         next_client: AtomicU64::new(1),
     });
     let recovered = tokio::task::spawn_blocking({
@@ -115,6 +161,7 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         .route("/v1/database/{name}/call/{reducer}", post(http::call))
         .route("/v1/database/{name}/sql", post(http::sql))
         .route("/v1/database/{name}/log", get(http::log))
+        .route("/v1/database/{name}/logs", get(http::module_log))
         .route("/v1/database/{name}/subscribe", get(ws::upgrade))
         .merge(dashboard::routes())
         // Refuses a body whose declared length is past the limit before reading any of it
@@ -122,14 +169,17 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(tower_http::limit::RequestBodyLimitLayer::new(config.max_message_bytes))
         .with_state(Arc::clone(&databases));
-    let listener = tokio::net::TcpListener::bind(config.listen).await.context("binding the listen address")?;
     let addr = listener.local_addr()?;
     println!("listening on http://{addr}");
-    for name in recovered {
+    for name in &recovered {
         println!("database {name} ready: ws://{addr}/v1/database/{name}/subscribe");
     }
     println!("dashboard: http://{addr}/");
-    println!("connect with: sluice subscribe game \"SELECT * FROM player\" --server http://{addr}");
+    if recovered.iter().any(|n| n == "game") {
+        println!("connect with: sluice subscribe game \"SELECT * FROM player\" --server http://{addr}");
+    } else {
+        println!("publish a module with: sluice publish NAME --path DIR --server http://{addr}");
+    }
     std::io::stdout().flush()?;
     // Frames go out as soon as they are written: without TCP_NODELAY a subscriber that only
     // reads would wait on Nagle's algorithm and its own delayed ACKs (tens of milliseconds)
@@ -139,14 +189,27 @@ pub async fn run(config: ServerConfig) -> Result<()> {
             eprintln!("could not set TCP_NODELAY on a connection: {e}");
         }
     });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     let live: Vec<Database> = databases.live.lock().expect("databases").drain().map(|(_, d)| d).collect();
     tokio::task::spawn_blocking(move || drop(live)).await?;
     Ok(())
+}
+
+/// Resolves at SIGINT (Ctrl-C) or SIGTERM (what service managers and `kill` send): both
+/// shut down cleanly, each database taking its snapshot.
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(e) => {
+            eprintln!("cannot listen for SIGTERM ({e}); only Ctrl-C shuts down cleanly");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
 }
 
 /// Database names are path components: letters, digits, `_` and `-`.
@@ -170,7 +233,8 @@ impl Databases {
         StorageConfig { log, snapshot_every: self.config.snapshot_every }
     }
 
-    /// Opens every database in the data directory, and publishes the demo as `game` if absent.
+    /// Opens every database in the data directory, and publishes the demo as `game` if absent
+    /// (unless told not to).
     fn recover_all(&self) -> Result<Vec<String>> {
         let mut names = Vec::new();
         if let Some(dir) = &self.config.data_dir {
@@ -181,20 +245,39 @@ impl Databases {
             for (name, path) in storage::databases(dir)? {
                 let owner = std::fs::read_to_string(path.join(OWNER_FILE)).ok().and_then(|t| Identity::parse(t.trim()));
                 let config = self.storage_config();
-                let executor = Executor::spawn(&name, self.config.max_queued_bytes, move || {
-                    let (db, report) = ModuleDb::open(&path, 1, config)?;
-                    if let Some((file, at, reason)) = report.torn {
-                        eprintln!("{}: cut off a torn tail at byte {at}: {reason}", file.display());
+                let opened = Executor::spawn(&name, self.config.max_queued_bytes, self.config.query_budget, {
+                    let path = path.clone();
+                    move || {
+                        let (db, report) = ModuleDb::open(&path, 1, config)?;
+                        if let Some((file, at, reason)) = report.torn {
+                            eprintln!("{}: cut off a torn tail at byte {at}: {reason}", file.display());
+                        }
+                        Ok(db)
                     }
-                    Ok(db)
-                })
-                .with_context(|| format!("recovering database {name}"))?;
-                let db = Database { executor: Arc::new(executor), owner };
-                self.live.lock().expect("databases").insert(name.clone(), db);
-                names.push(name);
+                });
+                match opened {
+                    Ok(executor) => {
+                        let db = Database { executor: Arc::new(executor), owner };
+                        self.live.lock().expect("databases").insert(name.clone(), db);
+                        names.push(name);
+                    }
+                    // One damaged database does not keep the others from serving: it is listed
+                    // with its error, refused with 503, and its files are left as they are.
+                    Err(e) => {
+                        let error = format!("{e:#}");
+                        eprintln!(
+                            "{name}: cannot be opened, so it is unavailable (the others are served): {error}; \
+                             `sluice verify {}` says what is damaged",
+                            path.display()
+                        );
+                        self.unavailable.lock().expect("databases").insert(name, Unavailable { error, owner });
+                    }
+                }
             }
         }
-        if !self.live.lock().expect("databases").contains_key("game") {
+        let game_unavailable = self.unavailable.lock().expect("databases").contains_key("game");
+        let game_live = self.live.lock().expect("databases").contains_key("game");
+        if self.config.demo && !game_unavailable && !game_live {
             self.create("game", GAME_WASM.to_vec(), None)?;
             names.push("game".into());
         }
@@ -209,7 +292,12 @@ impl Databases {
         let executor = match &self.config.data_dir {
             Some(dir) => {
                 let (path, config) = (dir.join(name), self.storage_config());
-                let created = Executor::spawn(name, max_queued, {
+                // What is there already (a database that failed to open, say) is not this
+                // creation's to remove.
+                if path.exists() && !storage::cut_off(&path) {
+                    anyhow::bail!("{} already exists and is not a database this server has open", path.display());
+                }
+                let created = Executor::spawn(name, max_queued, self.config.query_budget, {
                     let path = path.clone();
                     move || {
                         let owner = owner.map(|o| o.to_hex());
@@ -220,7 +308,7 @@ impl Databases {
                 // A module that fails to start leaves no database behind to recover later.
                 created.inspect_err(|_| drop(std::fs::remove_dir_all(&path)))?
             }
-            None => Executor::spawn(name, max_queued, move || {
+            None => Executor::spawn(name, max_queued, self.config.query_budget, move || {
                 let mut db = ModuleDb::new(Host::load(&wasm, HostConfig::default())?, 1)?;
                 if let Some(outcome) = db.lifecycle(Lifecycle::Init, meta) {
                     outcome.context("the module's init reducer failed")?;
@@ -234,8 +322,16 @@ impl Databases {
     }
 
     fn get(&self, name: &str) -> Result<Database, Failure> {
-        let live = self.live.lock().expect("databases");
-        live.get(name).cloned().ok_or_else(|| Failure(StatusCode::NOT_FOUND, format!("no database named {name}")))
+        if let Some(db) = self.live.lock().expect("databases").get(name) {
+            return Ok(db.clone());
+        }
+        if let Some(u) = self.unavailable.lock().expect("databases").get(name) {
+            return Err(Failure(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("database {name} is unavailable: it could not be opened at start ({})", u.error),
+            ));
+        }
+        Err(Failure(StatusCode::NOT_FOUND, format!("no database named {name}")))
     }
 
     /// Stops a database and removes its files.

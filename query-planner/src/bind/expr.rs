@@ -47,8 +47,17 @@ pub struct ExprCtx<'a> {
 
 impl ExprCtx<'_> {
     /// Binds an expression, returning it with its type.
+    #[recursive::recursive]
     pub fn bind(&self, e: &ast::Expr) -> Result<(Expr, DataType)> {
         self.bind_inner(e).map_err(|err| err.or_at(e.span()))
+    }
+
+    /// A second copy of a bound operand (BETWEEN, IS DISTINCT FROM and a simple CASE read
+    /// theirs more than once), counted against the planner's budget: nested, such copies
+    /// would otherwise grow exponentially with the SQL's length.
+    fn copy(&self, x: &Expr) -> Result<Expr> {
+        self.planner.count_copied(x.size())?;
+        Ok(x.clone())
     }
 
     /// Binds a boolean-valued expression (a condition).
@@ -125,8 +134,11 @@ impl ExprCtx<'_> {
                 let (x, tx) = self.bind(a)?;
                 let (y, ty) = self.bind(b)?;
                 comparable(tx, ty, e)?;
-                let both_null =
-                    Expr::binary(BinOp::And, Expr::IsNull(Box::new(x.clone())), Expr::IsNull(Box::new(y.clone())));
+                let both_null = Expr::binary(
+                    BinOp::And,
+                    Expr::IsNull(Box::new(self.copy(&x)?)),
+                    Expr::IsNull(Box::new(self.copy(&y)?)),
+                );
                 let equal =
                     Expr::Func(Func::Coalesce, vec![Expr::binary(BinOp::Eq, x, y), Expr::Literal(Value::Bool(false))]);
                 let same = Expr::binary(BinOp::Or, both_null, equal);
@@ -141,7 +153,7 @@ impl ExprCtx<'_> {
                 comparable(tx, th, e)?;
                 let b = Expr::binary(
                     BinOp::And,
-                    Expr::binary(BinOp::GtEq, x.clone(), lo),
+                    Expr::binary(BinOp::GtEq, self.copy(&x)?, lo),
                     Expr::binary(BinOp::LtEq, x, hi),
                 );
                 Ok((if *negated { Expr::Not(Box::new(b)) } else { b }, DataType::Bool))
@@ -332,7 +344,7 @@ impl ExprCtx<'_> {
                 Some((x, tx)) => {
                     let (v, tv) = self.bind(&w.condition)?;
                     comparable(*tx, tv, &w.condition)?;
-                    Expr::binary(BinOp::Eq, x.clone(), v)
+                    Expr::binary(BinOp::Eq, self.copy(x)?, v)
                 }
                 None => self.bind_condition(&w.condition)?,
             };

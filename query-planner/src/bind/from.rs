@@ -63,6 +63,9 @@ impl FromBuilder {
     }
 }
 
+/// How many tables one FROM clause may join (SQLite's limit too).
+pub const MAX_JOINED_TABLES: usize = 64;
+
 impl Planner<'_> {
     /// Plans a whole FROM clause into a builder (WHERE conjuncts may still be added).
     pub(crate) fn plan_from(
@@ -71,6 +74,12 @@ impl Planner<'_> {
         outer: Option<&Outer>,
         prefix: Option<(Plan, Scope)>,
     ) -> Result<FromBuilder> {
+        let tables: usize = from.iter().map(|twj| 1 + twj.joins.len()).sum();
+        if tables > MAX_JOINED_TABLES {
+            return Err(PlanError::new(format!(
+                "a FROM clause may join at most {MAX_JOINED_TABLES} tables; this one joins {tables}"
+            )));
+        }
         let mut b = FromBuilder::new(prefix);
         for twj in from {
             self.table_with_joins(&mut b, twj, outer)?;

@@ -5,6 +5,7 @@ mod dml;
 mod expr;
 mod from;
 pub(crate) mod join_order;
+pub mod nesting;
 mod scope;
 mod select;
 mod subquery;
@@ -18,13 +19,26 @@ use crate::plan::{Plan, QueryPlan, SortKey};
 use crate::types::Value;
 use sqlparser::ast;
 use sqlparser::dialect::SQLiteDialect;
-use sqlparser::parser::Parser;
+use sqlparser::parser::{Parser, ParserError};
 
 /// Plans SQL against a catalog, with values for named parameters (`:sender`).
 pub struct Planner<'a> {
     catalog: &'a Catalog,
     params: Vec<(String, Value)>,
+    /// Expression nodes copied so far while binding (see [`MAX_COPIED_NODES`]).
+    copied: std::cell::Cell<usize>,
+    /// Queries and subqueries planned so far (see [`MAX_PLANNED_QUERIES`]).
+    planned: std::cell::Cell<usize>,
 }
+
+/// How many times planning one statement may plan a query or subquery. A subquery is planned
+/// more than once (to learn its type and the enclosing columns it reads, then for real), so
+/// nested subqueries cost a power of their depth: this bounds the time a statement can take
+/// to plan (nine levels of nested scalar subqueries fit).
+pub const MAX_PLANNED_QUERIES: usize = 20_000;
+
+/// How many expression nodes binding one statement may copy, where an operand is read twice.
+pub const MAX_COPIED_NODES: usize = 100_000;
 
 /// A relation being built while planning a query: its plan and its output scope.
 pub(crate) struct Planned {
@@ -44,9 +58,30 @@ pub(crate) struct Planned {
     pub single_row: bool,
 }
 
+/// How deeply sqlparser may recurse: deep enough for generated SQL with many levels of
+/// parentheses, and well within [`nesting::MAX_NESTING`], which bounds the tree it builds.
+const PARSER_RECURSION_LIMIT: usize = 500;
+
 /// Parses SQL text with the dialect Sluice speaks (SQLite's, which is close to standard SQL).
+/// The statements it returns nest at most [`nesting::MAX_NESTING`] levels deep.
 pub fn parse(sql: &str) -> Result<Vec<ast::Statement>> {
-    Parser::parse_sql(&SQLiteDialect {}, sql).map_err(|e| {
+    let mut statements = parse_unbounded(sql)?;
+    nesting::bound(&mut statements)?;
+    Ok(statements)
+}
+
+fn parse_unbounded(sql: &str) -> Result<Vec<ast::Statement>> {
+    let parsed = Parser::new(&SQLiteDialect {})
+        .with_recursion_limit(PARSER_RECURSION_LIMIT)
+        .try_with_sql(sql)
+        .and_then(|mut p| p.parse_statements());
+    parsed.map_err(|e| {
+        if let ParserError::RecursionLimitExceeded = e {
+            return PlanError::new(format!(
+                "the statement nests too deeply: more than {PARSER_RECURSION_LIMIT} levels of parentheses, \
+                 subqueries or operators"
+            ));
+        }
         let msg = e.to_string();
         // sqlparser reports "... at Line: L, Column: C"; turn that into our position.
         let pos = msg.rfind("at Line: ").and_then(|i| {
@@ -67,13 +102,39 @@ pub fn parse(sql: &str) -> Result<Vec<ast::Statement>> {
 
 impl<'a> Planner<'a> {
     pub fn new(catalog: &'a Catalog) -> Planner<'a> {
-        Planner { catalog, params: Vec::new() }
+        Planner { catalog, params: Vec::new(), copied: std::cell::Cell::new(0), planned: std::cell::Cell::new(0) }
     }
 
     /// Binds the parameter `:name` to a value wherever a query uses it.
     pub fn with_param(mut self, name: &str, value: Value) -> Planner<'a> {
         self.params.push((name.to_string(), value));
         self
+    }
+
+    /// Counts `nodes` more copied expression nodes, refusing past [`MAX_COPIED_NODES`].
+    pub(crate) fn count_copied(&self, nodes: usize) -> Result<()> {
+        let total = self.copied.get() + nodes;
+        self.copied.set(total);
+        if total > MAX_COPIED_NODES {
+            return Err(PlanError::new(format!(
+                "the statement is too large once expanded: BETWEEN, IS DISTINCT FROM and CASE x WHEN \
+                 copy their operand, and nested they copy more than {MAX_COPIED_NODES} nodes"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Counts one more query planned, refusing past [`MAX_PLANNED_QUERIES`].
+    pub(crate) fn count_planned_query(&self) -> Result<()> {
+        let planned = self.planned.get() + 1;
+        self.planned.set(planned);
+        if planned > MAX_PLANNED_QUERIES {
+            return Err(PlanError::new(format!(
+                "the statement is too complex to plan: its nested subqueries take more than \
+                 {MAX_PLANNED_QUERIES} planning steps; nest fewer of them"
+            )));
+        }
+        Ok(())
     }
 
     /// The value bound to a placeholder such as `:sender`.
@@ -95,6 +156,14 @@ impl<'a> Planner<'a> {
     /// Plans a parsed query.
     pub fn plan_query(&self, q: &ast::Query) -> Result<QueryPlan> {
         let planned = self.query(q, None, None)?;
+        let depth = planned.plan.depth();
+        if depth > crate::plan::MAX_PLAN_DEPTH {
+            return Err(PlanError::new(format!(
+                "the query's plan is {depth} levels deep, more than the {} allowed: use fewer joins, \
+                 subqueries or set operations",
+                crate::plan::MAX_PLAN_DEPTH
+            )));
+        }
         let columns = planned.scope.cols[..planned.visible_end].iter().map(|c| (c.name.clone(), c.ty)).collect();
         Ok(QueryPlan { plan: planned.plan, columns, order_by: planned.order })
     }

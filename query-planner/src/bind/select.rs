@@ -31,7 +31,9 @@ pub(crate) type Prefix = (Plan, Scope);
 impl Planner<'_> {
     /// Plans a query; with `prefix`, planned once per prefix row (decorrelated), the prefix
     /// columns first in the output.
+    #[recursive::recursive]
     pub(crate) fn query(&self, q: &ast::Query, outer: Option<&Outer>, prefix: Option<Prefix>) -> Result<Planned> {
+        self.count_planned_query()?;
         if let Some(w) = &q.with {
             return Err(PlanError::at("WITH (common table expressions) is not supported", w.span()));
         }
@@ -92,6 +94,7 @@ impl Planner<'_> {
     }
 
     /// Plans UNION / INTERSECT / EXCEPT / VALUES / parenthesised bodies (never correlated).
+    #[recursive::recursive]
     fn set_expr(&self, body: &ast::SetExpr, outer: Option<&Outer>) -> Result<Planned> {
         match body {
             ast::SetExpr::Select(s) => self.select(s, &[], Limit::default(), outer, None),

@@ -1,0 +1,316 @@
+//! The adversarial suite: what an attacker or a careless operator did to a real `sluice
+//! start` (issue 29's reproductions), each answered with a clear error and nothing lost —
+//! the process alive, the files whole, nobody's private data shown to another.
+
+mod common;
+
+use serde_json::json;
+use sluice_client::{Client, ClientError, Config, Encoding, Http, Value};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+fn refused(r: Result<impl std::fmt::Debug, ClientError>) -> String {
+    match r {
+        Err(ClientError::Refused(m) | ClientError::Reducer(m) | ClientError::Connect(m)) => m,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+fn data_dir(name: &str) -> PathBuf {
+    let data = std::env::temp_dir().join(format!("sluice-hostile-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    data
+}
+
+fn stop(mut child: std::process::Child) {
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+fn chain(first: &str, op: &str, term: impl Fn(usize) -> String, n: usize) -> String {
+    let mut s = String::from(first);
+    for i in 0..n {
+        s.push_str(op);
+        s.push_str(&term(i));
+    }
+    s
+}
+
+#[test]
+fn deep_sql_from_anyone_gets_an_error_or_its_answer_and_the_server_lives() {
+    let data = data_dir("deep");
+    let (child, base) = common::start_server(&data);
+    let anonymous = Http::new(&base, None);
+    // 6,000 alternatives plan and answer as their range does.
+    let ors = chain("SELECT id FROM player WHERE id = 0", " OR ", |i| format!("id = {}", i + 1), 6000);
+    let mut got = anonymous.query("game", &ors, None).unwrap().rows;
+    let mut want = anonymous.query("game", "SELECT id FROM player WHERE id <= 6000", None).unwrap().rows;
+    let key = |r: &Vec<Value>| format!("{r:?}");
+    got.sort_by_key(key);
+    want.sort_by_key(key);
+    assert!(!want.is_empty());
+    assert_eq!(got, want);
+    let ands =
+        chain("SELECT COUNT(*) FROM player WHERE id <> -1", " AND ", |i| format!("id <> {}", i + 100_000), 10_000);
+    assert_eq!(anonymous.query("game", &ands, None).unwrap().rows.len(), 1);
+    for sql in [
+        chain("SELECT 1", " + ", |_| "1".into(), 50_000),
+        chain("SELECT name FROM player WHERE name = 'a'", " || ", |_| "'a'".into(), 30_000),
+        chain("SELECT id FROM player WHERE id = 0", " = ", |_| "0".into(), 20_000),
+        chain("SELECT 1", " UNION ", |i| format!("SELECT {i}"), 20_000),
+    ] {
+        let m = refused(anonymous.query("game", &sql, None));
+        assert!(m.contains("nests too deeply") && m.contains("(HTTP 400)"), "{}", &m[..m.len().min(300)]);
+    }
+    let m = refused(anonymous.query("game", &format!("SELECT {}1{}", "(".repeat(100_000), ")".repeat(100_000)), None));
+    assert!(m.contains("nests too deeply"), "{m}");
+    // Over WebSocket too, in both encodings, and the connection goes on.
+    for encoding in [Encoding::Json, Encoding::MessagePack] {
+        let mut config = Config::new(&base, "game");
+        config.encoding = encoding;
+        let mut c = Client::connect(config).unwrap();
+        let deep = chain("SELECT id FROM player WHERE id = 0", " + ", |_| "0".into(), 40_000);
+        assert!(refused(c.subscribe(&[&deep])).contains("nests too deeply"));
+        assert!(refused(c.query(&deep)).contains("nests too deeply"));
+        let (_, applied) = c.subscribe(&[&ors]).unwrap();
+        assert_eq!(applied[0].rows.len(), want.len());
+    }
+    assert_eq!(anonymous.query("game", "SELECT COUNT(*) FROM team", None).unwrap().rows[0][0], Value::Int(2));
+    stop(child);
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn two_publishes_of_a_new_name_at_once_leave_one_whole_database() {
+    let data = data_dir("race");
+    let (child, base) = common::start_server(&data);
+    let anonymous = Http::new(&base, None);
+    let publishers: Vec<(String, Http)> = (0..2)
+        .map(|_| {
+            let (identity, token) = anonymous.new_identity().unwrap();
+            (identity, Http::new(&base, Some(token)))
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for round in 0..6 {
+        let name = format!("new{round}");
+        let barrier = std::sync::Barrier::new(2);
+        let outcomes: Vec<Result<serde_json::Value, ClientError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = publishers
+                .iter()
+                .map(|(_, http)| {
+                    let (barrier, name) = (&barrier, &name);
+                    s.spawn(move || {
+                        barrier.wait();
+                        http.publish(name, sluice::demo::GAME_WASM, false)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let created: Vec<usize> = (0..2).filter(|&i| outcomes[i].is_ok()).collect();
+        assert_eq!(created.len(), 1, "round {round}: exactly one creates: {outcomes:?}");
+        let winner = created[0];
+        assert_eq!(outcomes[winner].as_ref().unwrap()["outcome"], "created");
+        let loser = outcomes[1 - winner].as_ref().unwrap_err().to_string();
+        assert!(
+            (loser.contains("is being published or deleted by another request") && loser.contains("(HTTP 409)"))
+                || loser.contains("only the owner of"),
+            "round {round}: {loser}"
+        );
+        publishers[winner].1.call(&name, "join", &json!(["winner", 1])).unwrap();
+        winners.push((name, publishers[winner].0.clone()));
+    }
+    // After a crash and a restart every database is whole, and its owner's.
+    stop(child);
+    let (child, base) = common::start_server(&data);
+    let anonymous = Http::new(&base, None);
+    for (name, owner) in &winners {
+        assert_eq!(anonymous.describe(name).unwrap()["owner"], json!(owner), "{name}");
+        let players = anonymous.query(name, "SELECT name FROM player WHERE NOT bot", None).unwrap();
+        assert_eq!(players.rows, vec![vec![Value::Text("winner".into())]], "{name}");
+    }
+    stop(child);
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn a_second_server_on_a_data_directory_is_refused_before_it_touches_a_file() {
+    let data = data_dir("lock");
+    let (first, base) = common::start_server(&data);
+    let (_, token) = Http::new(&base, None).new_identity().unwrap();
+    let me = Http::new(&base, Some(token));
+    me.publish("mine", sluice::demo::GAME_WASM, false).unwrap();
+    me.call("mine", "join", &json!(["before", 1])).unwrap();
+    let port = base.rsplit(':').next().unwrap();
+    // Once on a free port, once on the first server's (whose bind would fail too).
+    for listen in ["127.0.0.1:0".to_string(), format!("127.0.0.1:{port}")] {
+        let second = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["start", "--data-dir", data.to_str().unwrap(), "--listen", &listen])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        assert!(!second.status.success());
+        let stderr = String::from_utf8_lossy(&second.stderr);
+        assert!(stderr.contains(&format!("is in use by another sluice process (pid {})", first.id())), "{stderr}");
+        assert!(stderr.contains(data.to_str().unwrap()), "{stderr}");
+    }
+    let lock = std::fs::read_to_string(data.join("LOCK")).unwrap();
+    assert_eq!(lock.trim(), first.id().to_string(), "the holder is still named");
+    let (_, other_token) = Http::new(&base, None).new_identity().unwrap();
+    Http::new(&base, Some(other_token)).call("mine", "join", &json!(["after", 2])).unwrap();
+    stop(first);
+    // Only one server wrote: every log reads back in order (two writers interleave offsets).
+    for name in ["game", "mine"] {
+        let verify = Command::new(env!("CARGO_BIN_EXE_sluice")).args(["verify"]).arg(data.join(name)).output().unwrap();
+        assert!(verify.status.success(), "{name}: {}", String::from_utf8_lossy(&verify.stdout));
+    }
+    // The lock goes with the process, SIGKILL included: the next server starts.
+    let (child, base) = common::start_server(&data);
+    let players = Http::new(&base, None).query("mine", "SELECT COUNT(*) FROM player WHERE NOT bot", None).unwrap();
+    assert_eq!(players.rows[0][0], Value::Int(2));
+    stop(child);
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn the_log_shows_callers_and_arguments_only_to_the_owner() {
+    let data = data_dir("log");
+    let (child, base) = common::start_server(&data);
+    let anonymous = Http::new(&base, None);
+    let (my_identity, token) = anonymous.new_identity().unwrap();
+    let (_, other_token) = anonymous.new_identity().unwrap();
+    let (me, other) = (Http::new(&base, Some(token)), Http::new(&base, Some(other_token)));
+    me.publish("mine", sluice::demo::GAME_WASM, false).unwrap();
+    let offset = me.call("mine", "join", &json!(["the owner's call", 1])).unwrap();
+    let record = |who: &Http| who.logs("mine", offset - 1, 1).unwrap().remove(0);
+    let mine = record(&me);
+    assert_eq!(mine["reducer"], "join");
+    assert_eq!(mine["caller"], json!(my_identity));
+    assert!(mine["args"].to_string().contains("the owner's call"), "{mine}");
+    for who in [&other, &anonymous] {
+        let theirs = record(who);
+        assert_eq!(theirs["offset"], json!(offset));
+        assert_eq!(theirs["reducer"], "join");
+        assert!(theirs["caller"].is_null() && theirs["args"].is_null(), "{theirs}");
+        // The public table's change is still there for anyone to see.
+        assert!(theirs["changes"].to_string().contains("player"), "{theirs}");
+    }
+    // A page is bounded whatever the limit asked.
+    let page = ureq::get(&format!("{base}/v1/database/game/log?after=0&limit=1000000000")).call().unwrap();
+    let page: serde_json::Value = page.into_json().unwrap();
+    assert!(page.as_array().unwrap().len() <= 1000);
+    stop(child);
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn without_the_demo_the_server_starts_empty() {
+    let data = data_dir("no-demo");
+    let (child, base) = common::start_server_with(&data, &["--listen", "127.0.0.1:0", "--no-demo"]);
+    assert_eq!(Http::new(&base, None).list().unwrap(), json!([]));
+    assert!(!data.join("game").exists());
+    stop(child);
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn sigterm_shuts_down_cleanly_like_ctrl_c() {
+    let data = data_dir("sigterm");
+    let (mut child, base) = common::start_server(&data);
+    let offset = Http::new(&base, None).call("game", "join", &json!(["before the end", 1])).unwrap();
+    // SAFETY: kill(2) on the child's pid, a process this test started and has not reaped.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) }, 0);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    // A clean shutdown leaves a snapshot at its last offset, past the call.
+    let snapshots = sluice_runtime::snapshot::list(&data.join("game").join("snapshots")).unwrap();
+    let newest = snapshots.last().map(|(offset, _)| *offset).unwrap();
+    assert!(newest >= offset, "{snapshots:?} after offset {offset}");
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn a_query_past_its_budget_is_stopped_and_reducers_go_on() {
+    let data = data_dir("budget");
+    let (child, base) = common::start_server_with(
+        &data,
+        &["--listen", "127.0.0.1:0", "--query-row-limit", "1000", "--query-time-limit", "2s"],
+    );
+    let anonymous = Http::new(&base, None);
+    // A 4-way cross join of the game's players: tens of thousands of rows, past the limit.
+    let cross = "SELECT a.id, b.id, c.id, d.id FROM player a, player b, player c, player d";
+    let m = refused(anonymous.query("game", cross, None));
+    assert!(m.contains("row limit") && m.contains("(HTTP 400)"), "{m}");
+    let mut c = Client::connect(Config::new(&base, "game")).unwrap();
+    assert!(refused(c.subscribe(&[cross])).contains("row limit"));
+    // The database went on serving: calls, queries and subscriptions within the limits.
+    c.call("join", json!(["still here", 1])).unwrap();
+    let (_, applied) = c.subscribe(&["SELECT name FROM player WHERE identity = :sender"]).unwrap();
+    assert_eq!(applied[0].rows, vec![vec![Value::Text("still here".into())]]);
+    stop(child);
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn a_damaged_database_is_unavailable_and_the_others_start() {
+    let data = data_dir("damaged");
+    let (child, base) = common::start_server(&data);
+    let (identity, token) = Http::new(&base, None).new_identity().unwrap();
+    let me = Http::new(&base, Some(token.clone()));
+    me.publish("mine", sluice::demo::GAME_WASM, false).unwrap();
+    me.call("mine", "join", &json!(["me", 1])).unwrap();
+    stop(child);
+    // A flipped bit in the first record of mine's log, with records after it: damage in the
+    // middle, which recovery refuses rather than guess at.
+    let (_, segment) = sluice_runtime::commitlog::segments(&data.join("mine").join("log")).unwrap().remove(0);
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let at = sluice_runtime::commitlog::HEADER as usize + sluice_runtime::commitlog::FRAME as usize + 2;
+    bytes[at] ^= 0x10;
+    std::fs::write(&segment, &bytes).unwrap();
+    let (child, base) = common::start_server(&data);
+    let anonymous = Http::new(&base, None);
+    assert_eq!(anonymous.query("game", "SELECT COUNT(*) FROM team", None).unwrap().rows[0][0], Value::Int(2));
+    let listed = anonymous.list().unwrap();
+    let mine = listed.as_array().unwrap().iter().find(|d| d["name"] == "mine").unwrap().clone();
+    assert_eq!(mine["owner"], json!(identity));
+    assert!(mine["unavailable"].as_str().unwrap().contains("checksum"), "{mine}");
+    let m = refused(anonymous.query("mine", "SELECT 1", None));
+    assert!(m.contains("database mine is unavailable") && m.contains("(HTTP 503)"), "{m}");
+    let me = Http::new(&base, Some(token));
+    let m = refused(me.publish("mine", sluice::demo::GAME_WASM, false));
+    assert!(m.contains("(HTTP 503)"), "{m}");
+    stop(child);
+    assert_eq!(std::fs::read(&segment).unwrap(), bytes, "its files are left as they were");
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn the_module_log_is_kept_bounded_and_shown_to_the_owner() {
+    let Some(chat) = common::build_module("examples/chat") else { return };
+    let data = data_dir("module-log");
+    let (child, base) = common::start_server(&data);
+    let anonymous = Http::new(&base, None);
+    let (_, token) = anonymous.new_identity().unwrap();
+    let me = Http::new(&base, Some(token.clone()));
+    me.publish("chat", &std::fs::read(chat).unwrap(), false).unwrap();
+    let mut config = Config::new(&base, "chat");
+    config.token = Some(token);
+    let mut c = Client::connect(config).unwrap();
+    for i in 0..3 {
+        c.call("set_name", json!([format!("name {i}")])).unwrap();
+    }
+    let lines = me.module_logs("chat", 0).unwrap();
+    let messages: Vec<&str> = lines.iter().map(|l| l["message"].as_str().unwrap()).collect();
+    assert_eq!(messages.len(), 3, "{lines:?}");
+    assert!(messages[2].ends_with("is now called name 2"), "{messages:?}");
+    assert_eq!(lines[2]["reducer"], "set_name");
+    assert_eq!(lines[2]["level"], "info");
+    let after = lines[1]["seq"].as_u64().unwrap();
+    assert_eq!(me.module_logs("chat", after).unwrap().len(), 1);
+    let m = refused(anonymous.module_logs("chat", 0));
+    assert!(m.contains("needs the owner's token"), "{m}");
+    stop(child);
+    let _ = std::fs::remove_dir_all(&data);
+}
