@@ -98,6 +98,11 @@ impl ModuleDb {
         &self.host
     }
 
+    /// The module's wasm as its storage keeps it (`None` for a database in memory).
+    pub fn stored_module(&self) -> Option<&[u8]> {
+        self.storage.as_ref().map(|s| s.module())
+    }
+
     /// The lines the module logged since they were last taken.
     pub fn take_logs(&mut self) -> Vec<sluice_runtime::LogLine> {
         self.host.take_logs()

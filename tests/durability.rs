@@ -232,6 +232,48 @@ fn the_durable_demo_killed_while_it_creates_its_database_leaves_none_or_a_whole_
     let _ = std::fs::remove_dir_all(Path::new(&data));
 }
 
+#[test]
+fn a_damaged_newest_snapshot_never_rolls_the_module_back() {
+    let dir = std::env::temp_dir().join(format!("sluice-durability-module-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let game = sluice::demo::GAME_WASM;
+    let mut db = ModuleDb::create(&dir, game, 1, config(0), meta(0), &[]).unwrap();
+    db.call("join", r#"["before", 1]"#, meta(1)).unwrap();
+    // The same module with a custom section appended: other bytes, the same tables.
+    let mut newer = game.to_vec();
+    newer.extend_from_slice(&[0, 8, 7]);
+    newer.extend_from_slice(b"version");
+    db.republish(&newer, 2_000_000).unwrap();
+    db.call("join", r#"["after", 2]"#, CommitMeta { caller: "beef".into(), ..meta(3) }).unwrap();
+    drop(db);
+    // Every snapshot but the first (made with the old module) is damaged.
+    let snaps = sluice_runtime::snapshot::list(&dir.join("snapshots")).unwrap();
+    assert!(snaps.len() >= 2, "{snaps:?}");
+    for (_, path) in &snaps[1..] {
+        let mut bytes = std::fs::read(path).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x40;
+        std::fs::write(path, bytes).unwrap();
+    }
+    let (db, report) = ModuleDb::open(&dir, 1, config(0)).unwrap();
+    assert_eq!(report.snapshot, 0, "recovered from the first snapshot: {report:?}");
+    assert_eq!(report.skipped.len(), snaps.len() - 1);
+    assert_eq!(db.stored_module(), Some(&newer[..]), "the republished module runs, not the snapshot's");
+    assert!(report.replayed >= 2, "both calls replayed from the log: {report:?}");
+    drop(db);
+    // A damaged newest module refuses start-up rather than run an older one.
+    let modules = sluice_runtime::commitlog::numbered_files(&dir.join("modules"), ".wasm").unwrap();
+    let (_, newest) = modules.last().unwrap();
+    let mut bytes = std::fs::read(newest).unwrap();
+    *bytes.last_mut().unwrap() ^= 1;
+    std::fs::write(newest, bytes).unwrap();
+    let err = ModuleDb::open(&dir, 1, config(0)).err().expect("start-up refused").to_string();
+    assert!(err.contains(&newest.display().to_string()) && err.contains("checksum"), "{err}");
+    let verify = storage::verify(&dir).unwrap();
+    assert!(!verify.ok(), "verify and start-up agree: {verify:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// The recovered offset a durable demo reports when it starts ("recovered DIR: snapshot at
 /// offset X, Y transactions replayed"), or 0 for a new database.
 fn recovered_offset(line: &str) -> Option<u64> {

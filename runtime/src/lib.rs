@@ -11,6 +11,7 @@ pub mod error;
 pub mod host;
 pub mod logwriter;
 pub mod module_def;
+pub mod module_file;
 pub mod record;
 pub mod schema;
 pub mod snapshot;

@@ -54,21 +54,36 @@ pub fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>, LogError> {
     numbered_files(dir, ".snap")
 }
 
-/// Removes the temporary files of snapshots a crash interrupted.
+/// Removes the temporary files of writes a crash interrupted (`write_atomically`'s).
 pub fn remove_unfinished(dir: &Path) -> Result<(), LogError> {
     let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        if name.to_str().is_some_and(|n| n.starts_with('.') && n.ends_with(".snap.tmp")) {
+        if name.to_str().is_some_and(|n| n.starts_with('.') && n.ends_with(".tmp")) {
             std::fs::remove_file(entry.path()).map_err(|e| LogError::io(&entry.path(), e))?;
         }
     }
     Ok(())
 }
 
+/// Writes `bytes` as `dir/name` so that a crash leaves the old file or the new one, never
+/// part of it: a temporary file, fsync, rename, fsync of the directory.
+pub(crate) fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf, LogError> {
+    std::fs::create_dir_all(dir).map_err(|e| LogError::io(dir, e))?;
+    let path = dir.join(name);
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let written = std::fs::File::create(&tmp).and_then(|mut f| {
+        f.write_all(bytes)?;
+        f.sync_all()
+    });
+    written.map_err(|e| LogError::io(&tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| LogError::io(&path, e))?;
+    sync_dir(dir)?;
+    Ok(path)
+}
+
 /// Writes a snapshot into `dir` atomically (rows in order); returns its path.
 pub fn write(dir: &Path, mut snapshot: Snapshot) -> Result<PathBuf, LogError> {
-    std::fs::create_dir_all(dir).map_err(|e| LogError::io(dir, e))?;
     snapshot.tables = std::mem::take(&mut snapshot.tables).into_iter().map(TableState::sorted).collect();
     let payload = postcard::to_allocvec(&snapshot).expect("snapshots serialize");
     let mut bytes = Vec::with_capacity(HEADER + payload.len());
@@ -78,16 +93,7 @@ pub fn write(dir: &Path, mut snapshot: Snapshot) -> Result<PathBuf, LogError> {
     bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
     bytes.extend_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
     bytes.extend_from_slice(&payload);
-    let path = dir.join(file_name(snapshot.offset));
-    let tmp = dir.join(format!(".{}.tmp", file_name(snapshot.offset)));
-    let written = std::fs::File::create(&tmp).and_then(|mut f| {
-        f.write_all(&bytes)?;
-        f.sync_all()
-    });
-    written.map_err(|e| LogError::io(&tmp, e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| LogError::io(&path, e))?;
-    sync_dir(dir)?;
-    Ok(path)
+    write_atomically(dir, &file_name(snapshot.offset), &bytes)
 }
 
 /// Reads and checks a snapshot.

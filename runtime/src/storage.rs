@@ -1,11 +1,12 @@
-//! A database's files in its directory: `snapshots/` and `log/`. Creating a database writes
-//! a snapshot at offset 0 (empty tables and the module); every committed transaction is
-//! appended to the log; a snapshot is taken every N transactions and at clean shutdown.
+//! A database's files in its directory: `snapshots/`, `log/` and `modules/`. Creating a
+//! database writes a snapshot at offset 0 (empty tables and the module) and keeps the module
+//! in `modules/` (as every later republish does, `module_file`); every committed transaction
+//! is appended to the log; a snapshot is taken every N transactions and at clean shutdown.
 //! A database counts as one only once its creation finished (`init` durable, the caller's
 //! files written): until then a `CREATING` marker lies in its directory, and a creation cut
 //! off by a crash is no database at all but a leftover that the next creation replaces.
 //! Opening one recovers it: the newest valid snapshot, then the log's records after it (a torn
-//! tail cut off, damage refused). The log is kept whole, so any past offset can be rebuilt
+//! tail cut off, damage refused), running the newest module. The log is kept whole, so any past offset can be rebuilt
 //! (`as_of`) from the snapshot before it and the records up to it.
 
 use crate::commitlog::{self, LogEnd, LogError};
@@ -13,6 +14,7 @@ use crate::datastore::Datastore;
 use crate::error::DatastoreError;
 use crate::host::{Host, HostConfig, LoadError};
 use crate::logwriter::{sync_dir, LogConfig, LogWriter};
+use crate::module_file;
 use crate::record::TxRecord;
 use crate::snapshot::{self, Snapshot};
 use std::io::Write;
@@ -89,6 +91,10 @@ fn snapshot_dir(dir: &Path) -> PathBuf {
     dir.join("snapshots")
 }
 
+fn module_dir(dir: &Path) -> PathBuf {
+    dir.join("modules")
+}
+
 /// The file marking a database whose creation has not finished.
 const CREATING: &str = "CREATING";
 
@@ -151,6 +157,7 @@ impl Storage {
         let state =
             Snapshot { offset: 0, timestamp_micros: 0, module: wasm.to_vec(), tables: host.datastore().tables_state() };
         snapshot::write(&snapshot_dir(dir), state)?;
+        module_file::write(&module_dir(dir), 0, wasm)?;
         let log = LogWriter::open(&log_dir(dir), &LogEnd::default(), config.log.clone())?;
         let storage =
             Storage { dir: dir.to_path_buf(), log, config, module: wasm.into(), last_snapshot: 0, writing: None };
@@ -182,11 +189,18 @@ impl Storage {
             return Err(StorageError::CutOff(dir.to_path_buf()));
         }
         snapshot::remove_unfinished(&snapshot_dir(dir))?;
+        snapshot::remove_unfinished(&module_dir(dir))?;
         let mut report = RecoveryReport::default();
         let (snap, skipped) = newest_snapshot(dir, u64::MAX)?;
         report.skipped = skipped;
         report.snapshot = snap.offset;
-        let mut host = Host::load(&snap.module, host)?;
+        // The newest module runs, whichever snapshot the state comes from (replaying the log
+        // runs no module code).
+        let module = match module_file::newest(&module_dir(dir))? {
+            Some((_, wasm)) => wasm,
+            None => snap.module,
+        };
+        let mut host = Host::load(&module, host)?;
         host.restore(snap.offset, snap.tables)?;
         let mut failure = None;
         let end = commitlog::read(&log_dir(dir), snap.offset, |record| {
@@ -215,7 +229,7 @@ impl Storage {
             dir: dir.to_path_buf(),
             log,
             config,
-            module: snap.module.into(),
+            module: module.into(),
             last_snapshot: snap.offset,
             writing: None,
         };
@@ -275,11 +289,18 @@ impl Storage {
         }
     }
 
-    /// Replaces the module (its tables unchanged): a snapshot with the new module is written
-    /// at once, so recovery from here on runs the new code.
+    /// Replaces the module (its tables unchanged): the module is kept in a file of its own,
+    /// so recovery from here on runs the new code whatever becomes of the snapshots, and a
+    /// snapshot with it is written at once.
     pub fn replace_module(&mut self, wasm: &[u8], host: &Host, timestamp_micros: u64) -> Result<(), StorageError> {
+        module_file::write(&module_dir(&self.dir), host.datastore().offset(), wasm)?;
         self.module = wasm.into();
         self.snapshot(host, timestamp_micros).map(drop)
+    }
+
+    /// The module's wasm, as recovery would run it.
+    pub fn module(&self) -> &[u8] {
+        &self.module
     }
 
     /// Writes a snapshot of the host's state now; returns its path.
@@ -432,6 +453,9 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, StorageError> {
         Err(e) => report.damage = Some(e.to_string()),
     }
     report.records = records;
+    if let Err(e) = module_file::newest(&module_dir(dir)) {
+        report.damage.get_or_insert(e.to_string());
+    }
     if report.damage.is_none() && report.snapshots.last().is_some_and(|s| *s > report.last_offset) {
         report.damage = Some(format!("the log ends at offset {}, before the newest snapshot", report.last_offset));
     }

@@ -252,6 +252,9 @@ impl Databases {
                         if let Some((file, at, reason)) = report.torn {
                             eprintln!("{}: cut off a torn tail at byte {at}: {reason}", file.display());
                         }
+                        for skipped in &report.skipped {
+                            eprintln!("{}: passed over a damaged snapshot: {skipped}", path.display());
+                        }
                         Ok(db)
                     }
                 });
