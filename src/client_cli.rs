@@ -80,13 +80,66 @@ pub fn publish(server: &str, name: &str, path: &Path, wasm: Option<&Path>, clear
     Ok(())
 }
 
-/// Each argument is JSON where it parses as JSON, else a string.
+/// Calls a reducer with command-line arguments, read as `call_arguments` says.
 pub fn call(server: &str, name: &str, reducer: &str, args: &[String]) -> Result<()> {
-    let values: Vec<Json> =
-        args.iter().map(|a| serde_json::from_str(a).unwrap_or_else(|_| Json::String(a.clone()))).collect();
-    let offset = http(server)?.call(name, reducer, &Json::Array(values))?;
+    let http = http(server)?;
+    let described = http.describe(name)?;
+    let params = described["reducers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["name"] == reducer)
+        .map(|r| r["params"].as_array().cloned().unwrap_or_default());
+    let args = match params {
+        Some(params) => call_arguments(&params, args)?,
+        // The server names what is wrong with an unknown reducer.
+        None => Json::Array(args.iter().map(|a| Json::String(a.clone())).collect()),
+    };
+    let offset = http.call(name, reducer, &args)?;
     println!("committed at offset {offset}");
     Ok(())
+}
+
+/// A call's command-line arguments as JSON, read by the reducer's declared parameters: in
+/// order, or all as `NAME=VALUE`; a `string` parameter takes its text as it is (`123` is the
+/// text "123"), any other its JSON (`-5`, `true`, `[1, 2]`).
+fn call_arguments(params: &[Json], args: &[String]) -> Result<Json> {
+    let param = |n: &str| params.iter().find(|p| p["name"] == n);
+    let value = |p: &Json, text: &str| -> Result<Json> {
+        if p["type"] == "string" {
+            return Ok(Json::String(text.to_string()));
+        }
+        serde_json::from_str(text).with_context(|| {
+            format!(
+                "argument {} ({}) is not a {} value: {text}",
+                p["name"],
+                p["type"].as_str().unwrap_or("?"),
+                p["type"]
+            )
+        })
+    };
+    let named: Vec<(&str, &str)> =
+        args.iter().filter_map(|a| a.split_once('=')).filter(|(n, _)| param(n).is_some()).collect();
+    if !named.is_empty() {
+        anyhow::ensure!(named.len() == args.len(), "give every argument by name (NAME=VALUE) or none");
+        let mut object = serde_json::Map::new();
+        for (n, text) in named {
+            object.insert(n.to_string(), value(param(n).expect("found above"), text)?);
+        }
+        return Ok(Json::Object(object));
+    }
+    anyhow::ensure!(
+        args.len() == params.len(),
+        "the reducer takes {} arguments ({}), {} given",
+        params.len(),
+        params
+            .iter()
+            .map(|p| format!("{}: {}", p["name"].as_str().unwrap_or(""), p["type"].as_str().unwrap_or("")))
+            .collect::<Vec<_>>()
+            .join(", "),
+        args.len()
+    );
+    Ok(Json::Array(params.iter().zip(args).map(|(p, a)| value(p, a)).collect::<Result<_>>()?))
 }
 
 pub fn sql(server: &str, name: &str, query: &str, as_of: Option<&str>, json: bool) -> Result<()> {

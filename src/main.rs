@@ -75,6 +75,9 @@ enum Command {
         /// The largest request body or WebSocket message accepted.
         #[arg(long, default_value_t = 1 << 20)]
         max_message_bytes: usize,
+        /// The largest module a publish may bring.
+        #[arg(long, default_value_t = 16 << 20)]
+        max_module_bytes: usize,
         /// Do not publish the bundled demo module as `game` (it is published when absent).
         #[arg(long)]
         no_demo: bool,
@@ -99,8 +102,14 @@ enum Command {
         #[arg(long)]
         clear: bool,
     },
-    /// Call a reducer; each argument is JSON where it parses as JSON, else a string.
-    Call { name: String, reducer: String, args: Vec<String> },
+    /// Call a reducer with arguments in order, or each as NAME=VALUE, read by the parameters'
+    /// declared types (a string parameter takes its text as it is, any other its JSON).
+    Call {
+        name: String,
+        reducer: String,
+        #[arg(allow_negative_numbers = true)]
+        args: Vec<String>,
+    },
     /// Subscribe to queries: their rows, then each transaction's changes as it commits.
     Subscribe {
         name: String,
@@ -268,6 +277,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             snapshot_every,
             max_queued_bytes,
             max_message_bytes,
+            max_module_bytes,
             no_demo,
             query_time_limit,
             query_row_limit,
@@ -279,6 +289,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 snapshot_every,
                 max_queued_bytes,
                 max_message_bytes,
+                max_module_bytes,
                 query_budget: sluice_ivm::QueryBudget { time: query_time_limit, rows: query_row_limit },
                 demo: !no_demo,
             };

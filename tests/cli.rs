@@ -90,6 +90,16 @@ fn the_cli_as_a_user_runs_it() {
     let wasm = wasm.to_str().unwrap();
     assert_eq!(cli.ok(&["publish", "mine", "--wasm", wasm]).trim(), "mine: created");
     assert_eq!(cli.ok(&["publish", "mine", "--wasm", wasm]).trim(), "mine: updated");
+    // Arguments are read by the parameters' declared types: digits for a string parameter
+    // are its text; negative numbers are numbers, not flags; NAME=VALUE in any order.
+    assert!(cli.ok(&["call", "mine", "join", "123", "2"]).starts_with("committed at offset "));
+    let me =
+        json_lines(&cli.ok(&["sql", "mine", "SELECT name, team_id FROM player WHERE identity = :sender", "--json"]));
+    assert_eq!(me, vec![serde_json::json!({"name": "123", "team_id": 2})]);
+    assert!(cli.ok(&["call", "mine", "move_by", "-3", "-2"]).starts_with("committed at offset "));
+    assert!(cli.ok(&["call", "mine", "move_by", "dy=1", "dx=-1"]).starts_with("committed at offset "));
+    assert!(cli.fails(&["call", "mine", "move_by", "1"]).contains("the reducer takes 2 arguments"));
+    assert!(cli.fails(&["call", "mine", "move_by", "left", "1"]).contains("is not a"));
     assert!(cli.ok(&["list"]).contains(&format!("mine  owner {identity}")));
     assert!(cli.ok(&["logs", "mine"]).lines().next().unwrap().contains("init"));
     // The owner's INSERT, UPDATE and DELETE, each statement a transaction.

@@ -314,3 +314,58 @@ fn the_module_log_is_kept_bounded_and_shown_to_the_owner() {
     stop(child);
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// `wasm` with a custom section of `extra` bytes: a larger module that loads the same.
+fn padded(wasm: &[u8], extra: usize) -> Vec<u8> {
+    let mut out = wasm.to_vec();
+    out.push(0);
+    let mut len = (extra + 2) as u64;
+    loop {
+        let byte = (len & 0x7f) as u8;
+        len >>= 7;
+        out.push(if len == 0 { byte } else { byte | 0x80 });
+        if len == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&[1, b'x']);
+    out.extend(std::iter::repeat_n(0u8, extra));
+    out
+}
+
+#[test]
+fn modules_have_a_limit_of_their_own_and_a_clear_refusal() {
+    let data = data_dir("module-size");
+    let (child, base) = common::start_server_with(&data, &["--listen", "127.0.0.1:0", "--max-module-bytes", "3000000"]);
+    let (_, token) = Http::new(&base, None).new_identity().unwrap();
+    let me = Http::new(&base, Some(token));
+    // Past the 1 MiB of other requests, within the module limit.
+    let big = padded(sluice::demo::GAME_WASM, 1_500_000);
+    assert_eq!(me.publish("big", &big, false).unwrap()["outcome"], "created");
+    let huge = padded(sluice::demo::GAME_WASM, 3_000_000);
+    let m = refused(me.publish("huge", &huge, false));
+    assert_eq!(m, format!("module too large ({} bytes, limit 3000000)", huge.len()));
+    // The same from the command line, and from the server to a client that sends anyway.
+    let file = data.join("huge.wasm");
+    std::fs::write(&file, &huge).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["publish", "huge", "--wasm", file.to_str().unwrap(), "--server", &base])
+        .env("SLUICE_CONFIG", data.join("config.json"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("module too large"), "{stderr}");
+    let request = format!("POST /v1/database/huge HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", huge.len());
+    let mut socket = std::net::TcpStream::connect(base.trim_start_matches("http://")).unwrap();
+    use std::io::{Read, Write};
+    socket.write_all(request.as_bytes()).unwrap();
+    let mut answer = [0; 12];
+    socket.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 413");
+    assert!(!data.join("huge").exists());
+    // Bytes that are no module are named for what they are, once.
+    let m = refused(me.publish("junk", b"# not a module\n", false));
+    assert_eq!(m.matches("not a WebAssembly module: it is text").count(), 1, "{m}");
+    stop(child);
+    let _ = std::fs::remove_dir_all(&data);
+}

@@ -98,8 +98,11 @@ fn http_errors_ownership_and_metrics() {
     assert!(refused(me.query("game", "SELEC 1", None)).contains("syntax error"));
     // A body declared past the limit is refused before any of it is read. (A client still
     // writing it may see its connection reset instead, so the request goes by hand.)
-    let huge = format!("POST /v1/database/huge HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", 2 << 20);
+    let huge = format!("POST /v1/database/game/sql HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", 2 << 20);
     assert!(raw_request(&base, &huge).starts_with("HTTP/1.1 413"), "an oversized body is refused");
+    // A module has a limit of its own (16 MiB by default), held the same way.
+    let huge = format!("POST /v1/database/huge HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", 32 << 20);
+    assert!(raw_request(&base, &huge).starts_with("HTTP/1.1 413"), "an oversized module is refused");
     // Still serving, and counting.
     assert_eq!(me.query("game", "SELECT COUNT(*) FROM team", None).unwrap().rows[0][0], sluice_client::Value::Int(2));
     let metrics = ureq::get(&format!("{base}/metrics")).call().unwrap().into_string().unwrap();

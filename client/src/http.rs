@@ -83,9 +83,20 @@ impl Http {
 
     /// Publishes a module as database `name`: created, or updated keeping its data when the
     /// tables are unchanged (`clear` replaces it and its data).
+    /// Publishes a module. One larger than the server takes is refused here, before it is
+    /// sent (a server refusing a body mid-send leaves the sender only a broken pipe).
     pub fn publish(&self, name: &str, wasm: &[u8], clear: bool) -> Result<Json, ClientError> {
+        let limit = self.limits()?["max_module_bytes"].as_u64();
+        if let Some(limit) = limit.filter(|l| wasm.len() as u64 > *l) {
+            return Err(ClientError::Refused(format!("module too large ({} bytes, limit {limit})", wasm.len())));
+        }
         let path = format!("/v1/database/{name}{}", if clear { "?clear=true" } else { "" });
         self.send(self.request("POST", &path), Some(wasm))
+    }
+
+    /// The bounds the server holds requests to (`max_message_bytes`, `max_module_bytes`, …).
+    pub fn limits(&self) -> Result<Json, ClientError> {
+        self.send(self.request("GET", "/v1/limits"), None)
     }
 
     pub fn delete(&self, name: &str) -> Result<Json, ClientError> {

@@ -249,6 +249,7 @@ impl Host {
         let mut cfg = Config::new();
         cfg.epoch_interruption(true);
         let engine = Engine::new(&cfg).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        check_kind(wasm)?;
         let module = Module::new(&engine, wasm).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
         let ticker = Arc::new(AtomicBool::new(false));
         let (e, stop) = (engine.clone(), Arc::clone(&ticker));
@@ -565,6 +566,29 @@ fn describe(store: &mut Store<State>, linker: &Linker<State>, module: &Module) -
 /// The identity a module sees as the sender of what the database runs itself (`init`,
 /// scheduled runs): all ones, which no client identity is (the anonymous one is all zeros).
 pub const SERVER_IDENTITY: [u8; 32] = [0xff; 32];
+
+/// Refuses bytes that are neither a binary module nor the text format (which the tests write
+/// modules in), saying what they start with, rather than what parsing them as text found.
+fn check_kind(bytes: &[u8]) -> Result<(), LoadError> {
+    if bytes.starts_with(b"\0asm") {
+        return Ok(());
+    }
+    if std::str::from_utf8(bytes).is_ok_and(|t| t.trim_start().starts_with('(')) {
+        return Ok(());
+    }
+    let head: Vec<String> = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    let what = match bytes {
+        [] => "it is empty".to_string(),
+        _ if std::str::from_utf8(bytes).is_ok() => {
+            format!("it is text, starting {:?}", String::from_utf8_lossy(&bytes[..bytes.len().min(16)]))
+        }
+        [0x7f, b'E', b'L', b'F', ..] => "it is an ELF executable, not a module built for wasm32".to_string(),
+        _ => format!("it starts with the bytes {}", head.join(" ")),
+    };
+    Err(LoadError::Compile(format!(
+        "not a WebAssembly module: {what} (a module starts with the bytes 00 61 73 6d, \"\\0asm\"; `sluice build` makes one)"
+    )))
+}
 
 /// A caller identity (hex, as in `CommitMeta::caller`, empty for the database itself) as the
 /// 32 bytes a module sees; shorter or non-hex identities are zero-padded.

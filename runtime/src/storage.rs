@@ -46,7 +46,7 @@ pub enum StorageError {
     CutOff(PathBuf),
     #[error("{}: no usable snapshot ({reason})", dir.display())]
     NoSnapshot { dir: PathBuf, reason: String },
-    #[error("the snapshot's module does not load: {0}")]
+    #[error(transparent)]
     Module(#[from] LoadError),
     #[error("recovery failed: {0}")]
     Replay(#[from] DatastoreError),

@@ -222,6 +222,12 @@ fn reducers_see_the_caller() {
 fn bad_modules_are_refused_with_clear_errors() {
     let err = |wasm: &str| Host::load(wasm.as_bytes(), config()).err().expect("refused").to_string();
     assert!(err("not wasm at all").starts_with("module does not compile"));
+    // What the bytes are, rather than what reading them as the text format found.
+    let bytes_err = |b: &[u8]| Host::load(b, config()).err().expect("refused").to_string();
+    assert!(bytes_err(b"# a README\n").contains("not a WebAssembly module: it is text, starting \"# a README"));
+    assert!(bytes_err(b"\x7fELF\x02\x01\x01").contains("it is an ELF executable"));
+    assert!(bytes_err(&[0xff, 0xfe, 0x00, 0x01]).contains("it starts with the bytes ff fe 00 01"));
+    assert!(bytes_err(b"").contains("it is empty"));
     // A reducer described but not exported.
     let mut no_entry = module(&[("item", ITEM)], &[("add", ID_NAME, "")]);
     no_entry = no_entry.replace("(export \"__sluice_reducer__add\")", "");

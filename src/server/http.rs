@@ -50,6 +50,18 @@ fn owner_only(dbs: &Shared, headers: &HeaderMap, name: &str, db: &Database, what
     }
 }
 
+/// The bounds this server holds requests to, so a client can check before it sends.
+pub(super) async fn limits(State(dbs): State<Shared>) -> Json<JsonValue> {
+    let c = &dbs.config;
+    Json(json!({
+        "max_message_bytes": c.max_message_bytes,
+        "max_module_bytes": c.max_module_bytes,
+        "max_queued_bytes": c.max_queued_bytes,
+        "query_time_limit_ms": c.query_budget.time.as_millis() as u64,
+        "query_row_limit": c.query_budget.rows,
+    }))
+}
+
 pub(super) async fn new_identity(State(dbs): State<Shared>) -> Json<JsonValue> {
     let (identity, token) = dbs.keys.issue();
     Json(json!({ "identity": identity.to_hex(), "token": token }))

@@ -42,6 +42,8 @@ pub struct ServerConfig {
     pub max_queued_bytes: usize,
     /// Largest request body or WebSocket message accepted.
     pub max_message_bytes: usize,
+    /// Largest module a publish may bring.
+    pub max_module_bytes: usize,
     /// What a one-off query or a subscription's first evaluation may cost.
     pub query_budget: sluice_ivm::QueryBudget,
     /// Whether the demo module is published as `game` when absent.
@@ -151,12 +153,16 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         move || d.recover_all()
     })
     .await??;
+    // A module is larger than any other request: publishing has a body limit of its own.
+    let modules = Router::new()
+        .route("/v1/database/{name}", post(http::publish).delete(http::delete))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(config.max_module_bytes));
     let app = Router::new()
         .route("/health", get(|| async { "ok" }))
         .route("/metrics", get(http::metrics))
+        .route("/v1/limits", get(http::limits))
         .route("/v1/identity", post(http::new_identity))
         .route("/v1/database", get(http::list))
-        .route("/v1/database/{name}", post(http::publish).delete(http::delete))
         .route("/v1/database/{name}/schema", get(http::describe))
         .route("/v1/database/{name}/call/{reducer}", post(http::call))
         .route("/v1/database/{name}/sql", post(http::sql))
@@ -166,8 +172,9 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         .merge(dashboard::routes())
         // Refuses a body whose declared length is past the limit before reading any of it
         // (and one that turns out longer while being read).
-        .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(tower_http::limit::RequestBodyLimitLayer::new(config.max_message_bytes))
+        .merge(modules)
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(Arc::clone(&databases));
     let addr = listener.local_addr()?;
     println!("listening on http://{addr}");
