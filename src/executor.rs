@@ -14,7 +14,7 @@ use crate::identity::Identity;
 use crate::metrics::Metrics;
 use crate::module_db::{Caller, ModuleDb, SqlOutcome};
 use crate::module_log::ModuleLog;
-use crate::sessions::{CallFrom, ClientId, ClientSink, PendingCall, Sessions};
+use crate::sessions::{CallFrom, ClientId, ClientSink, PendingCall, SendLimits, Sessions};
 use anyhow::Result;
 use axum::extract::ws::Message;
 use sluice_client::protocol::{ClientMessage, Encoding};
@@ -66,10 +66,10 @@ pub struct Executor {
 impl Executor {
     /// Starts a thread that opens the database with `open` (the database lives and dies on
     /// that thread) and then serves requests.
-    /// `max_queued` bounds the bytes waiting to be sent to each WebSocket client.
+    /// `send` bounds the bytes waiting to be sent to WebSocket clients.
     pub fn spawn(
         name: &str,
-        max_queued: usize,
+        send: SendLimits,
         budget: sluice_ivm::QueryBudget,
         open: impl FnOnce() -> Result<ModuleDb> + Send + 'static,
     ) -> Result<Executor> {
@@ -84,7 +84,7 @@ impl Executor {
                     db.set_query_budget(budget);
                     let _ = ready.send(Ok(()));
                     let mut log = Log { name: thread_name, lines: ModuleLog::default() };
-                    serve(db, receiver, Sessions::new(max_queued, Arc::clone(&m)), &m, &mut log);
+                    serve(db, receiver, Sessions::new(send, Arc::clone(&m)), &m, &mut log);
                 }
                 Err(e) => {
                     let _ = ready.send(Err(format!("{e:#}")));

@@ -75,6 +75,10 @@ enum Command {
         /// The largest request body or WebSocket message accepted.
         #[arg(long, default_value_t = 1 << 20)]
         max_message_bytes: usize,
+        /// Close a WebSocket client that has updates waiting once all clients together have
+        /// more than this many bytes waiting.
+        #[arg(long, default_value_t = 512 << 20)]
+        max_total_queued_bytes: usize,
         /// The largest module a publish may bring.
         #[arg(long, default_value_t = 16 << 20)]
         max_module_bytes: usize,
@@ -276,6 +280,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             durability,
             snapshot_every,
             max_queued_bytes,
+            max_total_queued_bytes,
             max_message_bytes,
             max_module_bytes,
             no_demo,
@@ -288,6 +293,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 durability: durability.into(),
                 snapshot_every,
                 max_queued_bytes,
+                max_total_queued_bytes,
                 max_message_bytes,
                 max_module_bytes,
                 query_budget: sluice_ivm::QueryBudget { time: query_time_limit, rows: query_row_limit },

@@ -102,3 +102,11 @@ pub fn render(databases: &[(String, &Metrics)]) -> String {
     }
     out
 }
+
+/// The server-wide gauges, in the Prometheus text format.
+pub fn render_server(send_queued: usize) -> String {
+    format!(
+        "# HELP sluice_server_send_queue_bytes Bytes queued for every WebSocket client of every database, not yet sent (held to --max-total-queued-bytes).\n\
+         # TYPE sluice_server_send_queue_bytes gauge\nsluice_server_send_queue_bytes {send_queued}\n"
+    )
+}

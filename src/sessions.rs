@@ -50,15 +50,22 @@ pub struct ClientSink {
 }
 
 /// The bytes waiting in one connection's queue, counted also in its database's total (the
-/// send-queue gauge); whatever is left when the connection is gone leaves the total.
+/// send-queue gauge) and the server's (held to `--max-total-queued-bytes`); whatever is left
+/// when the connection is gone leaves the totals.
 pub struct QueuedBytes {
     mine: AtomicUsize,
     total: Arc<AtomicUsize>,
+    server: Arc<AtomicUsize>,
 }
 
 impl QueuedBytes {
-    pub fn new(total: Arc<AtomicUsize>) -> QueuedBytes {
-        QueuedBytes { mine: AtomicUsize::new(0), total }
+    pub fn new(total: Arc<AtomicUsize>, server: Arc<AtomicUsize>) -> QueuedBytes {
+        QueuedBytes { mine: AtomicUsize::new(0), total, server }
+    }
+
+    /// The bytes waiting for every connection of the server.
+    pub fn server_total(&self) -> usize {
+        self.server.load(Ordering::Relaxed)
     }
 
     pub fn get(&self) -> usize {
@@ -68,18 +75,29 @@ impl QueuedBytes {
     pub fn add(&self, n: usize) {
         self.mine.fetch_add(n, Ordering::Relaxed);
         self.total.fetch_add(n, Ordering::Relaxed);
+        self.server.fetch_add(n, Ordering::Relaxed);
     }
 
     pub fn sub(&self, n: usize) {
         self.mine.fetch_sub(n, Ordering::Relaxed);
         self.total.fetch_sub(n, Ordering::Relaxed);
+        self.server.fetch_sub(n, Ordering::Relaxed);
     }
 }
 
 impl Drop for QueuedBytes {
     fn drop(&mut self) {
-        self.total.fetch_sub(self.get(), Ordering::Relaxed);
+        let left = self.get();
+        self.total.fetch_sub(left, Ordering::Relaxed);
+        self.server.fetch_sub(left, Ordering::Relaxed);
     }
+}
+
+/// How many bytes of frames may wait to be sent: to one client, and to all of the server's.
+#[derive(Clone, Copy, Debug)]
+pub struct SendLimits {
+    pub per_client: usize,
+    pub total: usize,
 }
 
 /// Closes a connection with this reason, dropping whatever is still queued (once).
@@ -117,13 +135,13 @@ pub struct Sessions {
     /// Live engine subscriptions over all clients.
     subscriptions: usize,
     /// Most bytes a client may have waiting before it is closed.
-    max_queued: usize,
+    limits: SendLimits,
     metrics: Arc<Metrics>,
 }
 
 impl Sessions {
-    pub fn new(max_queued: usize, metrics: Arc<Metrics>) -> Sessions {
-        Sessions { clients: HashMap::new(), groups: HashMap::new(), subscriptions: 0, max_queued, metrics }
+    pub fn new(limits: SendLimits, metrics: Arc<Metrics>) -> Sessions {
+        Sessions { clients: HashMap::new(), groups: HashMap::new(), subscriptions: 0, limits, metrics }
     }
 
     /// Shows the counts of clients and subscriptions in the metrics (after they change).
@@ -383,7 +401,8 @@ impl Sessions {
     }
 
     /// Hands frames to a client's writer in one go, or closes a client that has fallen too far
-    /// behind.
+    /// behind: past its own bound, or, with frames already waiting, past the server's (a
+    /// client that keeps up, with nothing waiting, is still sent to).
     pub fn deliver(&mut self, id: ClientId, frames: Vec<Message>) {
         let Some(session) = self.clients.get(&id) else { return };
         if session.closing {
@@ -391,14 +410,24 @@ impl Sessions {
         }
         let len = frames.iter().map(frame_len).sum();
         let queued = session.sink.queued.get();
-        if queued + len > self.max_queued {
+        let reason = if queued + len > self.limits.per_client {
+            Some(format!(
+                "too slow: more than {} bytes of updates waiting to be sent; reconnect to resubscribe",
+                self.limits.per_client
+            ))
+        } else if queued > 0 && session.sink.queued.server_total() + len > self.limits.total {
+            Some(format!(
+                "too slow: the server's clients have more than {} bytes of updates waiting to be sent, \
+                 and this one is behind; reconnect to resubscribe",
+                self.limits.total
+            ))
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
             self.leave_group(id);
             let session = self.clients.get_mut(&id).expect("looked up above");
             session.closing = true;
-            let reason = format!(
-                "too slow: more than {} bytes of updates waiting to be sent; reconnect to resubscribe",
-                self.max_queued
-            );
             abort(&session.sink.abort, reason);
             return;
         }

@@ -369,3 +369,60 @@ fn modules_have_a_limit_of_their_own_and_a_clear_refusal() {
     stop(child);
     let _ = std::fs::remove_dir_all(&data);
 }
+
+#[test]
+fn clients_that_do_not_read_are_closed_at_a_server_wide_bound() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+    let data = data_dir("send-total");
+    let args = ["--listen", "127.0.0.1:0", "--in-memory", "--max-queued-bytes", "100000000"];
+    let (child, base) =
+        common::start_server_with(&data, &[&args[..], &["--max-total-queued-bytes", "300000"]].concat());
+    // Two thousand more bots: every tick moves them all, a large frame to each subscriber.
+    Http::new(&base, None).call("game", "spawn_bots", &json!([2000])).unwrap();
+    let url = format!("{}/v1/database/game/subscribe", base.replace("http://", "ws://"));
+    let silent: Vec<_> = (0..4)
+        .map(|_| {
+            let mut request = url.clone().into_client_request().unwrap();
+            request.headers_mut().insert("Sec-WebSocket-Protocol", "sluice.json.v1".parse().unwrap());
+            // A small receive buffer, so what the client does not read waits in the server.
+            let stream = std::net::TcpStream::connect(base.trim_start_matches("http://")).unwrap();
+            let small: libc::c_int = 4096;
+            // SAFETY: setsockopt on a socket this test owns, with a c_int option of its size.
+            let set = unsafe {
+                use std::os::fd::AsRawFd;
+                libc::setsockopt(
+                    stream.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVBUF,
+                    (&small as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            assert_eq!(set, 0);
+            stream.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+            let (mut ws, _) = tokio_tungstenite::tungstenite::client(request, stream).unwrap();
+            let subscribe = json!({"type": "Subscribe", "request_id": 1, "queries": ["SELECT * FROM position"]});
+            ws.send(Message::Text(subscribe.to_string().into())).unwrap();
+            ws
+        })
+        .collect();
+    // Each alone stays far within its own bound (100 MB, a minute of frames); together they
+    // pass the server's within seconds, and are closed. (A client that reads nothing cannot
+    // be told why: the close frame waits behind what it did not read.)
+    let metric = |name: &str| {
+        let metrics = ureq::get(&format!("{base}/metrics")).call().unwrap().into_string().unwrap();
+        metrics.lines().find_map(|l| l.strip_prefix(name)).unwrap().trim().parse::<usize>().unwrap()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while metric("sluice_clients{database=\"game\"}") != 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(metric("sluice_clients{database=\"game\"}"), 0, "the silent clients were closed");
+    assert_eq!(metric("sluice_server_send_queue_bytes"), 0, "what was queued for them left the server-wide gauge");
+    drop(silent);
+    let mut c = Client::connect(Config::new(&base, "game")).unwrap();
+    assert!(c.subscribe(&["SELECT * FROM world"]).is_ok());
+    stop(child);
+    let _ = std::fs::remove_dir_all(&data);
+}

@@ -331,5 +331,7 @@ pub(super) async fn metrics(State(dbs): State<Shared>) -> String {
         dbs.live.lock().expect("databases").iter().map(|(n, d)| (n.clone(), d.clone())).collect();
     let refs: Vec<(String, &crate::metrics::Metrics)> =
         live.iter().map(|(n, d)| (n.clone(), d.executor.metrics())).collect();
-    crate::metrics::render(&refs)
+    let mut text = crate::metrics::render(&refs);
+    text.push_str(&crate::metrics::render_server(dbs.send_queued.load(std::sync::atomic::Ordering::Relaxed)));
+    text
 }

@@ -13,6 +13,7 @@ use crate::demo::{now_micros, GAME_WASM};
 use crate::executor::Executor;
 use crate::identity::{Identity, Keys};
 use crate::module_db::{Caller, ModuleDb};
+use crate::sessions::SendLimits;
 use anyhow::{Context, Result};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -26,7 +27,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex};
 
 /// How the server runs.
@@ -40,6 +41,9 @@ pub struct ServerConfig {
     pub snapshot_every: u64,
     /// A WebSocket client with more than this many bytes of updates waiting is closed.
     pub max_queued_bytes: usize,
+    /// A client with updates waiting is closed once all clients together have more than this
+    /// many bytes waiting.
+    pub max_total_queued_bytes: usize,
     /// Largest request body or WebSocket message accepted.
     pub max_message_bytes: usize,
     /// Largest module a publish may bring.
@@ -67,6 +71,8 @@ struct Databases {
     /// Databases in the data directory that could not be opened at start.
     unavailable: Mutex<HashMap<String, Unavailable>>,
     next_client: AtomicU64,
+    /// Bytes waiting to be sent to every WebSocket client of every database.
+    send_queued: Arc<AtomicUsize>,
 }
 
 /// A name being created, replaced or deleted by one request: while it is held, no other
@@ -147,6 +153,7 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         changing: Mutex::new(HashSet::new()),
         unavailable: Mutex::new(HashMap::new()),
         next_client: AtomicU64::new(1),
+        send_queued: Arc::new(AtomicUsize::new(0)),
     });
     let recovered = tokio::task::spawn_blocking({
         let d = Arc::clone(&databases);
@@ -235,6 +242,10 @@ fn check_name(name: &str) -> Result<(), Failure> {
 const OWNER_FILE: &str = "owner";
 
 impl Databases {
+    fn send_limits(&self) -> SendLimits {
+        SendLimits { per_client: self.config.max_queued_bytes, total: self.config.max_total_queued_bytes }
+    }
+
     fn storage_config(&self) -> StorageConfig {
         let log = LogConfig { durability: self.config.durability, ..LogConfig::default() };
         StorageConfig { log, snapshot_every: self.config.snapshot_every }
@@ -252,7 +263,7 @@ impl Databases {
             for (name, path) in storage::databases(dir)? {
                 let owner = std::fs::read_to_string(path.join(OWNER_FILE)).ok().and_then(|t| Identity::parse(t.trim()));
                 let config = self.storage_config();
-                let opened = Executor::spawn(&name, self.config.max_queued_bytes, self.config.query_budget, {
+                let opened = Executor::spawn(&name, self.send_limits(), self.config.query_budget, {
                     let path = path.clone();
                     move || {
                         let (db, report) = ModuleDb::open(&path, 1, config)?;
@@ -298,7 +309,7 @@ impl Databases {
     /// Creates a database for a module (its `init` run and durable before this returns).
     fn create(&self, name: &str, wasm: Vec<u8>, owner: Option<Identity>) -> Result<()> {
         let meta = CommitMeta { timestamp_micros: now_micros(), ..CommitMeta::default() };
-        let max_queued = self.config.max_queued_bytes;
+        let send = self.send_limits();
         let executor = match &self.config.data_dir {
             Some(dir) => {
                 let (path, config) = (dir.join(name), self.storage_config());
@@ -307,7 +318,7 @@ impl Databases {
                 if path.exists() && !storage::cut_off(&path) {
                     anyhow::bail!("{} already exists and is not a database this server has open", path.display());
                 }
-                let created = Executor::spawn(name, max_queued, self.config.query_budget, {
+                let created = Executor::spawn(name, send, self.config.query_budget, {
                     let path = path.clone();
                     move || {
                         let owner = owner.map(|o| o.to_hex());
@@ -318,7 +329,7 @@ impl Databases {
                 // A module that fails to start leaves no database behind to recover later.
                 created.inspect_err(|_| drop(std::fs::remove_dir_all(&path)))?
             }
-            None => Executor::spawn(name, max_queued, self.config.query_budget, move || {
+            None => Executor::spawn(name, send, self.config.query_budget, move || {
                 let mut db = ModuleDb::new(Host::load(&wasm, HostConfig::default())?, 1)?;
                 if let Some(outcome) = db.lifecycle(Lifecycle::Init, meta) {
                     outcome.context("the module's init reducer failed")?;

@@ -19,7 +19,7 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use sluice_client::protocol::{ClientMessage, Encoding, ServerMessage, JSON_PROTOCOL, MSGPACK_PROTOCOL};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, WeakUnboundedSender};
@@ -79,12 +79,21 @@ pub(super) async fn upgrade(
         .and_then(|p| p.to_str().ok())
         .and_then(Encoding::from_protocol)
         .unwrap_or(Encoding::Json);
-    Ok(ws.on_upgrade(move |socket| serve(socket, db, client, caller, token, encoding)))
+    let server_queued = Arc::clone(&dbs.send_queued);
+    Ok(ws.on_upgrade(move |socket| serve(socket, db, client, caller, token, encoding, server_queued)))
 }
 
 /// Serves one connection: reads requests until it closes, while its writer sends what the
 /// executor queues; whichever ends first ends the connection.
-async fn serve(socket: WebSocket, db: Database, client: ClientId, caller: Caller, token: String, encoding: Encoding) {
+async fn serve(
+    socket: WebSocket,
+    db: Database,
+    client: ClientId,
+    caller: Caller,
+    token: String,
+    encoding: Encoding,
+    server_queued: Arc<AtomicUsize>,
+) {
     let (mut sink, stream) = socket.split();
     let hello = ServerMessage::IdentityToken { identity: caller.identity.to_hex(), token };
     if sink.send(frame(encoding, &hello)).await.is_err() {
@@ -92,7 +101,7 @@ async fn serve(socket: WebSocket, db: Database, client: ClientId, caller: Caller
     }
     let (sender, outgoing) = unbounded_channel();
     let (abort, aborted) = oneshot::channel();
-    let queued = Arc::new(QueuedBytes::new(Arc::clone(&db.executor.metrics().send_queued)));
+    let queued = Arc::new(QueuedBytes::new(Arc::clone(&db.executor.metrics().send_queued), server_queued));
     let replies = ClientSink { sender, queued: Arc::clone(&queued), abort: Arc::new(Mutex::new(Some(abort))) };
     let connect = replies.clone();
     if !db.executor.send(Request::Connect { client, caller, encoding, sink: connect }) {
