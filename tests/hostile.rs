@@ -75,6 +75,32 @@ fn deep_sql_from_anyone_gets_an_error_or_its_answer_and_the_server_lives() {
         let (_, applied) = c.subscribe(&[&ors]).unwrap();
         assert_eq!(applied[0].rows.len(), want.len());
     }
+    // A frame nested 200,000 deep (arguments in MessagePack) is refused, not recursed into.
+    {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        use tokio_tungstenite::tungstenite::Message;
+        let url = format!("{}/v1/database/game/subscribe", base.replace("http://", "ws://"));
+        let mut request = url.into_client_request().unwrap();
+        request.headers_mut().insert("Sec-WebSocket-Protocol", "sluice.msgpack.v2".parse().unwrap());
+        let (mut ws, _) = tokio_tungstenite::tungstenite::connect(request).unwrap();
+        let mut frame = vec![0x82, 0xa4];
+        frame.extend_from_slice(b"type");
+        frame.push(0xa0 | 11);
+        frame.extend_from_slice(b"CallReducer");
+        frame.push(0xa4);
+        frame.extend_from_slice(b"args");
+        frame.extend(std::iter::repeat_n(0x91, 200_000));
+        frame.push(0xc0);
+        ws.send(Message::Binary(frame.into())).unwrap();
+        let refusal = (0..10).find_map(|_| match ws.read().unwrap() {
+            Message::Binary(b) => {
+                let text = String::from_utf8_lossy(&b).into_owned();
+                text.contains("depth").then_some(text)
+            }
+            _ => None,
+        });
+        assert!(refusal.is_some(), "the frame was refused, saying why");
+    }
     assert_eq!(anonymous.query("game", "SELECT COUNT(*) FROM team", None).unwrap().rows[0][0], Value::Int(2));
     stop(child);
     let _ = std::fs::remove_dir_all(&data);

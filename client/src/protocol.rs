@@ -49,14 +49,23 @@ impl Encoding {
         }
     }
 
-    /// Decodes a message; the error says what was wrong with it.
+    /// Decodes a message; the error says what was wrong with it. Nesting is refused past
+    /// [`MAX_DEPTH`] levels in both encodings, so a hostile frame cannot overflow the stack.
     pub fn decode<T: for<'de> Deserialize<'de>>(self, bytes: &[u8]) -> Result<T, String> {
         match self {
             Encoding::Json => serde_json::from_slice(bytes).map_err(|e| e.to_string()),
-            Encoding::MessagePack => rmp_serde::from_slice(bytes).map_err(|e| e.to_string()),
+            Encoding::MessagePack => {
+                let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
+                de.set_max_depth(MAX_DEPTH);
+                T::deserialize(&mut de).map_err(|e| e.to_string())
+            }
         }
     }
 }
+
+/// How deeply a message may nest (serde_json's own limit, applied to MessagePack too:
+/// rmp-serde's default of 1024 levels overflows a 2 MiB stack in unoptimised builds).
+pub const MAX_DEPTH: usize = 128;
 
 /// What a client sends.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
