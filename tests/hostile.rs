@@ -452,3 +452,81 @@ fn clients_that_do_not_read_are_closed_at_a_server_wide_bound() {
     stop(child);
     let _ = std::fs::remove_dir_all(&data);
 }
+
+#[test]
+fn control_plane_changes_at_once_then_a_crash_leave_every_database_whole_or_absent() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let data = data_dir("control");
+    let (child, base) = common::start_server(&data);
+    let (_, token) = Http::new(&base, None).new_identity().unwrap();
+    let names = ["a", "b", "c"];
+    let stop_ops = AtomicBool::new(false);
+    let outcomes = std::sync::Mutex::new(std::collections::BTreeMap::<String, usize>::new());
+    std::thread::scope(|s| {
+        for worker in 0..6u64 {
+            let (base, token, stop_ops, outcomes) = (&base, &token, &stop_ops, &outcomes);
+            s.spawn(move || {
+                use rand::{Rng, SeedableRng};
+                let mut rng = rand::rngs::StdRng::seed_from_u64(worker);
+                let owner = Http::new(base, Some(token.clone()));
+                for _ in 0..400 {
+                    if stop_ops.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let name = names[rng.random_range(0..names.len())];
+                    let (op, result) = match rng.random_range(0..6) {
+                        0 => ("publish", owner.publish(name, sluice::demo::GAME_WASM, false).map(drop)),
+                        1 => ("replace", owner.publish(name, sluice::demo::GAME_WASM, true).map(drop)),
+                        2 => ("delete", owner.delete(name).map(drop)),
+                        3 => ("call", owner.call(name, "spawn_bots", &json!([1])).map(drop)),
+                        4 => ("query", owner.query(name, "SELECT COUNT(*) FROM player", None).map(drop)),
+                        _ => {
+                            let mut config = Config::new(base, name);
+                            config.token = Some(token.clone());
+                            (
+                                "subscribe",
+                                Client::connect(config)
+                                    .and_then(|mut c| c.subscribe(&["SELECT * FROM team"]).map(drop)),
+                            )
+                        }
+                    };
+                    let outcome = format!("{op}: {}", if result.is_ok() { "ok" } else { "refused" });
+                    *outcomes.lock().unwrap().entry(outcome).or_default() += 1;
+                }
+            });
+        }
+        // SIGKILL in the middle of it all.
+        std::thread::sleep(std::time::Duration::from_secs(4));
+        stop(child);
+        stop_ops.store(true, Ordering::Relaxed);
+    });
+    let outcomes = outcomes.into_inner().unwrap();
+    for op in ["publish: ok", "delete: ok", "call: ok"] {
+        assert!(outcomes.get(op).is_some_and(|n| *n > 0), "{op} never happened: {outcomes:?}");
+    }
+    // Every database is whole or absent: it opens, its init's rows are there, its files
+    // verify; nothing else is left in the data directory.
+    let (child, base) = common::start_server(&data);
+    let anonymous = Http::new(&base, None);
+    let listed = anonymous.list().unwrap();
+    assert!(listed.as_array().unwrap().iter().all(|d| d["unavailable"].is_null()), "{listed}");
+    for name in names {
+        match anonymous.query(name, "SELECT COUNT(*) FROM team", None) {
+            Ok(teams) => {
+                assert_eq!(teams.rows[0][0], Value::Int(2), "{name}");
+                let verify =
+                    Command::new(env!("CARGO_BIN_EXE_sluice")).arg("verify").arg(data.join(name)).output().unwrap();
+                assert!(verify.status.success(), "{name}: {}", String::from_utf8_lossy(&verify.stdout));
+            }
+            Err(e) => assert!(e.to_string().contains("no database named"), "{name}: {e}"),
+        }
+    }
+    for entry in std::fs::read_dir(&data).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            assert!(sluice_runtime::storage::exists(&path), "a leftover: {}", path.display());
+        }
+    }
+    stop(child);
+    let _ = std::fs::remove_dir_all(&data);
+}

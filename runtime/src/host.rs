@@ -579,10 +579,10 @@ fn check_kind(bytes: &[u8]) -> Result<(), LoadError> {
     let head: Vec<String> = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect();
     let what = match bytes {
         [] => "it is empty".to_string(),
+        [0x7f, b'E', b'L', b'F', ..] => "it is an ELF executable, not a module built for wasm32".to_string(),
         _ if std::str::from_utf8(bytes).is_ok() => {
             format!("it is text, starting {:?}", String::from_utf8_lossy(&bytes[..bytes.len().min(16)]))
         }
-        [0x7f, b'E', b'L', b'F', ..] => "it is an ELF executable, not a module built for wasm32".to_string(),
         _ => format!("it starts with the bytes {}", head.join(" ")),
     };
     Err(LoadError::Compile(format!(

@@ -108,6 +108,40 @@ pub fn cut_off(dir: &Path) -> bool {
     dir.join(CREATING).exists()
 }
 
+/// Where a database being deleted is moved first (database names never start with `.`).
+const DELETED_PREFIX: &str = ".deleted-";
+
+/// Deletes the database in `dir` atomically: it is renamed aside (one step, made durable),
+/// then its files are removed, so a crash in between leaves no half of it under its name;
+/// `remove_deleted` clears what such a crash left.
+pub fn delete(dir: &Path) -> Result<(), StorageError> {
+    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
+        return Err(LogError::io(dir, std::io::Error::other("not a database directory")).into());
+    };
+    let aside = parent.join(format!("{DELETED_PREFIX}{}", name.to_string_lossy()));
+    if aside.exists() {
+        std::fs::remove_dir_all(&aside).map_err(|e| LogError::io(&aside, e))?;
+    }
+    std::fs::rename(dir, &aside).map_err(|e| LogError::io(dir, e))?;
+    sync_dir(parent)?;
+    std::fs::remove_dir_all(&aside).map_err(|e| LogError::io(&aside, e))?;
+    Ok(())
+}
+
+/// Removes what deletions cut off by a crash left in a data directory; returns their names.
+pub fn remove_deleted(data_dir: &Path) -> Result<Vec<String>, StorageError> {
+    let mut removed = Vec::new();
+    let entries = std::fs::read_dir(data_dir).map_err(|e| LogError::io(data_dir, e))?;
+    for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+        let Some(name) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_prefix(DELETED_PREFIX)) else {
+            continue;
+        };
+        removed.push(name.to_string());
+        std::fs::remove_dir_all(&path).map_err(|e| LogError::io(&path, e))?;
+    }
+    Ok(removed)
+}
+
 /// The databases in a data directory: each subdirectory holding one, with its name, by name.
 pub fn databases(data_dir: &Path) -> Result<Vec<(String, PathBuf)>, StorageError> {
     subdirectories(data_dir, exists)

@@ -256,6 +256,9 @@ impl Databases {
     fn recover_all(&self) -> Result<Vec<String>> {
         let mut names = Vec::new();
         if let Some(dir) = &self.config.data_dir {
+            for name in storage::remove_deleted(dir)? {
+                eprintln!("{name}: its deletion was cut off before it finished; removed what it left");
+            }
             for (name, path) in storage::cut_off_creations(dir)? {
                 eprintln!("{name}: its creation was cut off before it finished; removing what it left");
                 std::fs::remove_dir_all(&path).with_context(|| format!("removing {}", path.display()))?;
@@ -364,7 +367,7 @@ impl Databases {
         if let Some(dir) = &self.config.data_dir {
             let path = dir.join(name);
             if path.exists() {
-                std::fs::remove_dir_all(&path).map_err(internal)?;
+                storage::delete(&path).map_err(internal)?;
             }
         }
         Ok(())
