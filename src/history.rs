@@ -47,6 +47,26 @@ pub fn verify(path: &Path) -> Result<bool> {
     Ok(all_ok)
 }
 
+/// Repairs a damaged database (`storage::repair`), saying what was kept and what was cut.
+pub fn repair(dir: &Path) -> Result<()> {
+    if !storage::exists(dir) {
+        bail!("{}: not a database's directory (repair takes one database, e.g. sluice-data/NAME)", dir.display());
+    }
+    // Not under a running server's feet: its data directory's lock first.
+    let data_dir = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let _lock = sluice_runtime::DirLock::acquire(data_dir)?;
+    let report = storage::repair(dir)?;
+    if report.cut.is_empty() {
+        println!("{}: nothing to repair", dir.display());
+        return Ok(());
+    }
+    println!("{}: the damaged files are kept in {}", dir.display(), report.kept.display());
+    for cut in &report.cut {
+        println!("  {cut}");
+    }
+    Ok(())
+}
+
 /// Prints a database's transactions after offset `after`: offset, time, reducer, caller and
 /// rows changed; at most `limit` of them.
 pub fn log(dir: &Path, after: u64, limit: usize) -> Result<()> {

@@ -144,7 +144,13 @@ enum Command {
     /// Delete a database and its data (its owner only).
     Delete { name: String },
     /// Check databases' snapshots and commit logs (a data directory or one database's).
-    Verify { path: PathBuf },
+    Verify {
+        path: PathBuf,
+        /// Make a damaged database start again, losing what it must (one database's
+        /// directory; a copy of its files is kept in it first).
+        #[arg(long)]
+        repair: bool,
+    },
     /// List a database's transactions: offset, time, reducer, caller, rows changed.
     Log {
         name: String,
@@ -302,7 +308,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             tokio::runtime::Runtime::new()?.block_on(sluice::server::run(config))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Verify { path } => {
+        Command::Verify { path, repair: false } => {
+            Ok(if sluice::history::verify(&path)? { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Verify { path, repair: true } => {
+            sluice::history::repair(&path)?;
             Ok(if sluice::history::verify(&path)? { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         Command::Log { name, data_dir, after, limit } => {

@@ -307,8 +307,34 @@ fn a_damaged_database_is_unavailable_and_the_others_start() {
     let me = Http::new(&base, Some(token));
     let m = refused(me.publish("mine", sluice::demo::GAME_WASM, false));
     assert!(m.contains("(HTTP 503)"), "{m}");
+    // The owner's way out is refused while the server holds the directory ...
+    let repair = || {
+        Command::new(env!("CARGO_BIN_EXE_sluice")).args(["verify", "--repair"]).arg(data.join("mine")).output().unwrap()
+    };
+    let busy = repair();
+    assert!(
+        !busy.status.success() && String::from_utf8_lossy(&busy.stderr).contains("in use by another sluice process")
+    );
     stop(child);
     assert_eq!(std::fs::read(&segment).unwrap(), bytes, "its files are left as they were");
+    // ... and then cuts the log at the damage, keeping a copy, and says what is lost.
+    let repaired = repair();
+    let said = String::from_utf8_lossy(&repaired.stdout);
+    assert!(repaired.status.success(), "{said}");
+    assert!(
+        said.contains("the damaged files are kept in") && said.contains("every transaction after offset 0 is lost"),
+        "{said}"
+    );
+    let kept: Vec<_> = std::fs::read_dir(data.join("mine"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("damaged-"))
+        .collect();
+    assert_eq!(std::fs::read(kept[0].path().join("log").join(segment.file_name().unwrap())).unwrap(), bytes);
+    let (child, base) = common::start_server(&data);
+    let teams = Http::new(&base, None).query("mine", "SELECT COUNT(*) FROM team", None).unwrap();
+    assert_eq!(teams.rows[0][0], Value::Int(0), "back as of offset 0: its init is lost with the rest");
+    stop(child);
     let _ = std::fs::remove_dir_all(&data);
 }
 

@@ -495,3 +495,89 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, StorageError> {
     }
     Ok(report)
 }
+
+/// What `repair` did: where it kept a copy of the damaged files, and what it cut.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RepairReport {
+    /// The copy of the database's files as they were, inside its directory.
+    pub kept: PathBuf,
+    /// What was cut, and what that loses.
+    pub cut: Vec<String>,
+}
+
+/// Makes a damaged database start again, losing what it must, after copying its files as they
+/// were into `damaged-<seconds>/` inside its directory: the log is cut at damage in a record
+/// (every transaction from there on is lost, acknowledged ones too), and a damaged newest
+/// module file is moved into the copy (the module before it runs; republish to run it
+/// again). Damage of any other kind is refused, saying what it is.
+pub fn repair(dir: &Path) -> Result<RepairReport, StorageError> {
+    let found = verify(dir)?;
+    let seconds = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let kept = dir.join(format!("damaged-{seconds}"));
+    let mut cut = Vec::new();
+    let log_damage = match commitlog::read(&log_dir(dir), 0, |_| true) {
+        Ok(_) => None,
+        Err(LogError::Damaged { path, at, reason }) => Some((path, at, reason)),
+        Err(e) => return Err(e.into()),
+    };
+    let module_damage = module_file::newest(&module_dir(dir)).err();
+    if log_damage.is_none() && module_damage.is_none() {
+        if let Some(other) = found.damage {
+            return Err(LogError::io(dir, std::io::Error::other(format!("cannot repair this damage: {other}"))).into());
+        }
+        return Ok(RepairReport { kept, cut });
+    }
+    for sub in ["log", "snapshots", "modules"] {
+        copy_dir(&dir.join(sub), &kept.join(sub))?;
+    }
+    if let Some((path, at, reason)) = log_damage {
+        let segments = commitlog::segments(&log_dir(dir))?;
+        let damaged = segments.iter().position(|(_, p)| *p == path);
+        let Some(damaged) = damaged else {
+            return Err(LogError::io(&path, std::io::Error::other(format!("cannot repair: {reason}"))).into());
+        };
+        let file = std::fs::OpenOptions::new().write(true).open(&path).map_err(|e| LogError::io(&path, e))?;
+        file.set_len(at).and_then(|()| file.sync_all()).map_err(|e| LogError::io(&path, e))?;
+        for (_, later) in &segments[damaged + 1..] {
+            std::fs::remove_file(later).map_err(|e| LogError::io(later, e))?;
+        }
+        sync_dir(&log_dir(dir))?;
+        let end = commitlog::read(&log_dir(dir), 0, |_| true)?;
+        cut.push(format!(
+            "the log was cut at {}, byte {at} ({reason}), and {} later segments removed: every transaction \
+             after offset {} is lost",
+            path.display(),
+            segments.len() - damaged - 1,
+            end.last_offset
+        ));
+        // Snapshots past the new end of the log would refuse start-up: they go to the copy.
+        for (offset, snap) in snapshot::list(&snapshot_dir(dir))? {
+            if offset > end.last_offset {
+                std::fs::remove_file(&snap).map_err(|e| LogError::io(&snap, e))?;
+                cut.push(format!("the snapshot at offset {offset}, past the log's new end, was removed"));
+            }
+        }
+    }
+    if let Some(e) = module_damage {
+        if let Some((_, newest)) = commitlog::numbered_files(&module_dir(dir), ".wasm")?.pop() {
+            std::fs::remove_file(&newest).map_err(|e| LogError::io(&newest, e))?;
+            cut.push(format!("the newest module was damaged ({e}) and removed: the one before it runs; republish"));
+        }
+    }
+    Ok(RepairReport { kept, cut })
+}
+
+/// Copies a directory's files (one level, as a database's subdirectories hold them).
+fn copy_dir(from: &Path, to: &Path) -> Result<(), StorageError> {
+    let Ok(entries) = std::fs::read_dir(from) else { return Ok(()) };
+    std::fs::create_dir_all(to).map_err(|e| LogError::io(to, e))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_file() {
+            let target = to.join(entry.file_name());
+            std::fs::copy(&path, &target).map_err(|e| LogError::io(&path, e))?;
+        }
+    }
+    sync_dir(to)?;
+    Ok(())
+}
