@@ -38,7 +38,8 @@ fn bank() -> Host {
 fn durable_bank(durability: Durability, snapshot_every: u64) -> (Host, Storage, PathBuf) {
     let dir = std::env::temp_dir().join(format!("sluice-bench-{durability:?}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let config = StorageConfig { log: LogConfig { durability, ..LogConfig::default() }, snapshot_every };
+    let config =
+        StorageConfig { log: LogConfig { durability, ..LogConfig::default() }, snapshot_every, keep_snapshots: None };
     let (mut host, mut storage) = Storage::create(&dir, &bank_wasm(), HostConfig::default(), config).unwrap();
     let seed = host.call("seed", &format!("[{ACCOUNTS}]"), CommitMeta::default()).unwrap();
     storage.append(&seed, &host).unwrap();

@@ -66,8 +66,12 @@ pub fn run(seconds: Option<u64>, extra_bots: u64, data_dir: Option<&Path>, durab
     let _lock = data_dir.map(sluice_runtime::DirLock::acquire).transpose()?;
     let mut db = match data_dir.map(|d| d.join("game")) {
         Some(dir) => {
-            let config =
-                StorageConfig { log: LogConfig { durability, ..LogConfig::default() }, ..StorageConfig::default() };
+            let config = StorageConfig {
+                log: LogConfig { durability, ..LogConfig::default() },
+                // Its tick would grow the log for ever: two snapshots and the log after them.
+                keep_snapshots: Some(2),
+                ..StorageConfig::default()
+            };
             if storage::exists(&dir) {
                 let (db, report) = ModuleDb::open(&dir, 1, config)?;
                 out.line(&format!(

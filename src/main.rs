@@ -75,6 +75,11 @@ enum Command {
         /// The largest request body or WebSocket message accepted.
         #[arg(long, default_value_t = 1 << 20)]
         max_message_bytes: usize,
+        /// Keep the newest N snapshots of each database and its log from the oldest of them on
+        /// (at least 2); without it everything is kept (the demo keeps 2), so any past offset
+        /// reads back.
+        #[arg(long)]
+        keep_snapshots: Option<usize>,
         /// Close a WebSocket client that has updates waiting once all clients together have
         /// more than this many bytes waiting.
         #[arg(long, default_value_t = 512 << 20)]
@@ -285,6 +290,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             in_memory,
             durability,
             snapshot_every,
+            keep_snapshots,
             max_queued_bytes,
             max_total_queued_bytes,
             max_message_bytes,
@@ -298,6 +304,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 data_dir: (!in_memory).then_some(data_dir),
                 durability: durability.into(),
                 snapshot_every,
+                keep_snapshots,
                 max_queued_bytes,
                 max_total_queued_bytes,
                 max_message_bytes,

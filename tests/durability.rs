@@ -26,7 +26,11 @@ fn tempdir(name: &str) -> PathBuf {
 }
 
 fn config(snapshot_every: u64) -> StorageConfig {
-    StorageConfig { log: LogConfig { durability: Durability::Full, segment_bytes: 64 << 10 }, snapshot_every }
+    StorageConfig {
+        log: LogConfig { durability: Durability::Full, segment_bytes: 64 << 10 },
+        snapshot_every,
+        keep_snapshots: None,
+    }
 }
 
 fn meta(t: u64) -> CommitMeta {
@@ -271,6 +275,39 @@ fn a_damaged_newest_snapshot_never_rolls_the_module_back() {
     assert!(err.contains(&newest.display().to_string()) && err.contains("checksum"), "{err}");
     let verify = storage::verify(&dir).unwrap();
     assert!(!verify.ok(), "verify and start-up agree: {verify:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn keeping_two_snapshots_bounds_the_files_and_recovery_still_falls_back() {
+    let dir = std::env::temp_dir().join(format!("sluice-durability-keep-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let config = || StorageConfig {
+        log: LogConfig { durability: Durability::Full, segment_bytes: 2048 },
+        snapshot_every: 25,
+        keep_snapshots: Some(2),
+    };
+    let mut db = ModuleDb::create(&dir, sluice::demo::GAME_WASM, 1, config(), meta(0), &[]).unwrap();
+    for t in 1..=300 {
+        db.call("spawn_bots", "[1]", meta(t)).unwrap();
+    }
+    let state = tables(&db);
+    drop(db);
+    let snaps = sluice_runtime::snapshot::list(&dir.join("snapshots")).unwrap();
+    assert_eq!(snaps.len(), 2, "{snaps:?}");
+    let segments = sluice_runtime::commitlog::segments(&dir.join("log")).unwrap();
+    assert!(segments[0].0 > 1, "the oldest segments are gone: {segments:?}");
+    assert!(segments[0].0 <= snaps[0].0 + 1, "the log from the oldest kept snapshot on is kept: {segments:?}");
+    // The newest snapshot damaged, recovery falls back on the other and the log after it.
+    let mut bytes = std::fs::read(&snaps[1].1).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&snaps[1].1, bytes).unwrap();
+    let (db, report) = ModuleDb::open(&dir, 1, config()).unwrap();
+    assert_eq!(report.snapshot, snaps[0].0, "{report:?}");
+    assert_eq!(tables(&db), state);
+    drop(db);
+    assert!(storage::verify(&dir).unwrap().bad_snapshots.len() <= 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

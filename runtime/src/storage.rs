@@ -28,11 +28,15 @@ pub struct StorageConfig {
     pub log: LogConfig,
     /// A snapshot is taken after this many transactions (0: only at clean shutdown).
     pub snapshot_every: u64,
+    /// `None` keeps every snapshot and the whole log (any past offset reads back); `Some(k)`
+    /// keeps the newest `k` snapshots (at least 2, so a damaged newest one has one to fall
+    /// back on) and the log from the oldest of them on: what is older cannot be read back.
+    pub keep_snapshots: Option<usize>,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        StorageConfig { log: LogConfig::default(), snapshot_every: 100_000 }
+        StorageConfig { log: LogConfig::default(), snapshot_every: 100_000, keep_snapshots: None }
     }
 }
 
@@ -307,11 +311,16 @@ impl Storage {
             module: self.module.to_vec(),
             tables: host.datastore().tables_state(),
         };
-        let (dir, durable) = (snapshot_dir(&self.dir), self.log.waiter());
+        let (dir, durable) = (self.dir.clone(), self.log.waiter());
+        let keep = self.config.keep_snapshots;
         self.last_snapshot = offset;
         self.writing = Some(std::thread::spawn(move || {
             durable.wait(offset).map_err(StorageError::Writer)?;
-            Ok(snapshot::write(&dir, state)?)
+            let path = snapshot::write(&snapshot_dir(&dir), state)?;
+            if let Some(keep) = keep {
+                prune(&dir, keep.max(2))?;
+            }
+            Ok(path)
         }));
     }
 
@@ -353,6 +362,28 @@ impl Storage {
         let log = self.log;
         log.close().map_err(StorageError::Writer)
     }
+}
+
+/// Keeps the newest `keep` snapshots and the log segments holding records after the oldest
+/// of them; removes the rest (the segment being written is always after it).
+fn prune(dir: &Path, keep: usize) -> Result<(), StorageError> {
+    let snapshots = snapshot::list(&snapshot_dir(dir))?;
+    let Some(cut) = snapshots.len().checked_sub(keep) else { return Ok(()) };
+    for (_, path) in &snapshots[..cut] {
+        std::fs::remove_file(path).map_err(|e| LogError::io(path, e))?;
+    }
+    let oldest = snapshots[cut].0;
+    let segments = commitlog::segments(&log_dir(dir))?;
+    // A segment is wholly before the oldest kept snapshot when the next one starts at or
+    // before the first offset recovery from it would read.
+    for pair in segments.windows(2) {
+        let ((_, path), (next_first, _)) = (&pair[0], &pair[1]);
+        if *next_first <= oldest + 1 {
+            std::fs::remove_file(path).map_err(|e| LogError::io(path, e))?;
+        }
+    }
+    sync_dir(&log_dir(dir))?;
+    Ok(())
 }
 
 /// The newest snapshot at or before `offset` that reads back intact, and the damaged ones

@@ -39,6 +39,9 @@ pub struct ServerConfig {
     pub durability: Durability,
     /// A snapshot every this many transactions (0: only at shutdown).
     pub snapshot_every: u64,
+    /// Snapshots kept, with the log from the oldest of them on (`None`: all, and the whole
+    /// log; the demo then keeps 2, since its tick would grow its log for ever).
+    pub keep_snapshots: Option<usize>,
     /// A WebSocket client with more than this many bytes of updates waiting is closed.
     pub max_queued_bytes: usize,
     /// A client with updates waiting is closed once all clients together have more than this
@@ -246,9 +249,15 @@ impl Databases {
         SendLimits { per_client: self.config.max_queued_bytes, total: self.config.max_total_queued_bytes }
     }
 
-    fn storage_config(&self) -> StorageConfig {
+    /// The storage settings of a database published by `owner` (`None`: the demo, which keeps
+    /// two snapshots unless told otherwise: its tick would grow its log for ever).
+    fn storage_config(&self, owner: Option<Identity>) -> StorageConfig {
         let log = LogConfig { durability: self.config.durability, ..LogConfig::default() };
-        StorageConfig { log, snapshot_every: self.config.snapshot_every }
+        let keep_snapshots = match owner {
+            None => self.config.keep_snapshots.or(Some(2)),
+            Some(_) => self.config.keep_snapshots,
+        };
+        StorageConfig { log, snapshot_every: self.config.snapshot_every, keep_snapshots }
     }
 
     /// Opens every database in the data directory, and publishes the demo as `game` if absent
@@ -265,7 +274,7 @@ impl Databases {
             }
             for (name, path) in storage::databases(dir)? {
                 let owner = std::fs::read_to_string(path.join(OWNER_FILE)).ok().and_then(|t| Identity::parse(t.trim()));
-                let config = self.storage_config();
+                let config = self.storage_config(owner);
                 let opened = Executor::spawn(&name, self.send_limits(), self.config.query_budget, {
                     let path = path.clone();
                     move || {
@@ -315,7 +324,7 @@ impl Databases {
         let send = self.send_limits();
         let executor = match &self.config.data_dir {
             Some(dir) => {
-                let (path, config) = (dir.join(name), self.storage_config());
+                let (path, config) = (dir.join(name), self.storage_config(owner));
                 // What is there already (a database that failed to open, say) is not this
                 // creation's to remove.
                 if path.exists() && !storage::cut_off(&path) {
