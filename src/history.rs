@@ -52,15 +52,17 @@ pub fn repair(dir: &Path) -> Result<()> {
     if !storage::exists(dir) {
         bail!("{}: not a database's directory (repair takes one database, e.g. sluice-data/NAME)", dir.display());
     }
-    // Not under a running server's feet: its data directory's lock first.
-    let data_dir = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    // Not under a running server's feet: its data directory's lock first (`.` names a
+    // database's directory too, so the path is made absolute to find the data directory).
+    let dir = &std::fs::canonicalize(dir).with_context(|| format!("{}", dir.display()))?;
+    let data_dir = dir.parent().unwrap_or(dir);
     let _lock = sluice_runtime::DirLock::acquire(data_dir)?;
     let report = storage::repair(dir)?;
-    if report.cut.is_empty() {
+    let Some(kept) = report.kept else {
         println!("{}: nothing to repair", dir.display());
         return Ok(());
-    }
-    println!("{}: the damaged files are kept in {}", dir.display(), report.kept.display());
+    };
+    println!("{}: the damaged files are kept in {}", dir.display(), kept.display());
     for cut in &report.cut {
         println!("  {cut}");
     }

@@ -1,7 +1,8 @@
 //! A database's module log: the lines its reducers logged (`sluice_sdk::info!`, panics), kept
 //! in a ring of the latest [`CAPACITY`] for the owner to read (`GET …/logs`, `sluice logs
-//! --module`) and printed by the server as they come. Bounded in lines and in bytes a line,
-//! so a module that logs in a loop costs a fixed amount of memory.
+//! --module`) and printed by the server as they come. Bounded in lines here and in bytes a
+//! line by the host (`host::MAX_LOG_LINE_BYTES`), so a module that logs in a loop costs a
+//! fixed amount of memory.
 
 use serde::Serialize;
 use sluice_runtime::LogLine;
@@ -9,9 +10,6 @@ use std::collections::VecDeque;
 
 /// Lines kept per database; older ones are dropped.
 pub const CAPACITY: usize = 1000;
-
-/// Bytes kept of one line's message; the rest is cut, and the cut is marked.
-pub const MAX_LINE_BYTES: usize = 4096;
 
 /// Lines a reader gets at most at once.
 pub const MAX_PAGE: usize = 1000;
@@ -49,21 +47,12 @@ fn level_name(level: u32) -> &'static str {
 impl ModuleLog {
     /// Keeps a line (dropping the oldest past [`CAPACITY`]) and returns it as kept.
     pub fn push(&mut self, line: LogLine, timestamp_micros: u64) -> &Entry {
-        let mut message = line.message;
-        if message.len() > MAX_LINE_BYTES {
-            let mut end = MAX_LINE_BYTES;
-            while !message.is_char_boundary(end) {
-                end -= 1;
-            }
-            message.truncate(end);
-            message.push_str(" […cut]");
-        }
         self.last += 1;
         if self.lines.len() == CAPACITY {
             self.lines.pop_front();
         }
-        let entry =
-            Entry { seq: self.last, timestamp_micros, level: level_name(line.level), reducer: line.reducer, message };
+        let (level, reducer, message) = (level_name(line.level), line.reducer, line.message);
+        let entry = Entry { seq: self.last, timestamp_micros, level, reducer, message };
         self.lines.push_back(entry);
         self.lines.back().expect("just pushed")
     }
@@ -86,7 +75,7 @@ mod tests {
     }
 
     #[test]
-    fn the_ring_keeps_the_latest_lines_in_pages_and_cuts_long_ones() {
+    fn the_ring_keeps_the_latest_lines_in_pages() {
         let mut log = ModuleLog::default();
         for i in 1..=CAPACITY + 500 {
             log.push(line(i), i as u64);
@@ -99,9 +88,7 @@ mod tests {
         assert_eq!(tail.iter().map(|e| e.seq).collect::<Vec<_>>(), (1401..=1500).collect::<Vec<_>>());
         assert!(log.after(1500).is_empty());
         assert!(log.after(u64::MAX).is_empty());
-        let long = LogLine { level: 1, reducer: "r".into(), message: "é".repeat(MAX_LINE_BYTES) };
-        let kept = log.push(long, 0);
-        assert!(kept.message.len() <= MAX_LINE_BYTES + " […cut]".len() && kept.message.ends_with("[…cut]"));
-        assert_eq!(kept.level, "error");
+        let kept = log.push(LogLine { level: 1, reducer: "r".into(), message: "bad".into() }, 0);
+        assert_eq!((kept.seq, kept.level), (1501, "error"));
     }
 }

@@ -134,7 +134,7 @@ pub struct Sessions {
     groups: HashMap<(Encoding, Vec<QueryId>), BTreeSet<ClientId>>,
     /// Live engine subscriptions over all clients.
     subscriptions: usize,
-    /// Most bytes a client may have waiting before it is closed.
+    /// Bytes that may wait to be sent, per client and for the whole server.
     limits: SendLimits,
     metrics: Arc<Metrics>,
 }

@@ -252,7 +252,7 @@ fn a_query_past_its_budget_is_stopped_and_the_engine_carries_on() {
         let e = db.engine.subscribe(&cross, &db.rows).unwrap_err();
         assert!(e.to_string().contains("row limit"), "{e}");
         // Its COUNT has one row, but the work behind it runs past the time limit.
-        db.engine.set_budget(sluice_ivm::QueryBudget { time: Duration::from_millis(200), rows: 10_000 });
+        db.engine.set_budget(sluice_ivm::QueryBudget { time: Duration::from_millis(1), rows: 10_000 });
         let count = Planner::new(&db.catalog).plan_sql("SELECT COUNT(*) FROM t a, t b, t c").unwrap();
         let e = db.engine.evaluate(&count, &db.rows).unwrap_err();
         assert!(e.to_string().contains("its time limit"), "{workers} workers: {e}");

@@ -262,7 +262,7 @@ fn a_query_past_its_budget_is_stopped_and_reducers_go_on() {
     let data = data_dir("budget");
     let (child, base) = common::start_server_with(
         &data,
-        &["--listen", "127.0.0.1:0", "--query-row-limit", "1000", "--query-time-limit", "2s"],
+        &["--listen", "127.0.0.1:0", "--query-row-limit", "1000", "--query-time-limit", "60s"],
     );
     let anonymous = Http::new(&base, None);
     // A 4-way cross join of the game's players: tens of thousands of rows, past the limit.
@@ -471,6 +471,9 @@ fn clients_that_do_not_read_are_closed_at_a_server_wide_bound() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     assert_eq!(metric("sluice_clients{database=\"game\"}"), 0, "the silent clients were closed");
+    while metric("sluice_server_send_queue_bytes") != 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     assert_eq!(metric("sluice_server_send_queue_bytes"), 0, "what was queued for them left the server-wide gauge");
     drop(silent);
     let mut c = Client::connect(Config::new(&base, "game")).unwrap();
@@ -521,8 +524,16 @@ fn control_plane_changes_at_once_then_a_crash_leave_every_database_whole_or_abse
                 }
             });
         }
-        // SIGKILL in the middle of it all.
-        std::thread::sleep(std::time::Duration::from_secs(4));
+        // SIGKILL in the middle of it all, once each kind of change has happened.
+        let happened = || {
+            let seen = outcomes.lock().unwrap();
+            ["publish: ok", "delete: ok", "call: ok"].iter().all(|op| seen.contains_key(*op))
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !happened() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
         stop(child);
         stop_ops.store(true, Ordering::Relaxed);
     });

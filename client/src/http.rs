@@ -82,11 +82,16 @@ impl Http {
     }
 
     /// Publishes a module as database `name`: created, or updated keeping its data when the
-    /// tables are unchanged (`clear` replaces it and its data).
-    /// Publishes a module. One larger than the server takes is refused here, before it is
-    /// sent (a server refusing a body mid-send leaves the sender only a broken pipe).
+    /// tables are unchanged (`clear` replaces it and its data). A module larger than the
+    /// server takes is refused here, before it is sent (a server refusing a body mid-send
+    /// leaves the sender only a broken pipe).
     pub fn publish(&self, name: &str, wasm: &[u8], clear: bool) -> Result<Json, ClientError> {
-        let limit = self.limits()?["max_module_bytes"].as_u64();
+        // A server without `/v1/limits` (an older one) sets no limit a client could check.
+        let limits = match self.limits() {
+            Err(ClientError::Refused(m)) if m.ends_with("(HTTP 404)") => Json::Null,
+            other => other?,
+        };
+        let limit = limits["max_module_bytes"].as_u64();
         if let Some(limit) = limit.filter(|l| wasm.len() as u64 > *l) {
             return Err(ClientError::Refused(format!("module too large ({} bytes, limit {limit})", wasm.len())));
         }

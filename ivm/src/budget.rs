@@ -1,7 +1,8 @@
 //! What building one query's dataflow may cost: a query that runs past its time or produces
 //! more rows than allowed is stopped and dropped, and its caller told why. A build holds the
-//! database's thread (reducers wait behind it), so an anonymous `SELECT COUNT(*) FROM a, b, c`
-//! must not be able to hold it for minutes or fill memory with its rows.
+//! database's thread (reducers wait behind it), so an anonymous `SELECT * FROM a, b, c` must
+//! not fill memory with its rows, nor `SELECT COUNT(*) FROM a, b, c` (one row out, all the
+//! work inside) hold the thread for minutes: the time limit stops that one.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -336,6 +336,8 @@ impl Engine {
         let command = Command::AddQuery(q, Arc::new(plan.plan.clone()), None, limit);
         let reply = self.driver.run_bulk(command, source, BULK_LOAD);
         if let Some(overrun) = reply.overrun {
+            // A worker that finished before another overran still has the query: all drop it.
+            self.driver.run(Command::DropQuery(q), &NoRows);
             return Err(EngineError::OverBudget(self.budget.explain(overrun)));
         }
         debug_assert!(reply.outputs.iter().all(|(id, _)| *id == q), "only the new query has output");

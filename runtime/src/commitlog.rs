@@ -225,11 +225,12 @@ fn read_segment(
         };
         // What a crash during an append leaves is the end of the file; a good record after
         // the bad one means damage in the middle. Only damage reads the rest at once.
+        // Only up to the length seen at the start: a writer may be appending meanwhile.
         let mut rest = Vec::new();
         File::open(path)
             .and_then(|mut f| {
                 f.seek(SeekFrom::Start(pos))?;
-                f.read_to_end(&mut rest)
+                f.take(len - pos).read_to_end(&mut rest)
             })
             .map_err(io)?;
         if !last || (1..rest.len()).any(|p| check_frame(&rest[p..]).is_ok()) {

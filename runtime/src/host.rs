@@ -795,10 +795,10 @@ fn link(linker: &mut Linker<State>) -> wasmtime::Result<()> {
             .map_err(|_| wasmtime::format_err!("read_result: pointer {ptr} is out of bounds of the module's memory"))
     })?;
     linker.func_wrap("sluice", "log", |mut c: Caller<'_, State>, level: i32, ptr: i32, len: i32| {
-        // A module logging in a loop keeps the first lines (and its panic message): the
-        // lines waiting to be taken are bounded in number and in length.
-        let level = level as u32;
-        if c.data().logs.len() >= MAX_PENDING_LOG_LINES && level != PANIC_LEVEL {
+        // A module logging in a loop keeps the first lines (and one panic message past
+        // them): the lines waiting to be taken are bounded in number and in length.
+        let (level, pending) = (level as u32, c.data().logs.len());
+        if pending > MAX_PENDING_LOG_LINES || (pending == MAX_PENDING_LOG_LINES && level != PANIC_LEVEL) {
             c.data_mut().dropped_logs += 1;
             return Ok(());
         }

@@ -336,9 +336,13 @@ impl Storage {
     /// so recovery from here on runs the new code whatever becomes of the snapshots, and a
     /// snapshot with it is written at once.
     pub fn replace_module(&mut self, wasm: &[u8], host: &Host, timestamp_micros: u64) -> Result<(), StorageError> {
-        module_file::write(&module_dir(&self.dir), host.datastore().offset(), wasm)?;
-        self.module = wasm.into();
-        self.snapshot(host, timestamp_micros).map(drop)
+        let file = module_file::write(&module_dir(&self.dir), host.datastore().offset(), wasm)?;
+        let old = std::mem::replace(&mut self.module, wasm.into());
+        self.snapshot(host, timestamp_micros).map(drop).inspect_err(|_| {
+            // The old module goes on running, so recovery must run it too.
+            let _ = std::fs::remove_file(&file);
+            self.module = old;
+        })
     }
 
     /// The module's wasm, as recovery would run it.
@@ -530,8 +534,9 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, StorageError> {
 /// What `repair` did: where it kept a copy of the damaged files, and what it cut.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RepairReport {
-    /// The copy of the database's files as they were, inside its directory.
-    pub kept: PathBuf,
+    /// The copy of the database's files as they were, inside its directory (`None`: there
+    /// was nothing to repair, so nothing was copied).
+    pub kept: Option<PathBuf>,
     /// What was cut, and what that loses.
     pub cut: Vec<String>,
 }
@@ -556,8 +561,10 @@ pub fn repair(dir: &Path) -> Result<RepairReport, StorageError> {
         if let Some(other) = found.damage {
             return Err(LogError::io(dir, std::io::Error::other(format!("cannot repair this damage: {other}"))).into());
         }
-        return Ok(RepairReport { kept, cut });
+        return Ok(RepairReport { kept: None, cut });
     }
+    // A new directory: a second repair never writes over the first one's copy.
+    std::fs::create_dir(&kept).map_err(|e| LogError::io(&kept, e))?;
     for sub in ["log", "snapshots", "modules"] {
         copy_dir(&dir.join(sub), &kept.join(sub))?;
     }
@@ -567,8 +574,13 @@ pub fn repair(dir: &Path) -> Result<RepairReport, StorageError> {
         let Some(damaged) = damaged else {
             return Err(LogError::io(&path, std::io::Error::other(format!("cannot repair: {reason}"))).into());
         };
-        let file = std::fs::OpenOptions::new().write(true).open(&path).map_err(|e| LogError::io(&path, e))?;
-        file.set_len(at).and_then(|()| file.sync_all()).map_err(|e| LogError::io(&path, e))?;
+        if at == 0 {
+            // A segment that is wrong from its first byte (misnamed after a gap): it goes.
+            std::fs::remove_file(&path).map_err(|e| LogError::io(&path, e))?;
+        } else {
+            let file = std::fs::OpenOptions::new().write(true).open(&path).map_err(|e| LogError::io(&path, e))?;
+            file.set_len(at).and_then(|()| file.sync_all()).map_err(|e| LogError::io(&path, e))?;
+        }
         for (_, later) in &segments[damaged + 1..] {
             std::fs::remove_file(later).map_err(|e| LogError::io(later, e))?;
         }
@@ -595,7 +607,7 @@ pub fn repair(dir: &Path) -> Result<RepairReport, StorageError> {
             cut.push(format!("the newest module was damaged ({e}) and removed: the one before it runs; republish"));
         }
     }
-    Ok(RepairReport { kept, cut })
+    Ok(RepairReport { kept: Some(kept), cut })
 }
 
 /// Copies a directory's files (one level, as a database's subdirectories hold them).

@@ -57,6 +57,7 @@ pub(super) async fn limits(State(dbs): State<Shared>) -> Json<JsonValue> {
         "max_message_bytes": c.max_message_bytes,
         "max_module_bytes": c.max_module_bytes,
         "max_queued_bytes": c.max_queued_bytes,
+        "max_total_queued_bytes": c.max_total_queued_bytes,
         "query_time_limit_ms": c.query_budget.time.as_millis() as u64,
         "query_row_limit": c.query_budget.rows,
     }))
@@ -147,10 +148,11 @@ pub(super) async fn delete(
     UrlPath(name): UrlPath<String>,
     headers: HeaderMap,
 ) -> Result<Json<JsonValue>, Failure> {
+    // The claim comes first: the database checked is the one removed.
+    let claim = super::claim(&dbs, &name)?;
     let db = dbs.get(&name)?;
     owner_only(&dbs, &headers, &name, &db, "delete it")?;
     drop(db);
-    let claim = super::claim(&dbs, &name)?;
     tokio::task::spawn_blocking(move || {
         let _claim = claim;
         dbs.remove(&name)
