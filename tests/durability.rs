@@ -292,7 +292,9 @@ fn keeping_two_snapshots_bounds_the_files_and_recovery_still_falls_back() {
         db.call("spawn_bots", "[1]", meta(t)).unwrap();
     }
     let state = tables(&db);
-    drop(db);
+    // Closed, not dropped: a dropped database's last snapshot (and its pruning) may still be
+    // under way in the background.
+    db.close(2_000_000).unwrap();
     let snaps = sluice_runtime::snapshot::list(&dir.join("snapshots")).unwrap();
     assert_eq!(snaps.len(), 2, "{snaps:?}");
     let segments = sluice_runtime::commitlog::segments(&dir.join("log")).unwrap();
@@ -306,7 +308,7 @@ fn keeping_two_snapshots_bounds_the_files_and_recovery_still_falls_back() {
     let (db, report) = ModuleDb::open(&dir, 1, config()).unwrap();
     assert_eq!(report.snapshot, snaps[0].0, "{report:?}");
     assert_eq!(tables(&db), state);
-    drop(db);
+    db.close(3_000_000).unwrap();
     assert!(storage::verify(&dir).unwrap().bad_snapshots.len() <= 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
