@@ -7,8 +7,9 @@
 //! payload: the `TxRecord` in postcard encoding. All integers are little-endian.
 //!
 //! Reading checks every record. Damage at the very end of the last segment — a record cut
-//! short, or a last record whose checksum fails — is what a crash during an append leaves: it
-//! was never acknowledged, so it is reported as a torn tail for the caller to cut off. Damage
+//! short, a last record whose checksum fails, or zeros (blocks a file system had allocated
+//! for an append but not written) — is what a crash during an append leaves: it was never
+//! acknowledged, so it is reported as a torn tail for the caller to cut off. Damage
 //! anywhere else (a bad checksum with records after it, a gap in the offsets, a bad header)
 //! is an error naming the file and byte offset: nothing is silently dropped.
 
