@@ -83,6 +83,9 @@ pub(super) async fn upgrade(
     Ok(ws.on_upgrade(move |socket| serve(socket, db, client, caller, token, encoding, server_queued)))
 }
 
+/// Bytes a closed connection must have left queued for its memory to go back to the system.
+const RELEASE_AFTER_BYTES: usize = 4 << 20;
+
 /// Serves one connection: reads requests until it closes, while its writer sends what the
 /// executor queues; whichever ends first ends the connection.
 async fn serve(
@@ -115,6 +118,16 @@ async fn serve(
     tokio::select! {
         () = read(stream, &db, client, &weak) => {}
         () = write(sink, outgoing, Arc::clone(&weak.queued), aborted) => {}
+    }
+    // What the client left queued has just been freed with its queue. A burst of slow
+    // clients would otherwise leave the process holding its peak: large amounts go back to
+    // the system (glibc keeps freed memory otherwise).
+    if weak.queued.get() >= RELEASE_AFTER_BYTES {
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: malloc_trim only releases memory the allocator holds free; it is thread-safe.
+        unsafe {
+            libc::malloc_trim(0);
+        }
     }
     db.executor.send(Request::Disconnect { client });
 }
