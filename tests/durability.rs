@@ -309,6 +309,10 @@ fn keeping_two_snapshots_bounds_the_files_and_recovery_still_falls_back() {
     assert_eq!(report.snapshot, snaps[0].0, "{report:?}");
     assert_eq!(tables(&db), state);
     db.close(3_000_000).unwrap();
+    // What is no longer kept says so.
+    let e = storage::as_of(&dir, AsOf::Offset(1)).err().expect("refused").to_string();
+    assert!(e.contains("before the history this database keeps"), "{e}");
+    assert!(storage::as_of(&dir, AsOf::Offset(snaps[0].0)).is_ok(), "the oldest kept snapshot reads back");
     assert!(storage::verify(&dir).unwrap().bad_snapshots.len() <= 1);
     let _ = std::fs::remove_dir_all(&dir);
 }

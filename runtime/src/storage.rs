@@ -58,6 +58,8 @@ pub enum StorageError {
     Future { asked: u64, last: u64 },
     #[error("no transaction at or before time {0}")]
     BeforeTime(u64),
+    #[error("that point is before the history this database keeps: its oldest snapshot is at offset {oldest}")]
+    BeforeRetained { oldest: u64 },
     #[error("commit log: {0}")]
     Writer(String),
 }
@@ -439,7 +441,18 @@ pub fn as_of(dir: &Path, point: AsOf) -> Result<Datastore, StorageError> {
             Err(e) => skipped.push(e.to_string()),
         }
     }
-    let snap = chosen.ok_or_else(|| StorageError::NoSnapshot { dir: dir.to_path_buf(), reason: skipped.join("; ") })?;
+    let snap = match chosen {
+        Some(snap) => snap,
+        // Nothing that early is kept (`keep_snapshots`), rather than nothing readable.
+        None if skipped.is_empty() => {
+            let oldest = snapshot::list(&snapshot_dir(dir))?.first().map(|(at, _)| *at);
+            return Err(match oldest {
+                Some(oldest) => StorageError::BeforeRetained { oldest },
+                None => StorageError::NoSnapshot { dir: dir.to_path_buf(), reason: "none found".into() },
+            });
+        }
+        None => return Err(StorageError::NoSnapshot { dir: dir.to_path_buf(), reason: skipped.join("; ") }),
+    };
     let mut ds = Datastore::new();
     for t in &snap.tables {
         ds.create_table(t.def.clone())?;
