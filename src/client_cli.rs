@@ -100,6 +100,13 @@ pub fn call(server: &str, name: &str, reducer: &str, args: &[String]) -> Result<
     Ok(())
 }
 
+/// A reducer's parameters as its description lists them: `name: type, …`.
+fn signature(params: &[Json]) -> String {
+    let each =
+        params.iter().map(|p| format!("{}: {}", p["name"].as_str().unwrap_or(""), p["type"].as_str().unwrap_or("")));
+    each.collect::<Vec<_>>().join(", ")
+}
+
 /// A call's command-line arguments as JSON, read by the reducer's declared parameters: in
 /// order, or all as `NAME=VALUE`; a `string` parameter takes its text as it is (`123` is the
 /// text "123"), any other its JSON (`-5`, `true`, `[1, 2]`).
@@ -132,11 +139,7 @@ fn call_arguments(params: &[Json], args: &[String]) -> Result<Json> {
         args.len() == params.len(),
         "the reducer takes {} arguments ({}), {} given",
         params.len(),
-        params
-            .iter()
-            .map(|p| format!("{}: {}", p["name"].as_str().unwrap_or(""), p["type"].as_str().unwrap_or("")))
-            .collect::<Vec<_>>()
-            .join(", "),
+        signature(params),
         args.len()
     );
     Ok(Json::Array(params.iter().zip(args).map(|(p, a)| value(p, a)).collect::<Result<_>>()?))
@@ -301,14 +304,9 @@ pub fn describe(server: &str, name: &str) -> Result<()> {
         );
     }
     for r in d["reducers"].as_array().into_iter().flatten() {
-        let params: Vec<String> = r["params"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|p| format!("{}: {}", p["name"].as_str().unwrap_or(""), p["type"].as_str().unwrap_or("")))
-            .collect();
+        let params = signature(r["params"].as_array().map_or(&[][..], Vec::as_slice));
         let role = r["lifecycle"].as_str().map(|l| format!("  [{l}]")).unwrap_or_default();
-        println!("reducer {}({}){role}", r["name"].as_str().unwrap_or(""), params.join(", "));
+        println!("reducer {}({params}){role}", r["name"].as_str().unwrap_or(""));
     }
     Ok(())
 }

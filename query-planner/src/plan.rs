@@ -191,19 +191,7 @@ impl Plan {
         let (mut deepest, mut stack) = (0, vec![(self, 1)]);
         while let Some((plan, depth)) = stack.pop() {
             deepest = deepest.max(depth);
-            match plan {
-                Plan::Get { .. } | Plan::Constant { .. } => {}
-                Plan::Project { input, .. }
-                | Plan::Filter { input, .. }
-                | Plan::Aggregate { input, .. }
-                | Plan::Distinct { input }
-                | Plan::TopK { input, .. } => stack.push((input, depth + 1)),
-                Plan::Join { left, right, .. } | Plan::SetOp { left, right, .. } => {
-                    stack.push((left, depth + 1));
-                    stack.push((right, depth + 1));
-                }
-                Plan::Union { inputs } => stack.extend(inputs.iter().map(|p| (p, depth + 1))),
-            }
+            plan.visit_children(&mut |child| stack.push((child, depth + 1)));
         }
         deepest
     }
@@ -211,18 +199,23 @@ impl Plan {
     /// Calls `f` on every node, parents before children.
     pub fn visit(&self, f: &mut impl FnMut(&Plan)) {
         f(self);
+        self.visit_children(&mut |child| child.visit(f));
+    }
+
+    /// Calls `f` on each direct input.
+    fn visit_children<'p>(&'p self, f: &mut impl FnMut(&'p Plan)) {
         match self {
             Plan::Get { .. } | Plan::Constant { .. } => {}
             Plan::Project { input, .. }
             | Plan::Filter { input, .. }
             | Plan::Aggregate { input, .. }
             | Plan::Distinct { input }
-            | Plan::TopK { input, .. } => input.visit(f),
+            | Plan::TopK { input, .. } => f(input),
             Plan::Join { left, right, .. } | Plan::SetOp { left, right, .. } => {
-                left.visit(f);
-                right.visit(f);
+                f(left);
+                f(right);
             }
-            Plan::Union { inputs } => inputs.iter().for_each(|p| p.visit(f)),
+            Plan::Union { inputs } => inputs.iter().for_each(f),
         }
     }
 }

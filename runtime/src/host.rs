@@ -570,20 +570,20 @@ pub const SERVER_IDENTITY: [u8; 32] = [0xff; 32];
 /// Refuses bytes that are neither a binary module nor the text format (which the tests write
 /// modules in), saying what they start with, rather than what parsing them as text found.
 fn check_kind(bytes: &[u8]) -> Result<(), LoadError> {
-    if bytes.starts_with(b"\0asm") {
+    let text = std::str::from_utf8(bytes).ok();
+    if bytes.starts_with(b"\0asm") || text.is_some_and(|t| t.trim_start().starts_with('(')) {
         return Ok(());
     }
-    if std::str::from_utf8(bytes).is_ok_and(|t| t.trim_start().starts_with('(')) {
-        return Ok(());
-    }
-    let head: Vec<String> = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect();
     let what = match bytes {
         [] => "it is empty".to_string(),
         [0x7f, b'E', b'L', b'F', ..] => "it is an ELF executable, not a module built for wasm32".to_string(),
-        _ if std::str::from_utf8(bytes).is_ok() => {
+        _ if text.is_some() => {
             format!("it is text, starting {:?}", String::from_utf8_lossy(&bytes[..bytes.len().min(16)]))
         }
-        _ => format!("it starts with the bytes {}", head.join(" ")),
+        _ => {
+            let head: Vec<String> = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect();
+            format!("it starts with the bytes {}", head.join(" "))
+        }
     };
     Err(LoadError::Compile(format!(
         "not a WebAssembly module: {what} (a module starts with the bytes 00 61 73 6d, \"\\0asm\"; `sluice build` makes one)"

@@ -6,8 +6,9 @@
 //! files written): until then a `CREATING` marker lies in its directory, and a creation cut
 //! off by a crash is no database at all but a leftover that the next creation replaces.
 //! Opening one recovers it: the newest valid snapshot, then the log's records after it (a torn
-//! tail cut off, damage refused), running the newest module. The log is kept whole, so any past offset can be rebuilt
-//! (`as_of`) from the snapshot before it and the records up to it.
+//! tail cut off, damage refused), running the newest module. The log is kept whole, so any past
+//! offset can be rebuilt (`as_of`) from the snapshot before it and the records up to it,
+//! unless `keep_snapshots` says to keep only the latest snapshots and the log after them.
 
 use crate::commitlog::{self, LogEnd, LogError};
 use crate::datastore::Datastore;
@@ -560,7 +561,6 @@ pub struct RepairReport {
 /// module file is moved into the copy (the module before it runs; republish to run it
 /// again). Damage of any other kind is refused, saying what it is.
 pub fn repair(dir: &Path) -> Result<RepairReport, StorageError> {
-    let found = verify(dir)?;
     let seconds = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let kept = dir.join(format!("damaged-{seconds}"));
     let mut cut = Vec::new();
@@ -571,7 +571,7 @@ pub fn repair(dir: &Path) -> Result<RepairReport, StorageError> {
     };
     let module_damage = module_file::newest(&module_dir(dir)).err();
     if log_damage.is_none() && module_damage.is_none() {
-        if let Some(other) = found.damage {
+        if let Some(other) = verify(dir)?.damage {
             return Err(LogError::io(dir, std::io::Error::other(format!("cannot repair this damage: {other}"))).into());
         }
         return Ok(RepairReport { kept: None, cut });

@@ -100,6 +100,16 @@ fn parse_unbounded(sql: &str) -> Result<Vec<ast::Statement>> {
     })
 }
 
+/// Adds `n` to one of a statement's budgets, refusing with `why` once it passes `max`.
+fn spend(counter: &std::cell::Cell<usize>, n: usize, max: usize, why: impl FnOnce() -> String) -> Result<()> {
+    let total = counter.get() + n;
+    counter.set(total);
+    if total > max {
+        return Err(PlanError::new(why()));
+    }
+    Ok(())
+}
+
 impl<'a> Planner<'a> {
     pub fn new(catalog: &'a Catalog) -> Planner<'a> {
         Planner { catalog, params: Vec::new(), copied: std::cell::Cell::new(0), planned: std::cell::Cell::new(0) }
@@ -113,28 +123,22 @@ impl<'a> Planner<'a> {
 
     /// Counts `nodes` more copied expression nodes, refusing past [`MAX_COPIED_NODES`].
     pub(crate) fn count_copied(&self, nodes: usize) -> Result<()> {
-        let total = self.copied.get() + nodes;
-        self.copied.set(total);
-        if total > MAX_COPIED_NODES {
-            return Err(PlanError::new(format!(
+        spend(&self.copied, nodes, MAX_COPIED_NODES, || {
+            format!(
                 "the statement is too large once expanded: BETWEEN, IS DISTINCT FROM and CASE x WHEN \
                  copy their operand, and nested they copy more than {MAX_COPIED_NODES} nodes"
-            )));
-        }
-        Ok(())
+            )
+        })
     }
 
     /// Counts one more query planned, refusing past [`MAX_PLANNED_QUERIES`].
     pub(crate) fn count_planned_query(&self) -> Result<()> {
-        let planned = self.planned.get() + 1;
-        self.planned.set(planned);
-        if planned > MAX_PLANNED_QUERIES {
-            return Err(PlanError::new(format!(
+        spend(&self.planned, 1, MAX_PLANNED_QUERIES, || {
+            format!(
                 "the statement is too complex to plan: its nested subqueries take more than \
                  {MAX_PLANNED_QUERIES} planning steps; nest fewer of them"
-            )));
-        }
-        Ok(())
+            )
+        })
     }
 
     /// The value bound to a placeholder such as `:sender`.
