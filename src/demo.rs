@@ -129,7 +129,7 @@ pub fn run(seconds: Option<u64>, extra_bots: u64, data_dir: Option<&Path>, durab
         if out.gone || deadline.is_some_and(|d| Instant::now() >= d) {
             return db.close(now_micros());
         }
-        let next = db.host().next_scheduled().unwrap_or(u64::MAX);
+        let next = db.next_scheduled().unwrap_or(u64::MAX);
         let wait = next.saturating_sub(now_micros()).min(100_000);
         std::thread::sleep(Duration::from_micros(wait));
         for (run, deltas) in db.run_scheduled(now_micros()) {

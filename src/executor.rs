@@ -175,7 +175,7 @@ fn serve(mut db: ModuleDb, requests: Receiver<Request>, mut sessions: Sessions, 
     // Each client's frames of a batch, in order, handed to its writer at once.
     let mut frames: HashMap<ClientId, Vec<Message>> = HashMap::new();
     loop {
-        let next = db.host().next_scheduled().map(|at| Duration::from_micros(at.saturating_sub(now_micros())));
+        let next = db.next_scheduled().map(|at| Duration::from_micros(at.saturating_sub(now_micros())));
         let first = match next {
             Some(wait) => match requests.recv_timeout(wait) {
                 Ok(r) => Some(r),
@@ -202,25 +202,60 @@ fn serve(mut db: ModuleDb, requests: Receiver<Request>, mut sessions: Sessions, 
         }
         log.take(&mut db);
         let last = db.host().datastore().offset();
-        let durable = db.wait_durable(last).map_err(|e| format!("{e:#}"));
-        // The clients' frames go to their writers first, then the HTTP answers.
-        let mut answers = Vec::new();
-        for p in pending.drain(..) {
-            match p {
-                Outbound::Client(client, m) if durable.is_ok() => frames.entry(client).or_default().push(m),
-                Outbound::Client(..) => {}
-                Outbound::Answer(answer) => answers.push(answer),
+        match db.wait_durable(last) {
+            Ok(()) => release(&mut pending, &mut frames, &mut sessions, &Ok(())),
+            Err(e) => {
+                // What did not become durable must not stay visible: the database goes back to
+                // what its files hold, and serves reads but no writes until its log takes them.
+                let failure = format!("{e:#}");
+                // (A close frame's reason holds 123 bytes: the cause is in the answers and the
+                // server's output.)
+                sessions
+                    .close_all("the database went back to its last durable transaction; reconnect and subscribe again");
+                match db.revert(&failure) {
+                    Ok(reverted) => {
+                        db = reverted;
+                        eprintln!("{}: {failure}; went back to offset {}, refusing writes", log.name, db.durable());
+                        let answer =
+                            format!("not committed: {failure}; the database went back to its last durable transaction");
+                        release(&mut pending, &mut frames, &mut sessions, &Err(answer));
+                    }
+                    Err(e) => {
+                        let e = format!("{e:#}");
+                        eprintln!("{}: {failure}; stopped, as it could not go back to its files: {e}", log.name);
+                        let answer = format!("outcome unknown: {failure}; the database stopped: {e}");
+                        return release(&mut pending, &mut frames, &mut sessions, &Err(answer));
+                    }
+                }
             }
-        }
-        for (client, batch) in frames.drain() {
-            sessions.deliver(client, batch);
-        }
-        for answer in answers {
-            answer.send(&durable);
         }
     }
     if let Err(e) = db.close(now_micros()) {
         eprintln!("shutting down: {e:#}");
+    }
+}
+
+/// Sends what a batch produced once its durability is known: the clients' frames (only if
+/// durable) to their writers first, then the HTTP answers (overridden by the error if not).
+fn release(
+    pending: &mut Vec<Outbound>,
+    frames: &mut HashMap<ClientId, Vec<Message>>,
+    sessions: &mut Sessions,
+    durable: &Result<(), String>,
+) {
+    let mut answers = Vec::new();
+    for p in pending.drain(..) {
+        match p {
+            Outbound::Client(client, m) if durable.is_ok() => frames.entry(client).or_default().push(m),
+            Outbound::Client(..) => {}
+            Outbound::Answer(answer) => answers.push(answer),
+        }
+    }
+    for (client, batch) in frames.drain() {
+        sessions.deliver(client, batch);
+    }
+    for answer in answers {
+        answer.send(durable);
     }
 }
 

@@ -20,10 +20,22 @@ use crate::dml;
 pub struct ModuleDb {
     host: Host,
     engine: Engine,
+    workers: usize,
     catalog: Catalog,
     /// The commit log and snapshots of a durable database.
     storage: Option<Storage>,
+    /// Set while writes are refused because the log could not be written.
+    read_only: Option<ReadOnly>,
 }
+
+/// Why writes are refused, and when the log was last tried.
+struct ReadOnly {
+    reason: String,
+    probed: Instant,
+}
+
+/// How often a read-only database tries whether its log takes writes again.
+pub const PROBE_EVERY: Duration = Duration::from_secs(1);
 
 /// A committed transaction and the deltas it caused.
 pub type Committed = (TxRecord, Vec<QueryDelta>);
@@ -91,7 +103,59 @@ impl ModuleDb {
     /// engine as one transaction at its offset).
     fn wire(host: Host, workers: usize, storage: Option<Storage>) -> Result<ModuleDb> {
         let (engine, catalog) = engine_for(host.datastore(), workers)?;
-        Ok(ModuleDb { host, engine, catalog, storage })
+        Ok(ModuleDb { host, engine, workers, catalog, storage, read_only: None })
+    }
+
+    /// After the log failed to make a transaction durable (`wait_durable` answered `failure`):
+    /// the database recovered afresh from its files, which hold exactly what became durable,
+    /// so the transactions that did not are gone from memory, the engine and its
+    /// subscriptions too (their subscribers must subscribe again). It refuses writes until
+    /// its log takes them again, and serves reads meanwhile.
+    pub fn revert(self, failure: &str) -> Result<ModuleDb> {
+        let budget = self.engine.budget();
+        let storage = self.storage.context("a database in memory has no log to fail")?;
+        let durable = storage.durable();
+        drop((self.host, self.engine));
+        let (host, storage, _) = storage.reopen(HostConfig::default())?;
+        let offset = host.datastore().offset();
+        if offset != durable {
+            // The failed batch could not be cut off: its callers were told nothing yet, but
+            // going on would contradict either them or the disk.
+            bail!("the log holds offset {offset} where {durable} was the last durable one");
+        }
+        let mut db = ModuleDb::wire(host, self.workers, Some(storage))?;
+        db.set_query_budget(budget);
+        let reason = format!(
+            "the database refuses writes for now: {failure}; it resumes them by itself once its log can be written"
+        );
+        db.read_only = Some(ReadOnly { reason, probed: Instant::now() });
+        Ok(db)
+    }
+
+    /// Whether the database takes writes: not while its log cannot be written, which is
+    /// tried again at most every `PROBE_EVERY`.
+    fn writable(&mut self) -> Result<(), ReducerError> {
+        let Some(read_only) = &mut self.read_only else { return Ok(()) };
+        if read_only.probed.elapsed() >= PROBE_EVERY {
+            read_only.probed = Instant::now();
+            if self.storage.as_ref().is_none_or(|s| s.probe().is_ok()) {
+                self.read_only = None;
+                return Ok(());
+            }
+        }
+        Err(ReducerError::ReadOnly(read_only.reason.clone()))
+    }
+
+    /// When the next scheduled reducer is due (microseconds since the Unix epoch); while
+    /// writes are refused, no sooner than the next try of the log.
+    pub fn next_scheduled(&self) -> Option<u64> {
+        let at = self.host.next_scheduled()?;
+        Some(match &self.read_only {
+            Some(r) => {
+                at.max(crate::demo::now_micros() + PROBE_EVERY.saturating_sub(r.probed.elapsed()).as_micros() as u64)
+            }
+            None => at,
+        })
     }
 
     pub fn host(&self) -> &Host {
@@ -201,6 +265,7 @@ impl ModuleDb {
     /// Runs an INSERT, UPDATE or DELETE (see `plan_statements`) as one transaction, committed
     /// as `meta`: the rows it changed, and its commit (none when it changes no row).
     pub fn write(&mut self, dml: Dml, mut meta: CommitMeta) -> Result<(usize, Option<Committed>)> {
+        self.writable()?;
         let engine = &mut self.engine;
         let store = self.host.datastore();
         let changes = dml::changes(store, dml, |q| Ok(engine.evaluate(q, &StoreRows(store))?))?;
@@ -231,6 +296,7 @@ impl ModuleDb {
 
     /// Calls a reducer with JSON arguments.
     pub fn call(&mut self, reducer: &str, args: &str, meta: CommitMeta) -> Result<Committed, ReducerError> {
+        self.writable()?;
         let tx = self.host.call(reducer, args, meta)?;
         Ok(self.apply(tx))
     }
@@ -247,7 +313,7 @@ impl ModuleDb {
         let mut txs = Vec::new();
         for (reducer, args, meta) in calls {
             let started = Instant::now();
-            let outcome = self.host.call(reducer, args, meta);
+            let outcome = self.writable().and_then(|()| self.host.call(reducer, args, meta));
             if let Ok(tx) = &outcome {
                 self.log(tx);
                 txs.push(transaction(tx));
@@ -270,12 +336,18 @@ impl ModuleDb {
 
     /// Runs the module's reducer for a lifecycle event, if it has one.
     pub fn lifecycle(&mut self, role: Lifecycle, meta: CommitMeta) -> Option<Result<Committed, ReducerError>> {
+        if let Err(e) = self.writable() {
+            return self.host.description().lifecycle(role).map(|_| Err(e));
+        }
         let outcome = self.host.lifecycle(role, meta)?;
         Some(outcome.map(|tx| self.apply(tx)))
     }
 
     /// Runs the scheduled reducers due at `now` (microseconds since the Unix epoch).
     pub fn run_scheduled(&mut self, now: u64) -> Vec<(ScheduledRun, Vec<QueryDelta>)> {
+        if self.host.next_scheduled().is_none_or(|at| at > now) || self.writable().is_err() {
+            return Vec::new();
+        }
         let runs = self.host.run_scheduled(now);
         runs.into_iter()
             .map(|ScheduledRun { reducer, tx, error }| {

@@ -400,6 +400,18 @@ impl Sessions {
         }
     }
 
+    /// Closes every client's connection with `reason` and forgets them: their subscriptions
+    /// belong to an engine that is gone (see `ModuleDb::revert`), and nothing of theirs is
+    /// run later, not even `client_disconnected`.
+    pub fn close_all(&mut self, reason: &str) {
+        for (_, session) in self.clients.drain() {
+            abort(&session.sink.abort, reason.to_string());
+        }
+        self.groups.clear();
+        self.subscriptions = 0;
+        self.counted();
+    }
+
     /// Hands frames to a client's writer in one go, or closes a client that has fallen too far
     /// behind: past its own bound, or, with frames already waiting, past the server's (a
     /// client that keeps up, with nothing waiting, is still sent to).

@@ -567,3 +567,113 @@ fn control_plane_changes_at_once_then_a_crash_leave_every_database_whole_or_abse
     stop(child);
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// `sluice start` with its data directory on a tmpfs of `megabytes` of its own, mounted in a
+/// mount namespace of the server's alone (`unshare`, which needs no privilege where user
+/// namespaces are allowed): the test fills that file system up and frees it again through
+/// `/proc/PID/root`. Returns the process, its base URL and the mount point as the test sees it.
+fn start_on_small_disk(mount: &std::path::Path, megabytes: usize) -> (std::process::Child, String, PathBuf) {
+    use std::io::{BufRead, BufReader};
+    std::fs::create_dir_all(mount).unwrap();
+    let script = r#"mount -t tmpfs -o size="$2"m sluice-test "$1" && exec "$3" start --data-dir "$1/data" --listen 127.0.0.1:0 --no-demo"#;
+    let mut child = Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount", "sh", "-c", script, "sh"])
+        .arg(mount)
+        .arg(megabytes.to_string())
+        .arg(env!("CARGO_BIN_EXE_sluice"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().expect("the server prints its address (is `unshare` allowed here?)").unwrap();
+    let url = first.strip_prefix("listening on ").expect("listening on …").to_string();
+    std::thread::spawn(move || lines.for_each(drop));
+    let seen = PathBuf::from(format!("/proc/{}/root", child.id())).join(mount.strip_prefix("/").unwrap());
+    (child, url, seen)
+}
+
+/// Fills the file system holding `dir` with one file, to the last byte it takes.
+fn fill(dir: &std::path::Path) -> PathBuf {
+    use std::io::Write;
+    let path = dir.join("filler");
+    let mut file = std::fs::File::create(&path).unwrap();
+    for chunk in [1 << 20, 4096, 1] {
+        while file.write_all(&vec![7u8; chunk]).is_ok() {}
+    }
+    path
+}
+
+#[test]
+fn a_full_disk_refuses_writes_keeps_reads_and_writes_resume_once_there_is_room() {
+    let mount = data_dir("full-disk");
+    let (child, base, disk) = start_on_small_disk(&mount, 24);
+    let (_, token) = Http::new(&base, None).new_identity().unwrap();
+    let me = Http::new(&base, Some(token));
+    me.publish("g", sluice::demo::GAME_WASM, false).unwrap();
+    let bots = |http: &Http| match &http.query("g", "SELECT COUNT(*) FROM player WHERE bot", None).unwrap().rows[0][0] {
+        Value::Int(n) => *n,
+        other => panic!("a count, not {other:?}"),
+    };
+    let mut acknowledged = bots(&me);
+    let mut watcher = Client::connect(Config::new(&base, "g")).unwrap();
+    watcher.subscribe(&["SELECT name FROM player"]).unwrap();
+    let filler = fill(&disk);
+    // Each call adds a bot; the tick writes ten times a second too. Sooner or later one of
+    // them does not fit, and from then on writes are refused with the reason.
+    let mut refusal = None;
+    for _ in 0..10_000 {
+        match me.call("g", "spawn_bots", &json!([1])) {
+            Ok(_) => acknowledged += 1,
+            Err(e) => {
+                refusal = Some(refused(Err::<(), _>(e)));
+                break;
+            }
+        }
+    }
+    let refusal = refusal.expect("a write fails on a full disk");
+    assert!(refusal.contains("No space left on device"), "{refusal}");
+    let again = refused(me.call("g", "spawn_bots", &json!([1])));
+    assert!(again.contains("refuses writes") && again.contains("No space left on device"), "{again}");
+    // Reads go on, over HTTP and WebSocket, and see exactly what was acknowledged; the
+    // subscriber of the state that was given up is told so.
+    assert_eq!(bots(&me), acknowledged);
+    assert_eq!(bots(&Http::new(&base, None)), acknowledged);
+    assert!(watcher.wait_until(std::time::Duration::from_secs(10), |_, closed| closed.is_some()));
+    let closed = watcher.closed().unwrap();
+    assert!(closed.contains("went back to its last durable transaction"), "{closed}");
+    let mut reader = Client::connect(Config::new(&base, "g")).unwrap();
+    let (_, applied) = reader.subscribe(&["SELECT COUNT(*) FROM player WHERE bot"]).unwrap();
+    assert_eq!(applied[0].rows[0][0], Value::Int(acknowledged));
+    // Still full a while later: still refused (the log is tried again, and fails again).
+    std::thread::sleep(sluice::module_db::PROBE_EVERY);
+    assert!(refused(me.call("g", "spawn_bots", &json!([1]))).contains("refuses writes"));
+    // Room again: writes resume by themselves, and the subscriber sees them.
+    std::fs::remove_file(&filler).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let offset = loop {
+        match me.call("g", "spawn_bots", &json!([1])) {
+            Ok(offset) => break offset,
+            Err(e) if std::time::Instant::now() < deadline => {
+                assert!(refused(Err::<(), _>(e)).contains("refuses writes"))
+            }
+            Err(e) => panic!("writes did not resume: {e:?}"),
+        }
+    };
+    acknowledged += 1;
+    assert!(reader.wait_until(std::time::Duration::from_secs(10), |at, _| at >= offset));
+    assert_eq!(reader.rows("SELECT COUNT(*) FROM player WHERE bot").unwrap()[0][0], Value::Int(acknowledged));
+    // The files hold every acknowledged write and nothing refused: a copy taken with the server
+    // stopped where it stood (as a crash leaves the files) recovers to the same count.
+    let copy = data_dir("full-disk-copy");
+    // SAFETY: stopping a child process this test started.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGSTOP) }, 0);
+    let copied = Command::new("cp").arg("-a").arg(disk.join("data")).arg(&copy).status().unwrap();
+    assert!(copied.success());
+    stop(child);
+    let (child, base) = common::start_server_with(&copy, &["--listen", "127.0.0.1:0", "--no-demo"]);
+    assert_eq!(bots(&Http::new(&base, None)), acknowledged);
+    stop(child);
+    let _ = std::fs::remove_dir_all(&copy);
+    let _ = std::fs::remove_dir_all(&mount);
+}

@@ -207,6 +207,11 @@ impl Engine {
         self.budget = budget;
     }
 
+    /// What each query build may cost.
+    pub fn budget(&self) -> QueryBudget {
+        self.budget
+    }
+
     /// The offset of the last applied transaction.
     pub fn offset(&self) -> Offset {
         self.offset

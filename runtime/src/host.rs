@@ -88,6 +88,9 @@ pub enum ReducerError {
     Lifecycle { reducer: String, role: Lifecycle },
     #[error("reducer `{reducer}` is run by the schedule table `{table}`; only the database runs it")]
     Scheduled { reducer: String, table: String },
+    /// The database takes no writes for now (its commit log cannot be written); not run.
+    #[error("{0}")]
+    ReadOnly(String),
 }
 
 /// One run of a scheduled reducer. It is always one transaction, which at least consumes its

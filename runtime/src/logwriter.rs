@@ -187,6 +187,7 @@ impl Drop for LogWriter {
 struct Segment {
     path: PathBuf,
     file: File,
+    /// Bytes written in full (and, but for the batch being written, durable).
     len: u64,
 }
 
@@ -196,10 +197,27 @@ impl Segment {
         let path = dir.join(segment_name(first));
         let mut file =
             OpenOptions::new().create_new(true).append(true).open(&path).map_err(|e| LogError::io(&path, e))?;
-        file.write_all(&header(first)).and_then(|_| file.sync_all()).map_err(|e| LogError::io(&path, e))?;
+        if let Err(e) = file.write_all(&header(first)).and_then(|_| file.sync_all()) {
+            // A segment never begun is not left behind (its header cut short, say by a full disk).
+            let _ = std::fs::remove_file(&path);
+            return Err(LogError::io(&path, e));
+        }
         sync_dir(dir)?;
         Ok(Segment { path, file, len: HEADER })
     }
+}
+
+/// Room a log must have before writes resume after a failed write (see `probe`).
+pub const PROBE_BYTES: usize = 1 << 20;
+
+/// Whether the log in `dir` can take writes again after one failed: writes `PROBE_BYTES` to
+/// a scratch file, fsyncs it and removes it. Cheap enough to try once a second; a write that
+/// fails again after a probe succeeded costs another failure, not a wrong answer.
+pub fn probe(dir: &Path) -> Result<(), LogError> {
+    let path = dir.join(".probe.tmp");
+    let written = File::create(&path).and_then(|mut f| f.write_all(&vec![0; PROBE_BYTES]).and_then(|()| f.sync_all()));
+    let removed = std::fs::remove_file(&path);
+    written.and(removed).map_err(|e| LogError::io(&path, e))
 }
 
 /// Makes a directory's entries (new or renamed files) durable.
@@ -231,8 +249,14 @@ impl Writer {
                 (state.first, state.last)
             };
             if let Err(e) = self.write(first, &batch) {
+                // The log keeps exactly what became durable: a partly written batch is cut
+                // off, so whoever reopens it finds neither this batch nor a torn tail.
+                let cut = self.cut_back();
                 let mut state = self.shared.state.lock().expect("log state");
-                state.failed = Some(format!("commit log write failed: {e}"));
+                state.failed = Some(match cut {
+                    Ok(()) => format!("write failed: {e}"),
+                    Err(c) => format!("write failed: {e}; cutting the batch off failed too: {c}"),
+                });
                 self.shared.changed.notify_all();
                 return;
             }
@@ -260,5 +284,11 @@ impl Writer {
             self.segment.file.sync_data().map_err(|e| LogError::io(&self.segment.path, e))?;
         }
         Ok(())
+    }
+
+    /// Cuts the current segment back to what was written before the failed batch, durably.
+    fn cut_back(&mut self) -> Result<(), LogError> {
+        let Segment { path, file, len } = &self.segment;
+        file.set_len(*len).and_then(|()| file.sync_all()).map_err(|e| LogError::io(path, e))
     }
 }

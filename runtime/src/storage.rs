@@ -360,6 +360,21 @@ impl Storage {
         Ok(self.finish_snapshot()?.expect("just started"))
     }
 
+    /// After the log failed a write (`wait` answered an error): the database as the disk holds
+    /// it, recovered afresh, so what never became durable is gone from memory too. The failed
+    /// batch was cut off the log by its writer; a snapshot being written finishes first.
+    pub fn reopen(mut self, host: HostConfig) -> Result<(Host, Storage, RecoveryReport), StorageError> {
+        drop(self.finish_snapshot());
+        let (dir, config) = (self.dir.clone(), self.config.clone());
+        drop(self);
+        Storage::open(&dir, host, config)
+    }
+
+    /// Whether the log can take writes again (see `logwriter::probe`).
+    pub fn probe(&self) -> Result<(), StorageError> {
+        Ok(crate::logwriter::probe(&log_dir(&self.dir))?)
+    }
+
     /// Clean shutdown: everything durable, and a snapshot so the next start replays nothing.
     pub fn close(mut self, host: &Host, timestamp_micros: u64) -> Result<(), StorageError> {
         self.finish_snapshot()?;
