@@ -54,10 +54,8 @@ pub fn changes(store: &Datastore, dml: Dml, select: impl FnOnce(&QueryPlan) -> R
                 }
                 let mut vals = row.values().to_vec();
                 for (c, e) in &assignments {
-                    vals[*c] = e.eval(&row.values());
-                    if vals[*c].is_null() && !schema.columns[*c].nullable {
-                        bail!("NULL value in NOT NULL column {}.{}", table, schema.columns[*c].name);
-                    }
+                    let column = &schema.columns[*c];
+                    vals[*c] = coerce(e.eval(&row.values()), column).map_err(|m| anyhow!("{table}: {m}"))?;
                 }
                 deletes.push(row.clone());
                 inserts.push(Row::new(vals));

@@ -60,3 +60,22 @@ fn errors_carry_positions_and_the_database_keeps_serving() {
     db.execute("INSERT INTO t VALUES (1)").unwrap();
     assert_eq!(rows(&mut db, "SELECT a FROM t"), vec![Row::new(vec![Value::Int(1)])]);
 }
+
+#[test]
+fn an_update_stores_its_value_exactly_or_is_refused() {
+    let mut db = Database::new(1);
+    db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, x INTEGER NOT NULL, r REAL)").unwrap();
+    db.execute("INSERT INTO t VALUES (1, 9223372036854775807, 0.5), (2, 1, 2.0)").unwrap();
+    let before = db.offset();
+    // An overflowing product is not clamped to the largest INTEGER, nor 0.5 cut to 0.
+    for sql in ["UPDATE t SET x = x * 2 WHERE id = 1", "UPDATE t SET x = x + 1", "UPDATE t SET x = r"] {
+        let err = db.execute(sql).unwrap_err().to_string();
+        assert!(err.contains("cannot store REAL value") && err.contains("column x of type INTEGER"), "{sql}: {err}");
+    }
+    assert_eq!(db.offset(), before, "nothing committed");
+    db.execute("UPDATE t SET x = r WHERE id = 2").unwrap();
+    assert_eq!(
+        rows(&mut db, "SELECT id, x FROM t"),
+        vec![Row::new(vec![Value::Int(1), Value::Int(i64::MAX)]), Row::new(vec![Value::Int(2), Value::Int(2)])]
+    );
+}

@@ -36,7 +36,8 @@ pub enum Dml {
         columns: Vec<usize>,
         query: QueryPlan,
     },
-    /// For each row where `filter` holds, set `assignments` (evaluated on the old row).
+    /// For each row where `filter` holds, set `assignments` (evaluated on the old row, and
+    /// converted to the column's type by `coerce`).
     Update {
         table: String,
         assignments: Vec<(usize, Expr)>,
@@ -160,7 +161,9 @@ impl Planner<'_> {
             })?;
             let (x, t) = ctx.bind(&a.value)?;
             assignable(t, &table.columns[c]).map_err(|m| PlanError::at(m, a.value.span()))?;
-            assignments.push((c, Expr::Cast(Box::new(x), table.columns[c].ty)));
+            // Stored as `coerce` converts it, row by row: exactly, or refused (never a REAL cut
+            // down to an INTEGER, nor an overflowed sum clamped).
+            assignments.push((c, x));
         }
         let filter = match &u.selection {
             Some(w) => self.expr_ctx(&scope, None, None, None, "UPDATE … WHERE").bind_condition(w)?,
