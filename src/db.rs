@@ -130,6 +130,11 @@ impl Database {
         Ok(self.engine.unsubscribe(id)?)
     }
 
+    /// The live queries ended since the last call, and why (see `Engine::take_failed`).
+    pub fn take_failed(&mut self) -> Vec<(sluice_ivm::QueryId, String)> {
+        self.engine.take_failed()
+    }
+
     /// The current rows of a table (multiset as a list).
     pub fn table_rows(&self, table: &str) -> Vec<Row> {
         let mut rows = Vec::new();

@@ -201,6 +201,7 @@ fn serve(mut db: ModuleDb, requests: Receiver<Request>, mut sessions: Sessions, 
             sessions.fan_out(&(run.tx, deltas), &mut pending);
         }
         log.take(&mut db);
+        sessions.end_failed(db.take_failed_queries());
         let last = db.host().datastore().offset();
         match db.wait_durable(last) {
             Ok(()) => release(&mut pending, &mut frames, &mut sessions, &Ok(())),

@@ -5,7 +5,7 @@
 
 use crate::identity::Identity;
 use anyhow::{bail, Context, Result};
-use sluice_ivm::{Engine, QueryDelta, Subscription, SubscriptionId};
+use sluice_ivm::{Engine, QueryDelta, QueryId, Subscription, SubscriptionId};
 use sluice_planner::{parse, Catalog, DataType, Dml, Planner, QueryPlan, Row, Value};
 use sluice_runtime::{
     CommitMeta, Host, HostConfig, Lifecycle, RecoveryReport, ReducerError, ScheduledRun, Storage, StorageConfig,
@@ -238,6 +238,11 @@ impl ModuleDb {
     /// Subscribes to a planned query (see `plan_as`).
     pub fn subscribe_plan(&mut self, plan: &QueryPlan) -> Result<Subscription> {
         Ok(self.engine.subscribe(plan, &StoreRows(self.host.datastore()))?)
+    }
+
+    /// The live queries ended since the last call, and why (see `Engine::take_failed`).
+    pub fn take_failed_queries(&mut self) -> Vec<(QueryId, String)> {
+        self.engine.take_failed()
     }
 
     pub fn unsubscribe(&mut self, id: SubscriptionId) -> Result<()> {

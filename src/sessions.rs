@@ -400,6 +400,22 @@ impl Sessions {
         }
     }
 
+    /// Closes the connections of the clients watching a query the engine ended (its result
+    /// could not be shown; see `Engine::take_failed`), with the reason: the protocol has no
+    /// message for one query ending, and a client kept open would wait on it for ever.
+    pub fn end_failed(&mut self, failed: Vec<(QueryId, String)>) {
+        for (query, reason) in failed {
+            let watching: Vec<ClientId> =
+                self.clients.iter().filter(|(_, s)| s.subs.contains_key(&query)).map(|(id, _)| *id).collect();
+            for id in watching {
+                self.leave_group(id);
+                let session = self.clients.get_mut(&id).expect("listed above");
+                session.closing = true;
+                abort(&session.sink.abort, format!("query {} ended: {reason}", query.0));
+            }
+        }
+    }
+
     /// Closes every client's connection with `reason` and forgets them: their subscriptions
     /// belong to an engine that is gone (see `ModuleDb::revert`), and nothing of theirs is
     /// run later, not even `client_disconnected`.

@@ -79,3 +79,48 @@ fn an_update_stores_its_value_exactly_or_is_refused() {
         vec![Row::new(vec![Value::Int(1), Value::Int(i64::MAX)]), Row::new(vec![Value::Int(2), Value::Int(2)])]
     );
 }
+
+#[test]
+fn an_integer_result_that_overflows_is_an_error_never_a_real() {
+    let mut db = Database::new(1);
+    db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, x INTEGER NOT NULL)").unwrap();
+    db.execute("INSERT INTO t VALUES (1, 9223372036854775807), (2, 1), (3, -9223372036854775808)").unwrap();
+    for sql in [
+        "SELECT 9223372036854775807 * 2",
+        "SELECT -(-9223372036854775808)",
+        "SELECT ABS(-9223372036854775808)",
+        "SELECT ABS(x) FROM t",
+        "SELECT SUM(x) FROM t WHERE id < 3",
+        "SELECT id, x + 1 FROM t",
+        "SELECT id, x * 2 FROM t ORDER BY id LIMIT 1",
+    ] {
+        let err = db.execute(sql).unwrap_err().to_string();
+        assert!(err.contains("integer overflow") && err.contains("INTEGER"), "{sql}: {err}");
+        assert!(db.subscribe(&db.plan(sql).unwrap()).is_err(), "{sql}");
+    }
+    // Inside a query an overflowed value goes on as a REAL, as in SQLite, where the result
+    // does not claim it is an INTEGER.
+    assert_eq!(
+        rows(&mut db, "SELECT id FROM t WHERE x * 2 > 0"),
+        vec![Row::new(vec![Value::Int(1)]), Row::new(vec![Value::Int(2)])]
+    );
+    assert_eq!(rows(&mut db, "SELECT x * 2.0 FROM t WHERE id = 2"), vec![Row::new(vec![Value::Real(2.0)])]);
+    assert_eq!(rows(&mut db, "SELECT SUM(x) FROM t"), vec![Row::new(vec![Value::Int(0)])]);
+    // A live query that a later change makes overflow is ended, and sends nothing wrong.
+    let live = db.subscribe(&db.plan("SELECT id, x * 2 FROM t WHERE id = 2").unwrap()).unwrap();
+    let other = db.subscribe(&db.plan("SELECT id FROM t").unwrap()).unwrap();
+    match db.execute("UPDATE t SET x = 4611686018427387904 WHERE id = 2").unwrap() {
+        Outcome::Changed { deltas, .. } => {
+            assert!(deltas.iter().all(|d| d.query != live.query), "{deltas:?}");
+            assert!(deltas.iter().all(|d| d.query != other.query), "no change to `other`'s rows");
+        }
+        other => panic!("{other:?}"),
+    }
+    let failed = db.take_failed();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].0, live.query);
+    assert!(failed[0].1.contains("integer overflow"), "{}", failed[0].1);
+    assert!(db.unsubscribe(live.id).is_err(), "its subscription is gone");
+    db.execute("INSERT INTO t VALUES (4, 4)").unwrap();
+    db.unsubscribe(other.id).unwrap();
+}

@@ -677,3 +677,37 @@ fn a_full_disk_refuses_writes_keeps_reads_and_writes_resume_once_there_is_room()
     let _ = std::fs::remove_dir_all(&copy);
     let _ = std::fs::remove_dir_all(&mount);
 }
+
+#[test]
+fn a_live_query_that_overflows_is_ended_with_the_reason_and_the_others_go_on() {
+    let data = data_dir("overflow");
+    let (child, base) = common::start_server_with(&data, &["--listen", "127.0.0.1:0", "--in-memory"]);
+    let (_, token) = Http::new(&base, None).new_identity().unwrap();
+    let me = Http::new(&base, Some(token));
+    me.publish("g", sluice::demo::GAME_WASM, false).unwrap();
+    let doomed_sql = "SELECT id, score * 4611686018427387904 FROM player WHERE bot";
+    let mut doomed = Client::connect(Config::new(&base, "g")).unwrap();
+    doomed.subscribe(&[doomed_sql]).unwrap();
+    let mut fine = Client::connect(Config::new(&base, "g")).unwrap();
+    fine.subscribe(&["SELECT id, score FROM player WHERE bot"]).unwrap();
+    // Doubling 2^62 passes the INTEGER range: the query cannot show its rows any more.
+    let offset = match me.sql("g", "UPDATE player SET score = 2 WHERE bot", None).unwrap() {
+        sluice_client::SqlResult::Changed { offset, .. } => offset,
+        other => panic!("{other:?}"),
+    };
+    assert!(doomed.wait_until(std::time::Duration::from_secs(10), |_, closed| closed.is_some()));
+    let closed = doomed.closed().unwrap();
+    assert!(closed.contains("ended: integer overflow"), "{closed}");
+    assert!(fine.wait_until(std::time::Duration::from_secs(10), |at, _| at >= offset));
+    let scores = fine.rows("SELECT id, score FROM player WHERE bot").unwrap();
+    assert!(!scores.is_empty() && scores.iter().all(|r| r[1] == Value::Int(2)), "{scores:?}");
+    assert!(fine.closed().is_none());
+    // Asked again it is refused, over HTTP and WebSocket, with the same reason.
+    let m = refused(me.query("g", doomed_sql, None));
+    assert!(m.contains("integer overflow") && m.contains("(HTTP 400)"), "{m}");
+    let m = refused(fine.subscribe(&[doomed_sql]));
+    assert!(m.contains("integer overflow"), "{m}");
+    assert!(fine.closed().is_none());
+    stop(child);
+    let _ = std::fs::remove_dir_all(&data);
+}

@@ -11,7 +11,7 @@ use crate::result_set::ResultSet;
 use crate::source::{Loaded, NoRows, TableSource};
 use crate::topk::rank;
 use crate::worker::{Command, Reply, WorkerState};
-use sluice_planner::{QueryPlan, Row, SortKey, TableSchema};
+use sluice_planner::{DataType, QueryPlan, Row, SortKey, TableSchema};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
@@ -53,6 +53,8 @@ pub enum EngineError {
     SourceOffset { rows: Offset, engine: Offset },
     #[error("{0}")]
     OverBudget(String),
+    #[error("{0}")]
+    Overflow(String),
 }
 
 /// A subscription's identity (several may share one query).
@@ -78,13 +80,33 @@ struct QueryState {
     result: Option<ResultSet>,
     /// Whether result rows have columns past the visible ones (hidden sort keys).
     hidden: bool,
+    /// The visible columns typed INTEGER or UNSIGNED (see `overflow`).
+    integers: Vec<usize>,
     subscribers: usize,
 }
 
 impl QueryState {
     fn new(plan: &QueryPlan) -> QueryState {
         let hidden = plan.plan.arity() > plan.columns.len();
-        QueryState { plan: plan.clone(), result: None, hidden, subscribers: 0 }
+        let integers = (plan.columns.iter().enumerate())
+            .filter(|(_, (_, ty))| matches!(ty, DataType::Int | DataType::UInt))
+            .map(|(i, _)| i)
+            .collect();
+        QueryState { plan: plan.clone(), result: None, hidden, integers, subscribers: 0 }
+    }
+
+    /// Why `rows` cannot be this query's result, if an integer column holds a REAL: an integer
+    /// computation that overflowed goes on in floating point (as SQLite's does, so comparisons
+    /// and sorts inside a query agree with it), but a result column typed INTEGER holds
+    /// integers. (SQLite itself fails `SUM` and `ABS` that overflow.)
+    fn overflow<'r>(&self, rows: impl IntoIterator<Item = &'r Row>) -> Option<EngineError> {
+        if self.integers.is_empty() {
+            return None;
+        }
+        let row = rows.into_iter().find(|r| self.integers.iter().any(|&c| r.as_row_ref().is_real_at(c)))?;
+        let c = *self.integers.iter().find(|&&c| row.as_row_ref().is_real_at(c)).expect("found above");
+        let (name, ty) = &self.plan.columns[c];
+        Some(EngineError::Overflow(format!("integer overflow: {} out of range for column `{name}` ({ty})", row.get(c))))
     }
 
     /// The visible rows of `result` (this query's), sorted by `order`.
@@ -171,6 +193,8 @@ pub struct Engine {
     next_subscription: u64,
     /// What each query build may cost.
     budget: QueryBudget,
+    /// Queries ended since `take_failed` was last called, and why.
+    failed: Vec<(QueryId, String)>,
 }
 
 impl Engine {
@@ -199,6 +223,7 @@ impl Engine {
             next_query: 0,
             next_subscription: 0,
             budget: QueryBudget::default(),
+            failed: Vec::new(),
         }
     }
 
@@ -210,6 +235,23 @@ impl Engine {
     /// What each query build may cost.
     pub fn budget(&self) -> QueryBudget {
         self.budget
+    }
+
+    /// The live queries that ended since the last call, with the reason: a transaction gave
+    /// one a result it cannot show (see `QueryState::overflow`). Their subscriptions are gone,
+    /// and no delta of theirs was returned for that transaction or will be.
+    pub fn take_failed(&mut self) -> Vec<(QueryId, String)> {
+        std::mem::take(&mut self.failed)
+    }
+
+    /// Ends a live query and every subscription to it.
+    fn fail(&mut self, query: QueryId, reason: String) {
+        if let Some(state) = self.queries.remove(&query) {
+            self.by_plan.remove(&(state.plan.plan, state.plan.columns.len()));
+        }
+        self.subscriptions.retain(|_, (q, _)| *q != query);
+        self.driver.run(Command::DropQuery(query), &NoRows);
+        self.failed.push((query, reason));
     }
 
     /// The offset of the last applied transaction.
@@ -281,6 +323,10 @@ impl Engine {
                 let (q, result) = self.build(plan, source)?;
                 let state = QueryState::new(plan);
                 let initial = state.visible_rows(&result, &plan.order_by);
+                if let Some(e) = state.overflow(&initial) {
+                    self.driver.run(Command::DropQuery(q), &NoRows);
+                    return Err(e);
+                }
                 self.queries.insert(q, state);
                 self.by_plan.insert(shape, q);
                 (q, initial)
@@ -311,7 +357,12 @@ impl Engine {
     pub fn evaluate(&mut self, plan: &QueryPlan, source: &dyn TableSource) -> Result<Vec<Row>, EngineError> {
         self.check_tables(plan)?;
         let result = self.evaluate_once(plan, source)?;
-        Ok(QueryState::new(plan).visible_rows(&result, &plan.order_by))
+        let state = QueryState::new(plan);
+        let rows = state.visible_rows(&result, &plan.order_by);
+        match state.overflow(&rows) {
+            Some(e) => Err(e),
+            None => Ok(rows),
+        }
     }
 
     /// A query's rows as of the current offset, from a dataflow of its own over `source` (and
@@ -394,9 +445,10 @@ impl Engine {
                 _ => merged.push((q, updates)),
             }
         }
-        let mut deltas = Vec::new();
+        let (mut deltas, mut failed) = (Vec::new(), Vec::new());
         for (q, updates) in merged {
             let Some(state) = self.queries.get_mut(&q) else { continue };
+            let mut mine = Vec::new();
             let visible = state.plan.columns.len();
             let per_offset = consolidate_per_offset(updates);
             if let Some(result) = &mut state.result {
@@ -415,8 +467,15 @@ impl Engine {
                     continue;
                 }
                 let (inserts, deletes) = split(shown);
-                deltas.push(QueryDelta { query: q, offset, inserts, deletes });
+                mine.push(QueryDelta { query: q, offset, inserts, deletes });
             }
+            match state.overflow(mine.iter().flat_map(|d| d.inserts.iter().chain(&d.deletes))) {
+                Some(e) => failed.push((q, e.to_string())),
+                None => deltas.extend(mine),
+            }
+        }
+        for (q, reason) in failed {
+            self.fail(q, reason);
         }
         deltas.sort_by_key(|d| (d.offset, d.query));
         deltas

@@ -284,6 +284,12 @@ impl<'a> RowRef<'a> {
         Row(Repr::Heap { cols: UNCOUNTED, bytes: Arc::from(v) })
     }
 
+    /// Whether the i-th value is a REAL, read without decoding it.
+    #[inline]
+    pub fn is_real_at(self, i: usize) -> bool {
+        seek(self.0, i).is_some_and(|pos| self.0[pos] == REAL)
+    }
+
     /// The i-th value as an integer where it is an INTEGER or NULL (NULL past the end), the
     /// values before it skipped; `Other` for any other type, left undecoded.
     #[inline]
