@@ -1,7 +1,8 @@
 //! The wasmtime host against hand-written modules in WebAssembly text: loading and describing,
 //! reducers as transactions, argument checking, and every way a reducer can fail — returned
-//! errors, traps, time budget, memory limit, bad pointers — each rolled back with the database
-//! still serving. Bad modules are refused with clear errors.
+//! errors, traps, time budget, memory limit, bad pointers (also thousands of random host calls)
+//! — each rolled back with the database still serving. Bad modules are refused with clear
+//! errors.
 
 use sluice_planner::{Row, Value};
 use sluice_runtime::{CommitMeta, Host, HostConfig, ReducerError};
@@ -314,4 +315,117 @@ fn a_spinning_database_does_not_hold_up_another() {
     assert_eq!(items(&serving).len(), 20);
     spinning.call("add", r#"[1, "after"]"#, CommitMeta::default()).unwrap();
     assert_eq!(items(&spinning), vec![item(1, "after")]);
+}
+
+/// A host function as a module imports it: name, parameter count (all i32) and result type.
+const HOST_FUNCTIONS: &[(&str, usize, &str)] = &[
+    ("table_id", 2, "i32"),
+    ("index_id", 3, "i32"),
+    ("insert", 3, "i64"),
+    ("update_by", 4, "i64"),
+    ("delete_by", 4, "i64"),
+    ("find", 4, "i64"),
+    ("range", 11, "i64"),
+    ("iter_open", 1, "i64"),
+    ("iter_next", 2, "i64"),
+    ("iter_close", 1, ""),
+    ("count", 1, "i64"),
+    ("read_result", 1, ""),
+    ("log", 3, ""),
+];
+
+/// An i32 a hostile module might pass: edges of memory (two 64 KiB pages), of i32, small
+/// ids and kinds, or anything at all.
+fn hostile_i32(rng: &mut impl rand::Rng) -> i32 {
+    const EDGES: &[i32] =
+        &[0, 1, 2, -1, 3, 40, 1024, 2048, 4095, 65535, 65536, 131_071, 131_072, 131_073, i32::MAX, i32::MIN];
+    match rng.random_range(0..3) {
+        0 => EDGES[rng.random_range(0..EDGES.len())],
+        1 => rng.random_range(0..131_072),
+        _ => rng.random(),
+    }
+}
+
+/// A module whose reducers `r0` … each call host functions with random arguments, over a
+/// memory holding random bytes.
+fn hostile_module(rng: &mut impl rand::Rng, reducers: usize) -> String {
+    let mut bodies = Vec::new();
+    for _ in 0..reducers {
+        let mut body = String::new();
+        for _ in 0..rng.random_range(1..5) {
+            let (name, params, result) = HOST_FUNCTIONS[rng.random_range(0..HOST_FUNCTIONS.len())];
+            let args: String = (0..params).map(|_| format!(" (i32.const {})", hostile_i32(rng))).collect();
+            let call = format!("(call ${name}{args})");
+            body.push_str(&if result.is_empty() { call } else { format!("(drop {call})") });
+            body.push('\n');
+        }
+        bodies.push(body);
+    }
+    let random: String = (0..2048).map(|_| format!("\\{:02x}", rng.random::<u8>())).collect();
+    let mut items = String::new();
+    let mut at = 1024;
+    let mut describe = |export: String, json: &str, items: &mut String| {
+        items.push_str(&format!(
+            "(data (i32.const {at}) \"{}\")\n(func (export \"{export}\") (result i64) (i64.const {}))\n",
+            wat_str(json),
+            ((at as i64) << 32) | json.len() as i64
+        ));
+        at += json.len() + 16;
+    };
+    describe("__sluice_table__item".into(), ITEM, &mut items);
+    for (i, body) in bodies.iter().enumerate() {
+        describe(format!("__sluice_describe_reducer__r{i}"), &format!(r#"{{"name":"r{i}","params":[]}}"#), &mut items);
+        items.push_str(&format!(
+            "(func (export \"__sluice_reducer__r{i}\") (param $p i32) (param $l i32) (result i64)\n{body}(i64.const 0))\n"
+        ));
+    }
+    let imports: String = HOST_FUNCTIONS
+        .iter()
+        .map(|(name, params, result)| {
+            let params = if *params == 0 { String::new() } else { format!(" (param{})", " i32".repeat(*params)) };
+            let result = if result.is_empty() { String::new() } else { format!(" (result {result})") };
+            format!("(import \"sluice\" \"{name}\" (func ${name}{params}{result}))\n")
+        })
+        .collect();
+    format!(
+        r#"(module
+  {imports}
+  (memory (export "memory") 2)
+  (data (i32.const 32768) "{random}")
+  (func (export "sluice_alloc") (param i32) (result i32) (i32.const 65536))
+  {items})"#
+    )
+}
+
+#[test]
+fn random_host_calls_with_bad_pointers_and_lengths_fail_cleanly_or_commit_whole() {
+    use rand::SeedableRng;
+    let (mut calls, mut failed) = (0, 0);
+    for seed in 0..10 {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let reducers = 300;
+        let mut host = Host::load(hostile_module(&mut rng, reducers).as_bytes(), config()).expect("loads");
+        for i in 0..reducers {
+            let (before, offset) = (items(&host), host.datastore().offset());
+            match host.call(&format!("r{i}"), "[]", CommitMeta::default()) {
+                Ok(tx) => assert_eq!(tx.offset, offset + 1),
+                Err(e) => {
+                    assert!(
+                        matches!(e, ReducerError::Trapped { .. } | ReducerError::Failed { .. }),
+                        "seed {seed} r{i}: {e}"
+                    );
+                    assert_eq!(items(&host), before, "seed {seed} r{i}: a failed call leaves nothing");
+                    assert_eq!(host.datastore().offset(), offset);
+                    failed += 1;
+                }
+            }
+            calls += 1;
+        }
+        // Still serving, with every row readable back whole.
+        for row in items(&host) {
+            assert_eq!(row.values().len(), 2);
+        }
+    }
+    eprintln!("{calls} random reducers, {failed} failed cleanly");
+    assert!(failed > calls / 4 && failed < calls, "{failed} of {calls} failed: the inputs reach both outcomes");
 }
