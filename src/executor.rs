@@ -171,6 +171,7 @@ impl Log {
 }
 
 fn serve(mut db: ModuleDb, requests: Receiver<Request>, mut sessions: Sessions, metrics: &Metrics, log: &mut Log) {
+    metrics.durable.store(db.durable(), Ordering::Relaxed);
     let mut pending = Vec::new();
     // Each client's frames of a batch, in order, handed to its writer at once.
     let mut frames: HashMap<ClientId, Vec<Message>> = HashMap::new();
@@ -202,9 +203,13 @@ fn serve(mut db: ModuleDb, requests: Receiver<Request>, mut sessions: Sessions, 
         }
         log.take(&mut db);
         sessions.end_failed(db.take_failed_queries());
+        metrics.refusing_writes.store(db.refusing_writes(), Ordering::Relaxed);
         let last = db.host().datastore().offset();
         match db.wait_durable(last) {
-            Ok(()) => release(&mut pending, &mut frames, &mut sessions, &Ok(())),
+            Ok(()) => {
+                metrics.durable.store(last, Ordering::Relaxed);
+                release(&mut pending, &mut frames, &mut sessions, &Ok(()));
+            }
             Err(e) => {
                 // What did not become durable must not stay visible: the database goes back to
                 // what its files hold, and serves reads but no writes until its log takes them.
@@ -216,6 +221,7 @@ fn serve(mut db: ModuleDb, requests: Receiver<Request>, mut sessions: Sessions, 
                 match db.revert(&failure) {
                     Ok(reverted) => {
                         db = reverted;
+                        metrics.durable.store(db.durable(), Ordering::Relaxed);
                         eprintln!("{}: {failure}; went back to offset {}, refusing writes", log.name, db.durable());
                         let answer =
                             format!("not committed: {failure}; the database went back to its last durable transaction");

@@ -5,7 +5,7 @@
 
 use crate::module_db::Committed;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,6 +26,10 @@ pub struct Metrics {
     pub queued: AtomicUsize,
     /// Bytes queued for WebSocket clients and not yet sent, over all of them.
     pub send_queued: Arc<AtomicUsize>,
+    /// Transactions up to this offset are durable: what reads the log directly stops there.
+    pub durable: AtomicU64,
+    /// Writes are refused because the log cannot be written.
+    pub refusing_writes: AtomicBool,
 }
 
 impl Metrics {
@@ -75,6 +79,12 @@ pub fn render(databases: &[(String, &Metrics)]) -> String {
     });
     family("sluice_request_queue_depth", "gauge", "Requests waiting for the database's executor.", &|m| {
         m.queued.load(Ordering::Relaxed).to_string()
+    });
+    family("sluice_durable_offset", "gauge", "Offset of the last durable transaction.", &|m| {
+        load(&m.durable).to_string()
+    });
+    family("sluice_refusing_writes", "gauge", "1 while writes are refused because the log cannot be written.", &|m| {
+        (m.refusing_writes.load(Ordering::Relaxed) as u8).to_string()
     });
     family("sluice_send_queue_bytes", "gauge", "Bytes queued for WebSocket clients, not yet sent.", &|m| {
         m.send_queued.load(Ordering::Relaxed).to_string()

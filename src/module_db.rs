@@ -132,6 +132,11 @@ impl ModuleDb {
         Ok(db)
     }
 
+    /// Whether writes are being refused (see `revert`).
+    pub fn refusing_writes(&self) -> bool {
+        self.read_only.is_some()
+    }
+
     /// Whether the database takes writes: not while its log cannot be written, which is
     /// tried again at most every `PROBE_EVERY`.
     fn writable(&mut self) -> Result<(), ReducerError> {

@@ -645,6 +645,14 @@ fn a_full_disk_refuses_writes_keeps_reads_and_writes_resume_once_there_is_room()
     let mut reader = Client::connect(Config::new(&base, "g")).unwrap();
     let (_, applied) = reader.subscribe(&["SELECT COUNT(*) FROM player WHERE bot"]).unwrap();
     assert_eq!(applied[0].rows[0][0], Value::Int(acknowledged));
+    let metric = |name: &str| {
+        let metrics = ureq::get(&format!("{base}/metrics")).call().unwrap().into_string().unwrap();
+        metrics.lines().find_map(|l| l.strip_prefix(name)).unwrap().trim().parse::<u64>().unwrap()
+    };
+    assert_eq!(metric("sluice_refusing_writes{database=\"g\"}"), 1);
+    let durable = metric("sluice_durable_offset{database=\"g\"}");
+    let logged = me.logs("g", durable.saturating_sub(5), 1000).unwrap();
+    assert_eq!(logged.last().unwrap()["offset"], json!(durable), "the log ends at the last durable transaction");
     // Still full a while later: still refused (the log is tried again, and fails again).
     std::thread::sleep(sluice::module_db::PROBE_EVERY);
     assert!(refused(me.call("g", "spawn_bots", &json!([1]))).contains("refuses writes"));
@@ -662,6 +670,8 @@ fn a_full_disk_refuses_writes_keeps_reads_and_writes_resume_once_there_is_room()
     };
     acknowledged += 1;
     assert!(reader.wait_until(std::time::Duration::from_secs(10), |at, _| at >= offset));
+    assert_eq!(metric("sluice_refusing_writes{database=\"g\"}"), 0);
+    assert!(metric("sluice_durable_offset{database=\"g\"}") >= offset);
     assert_eq!(reader.rows("SELECT COUNT(*) FROM player WHERE bot").unwrap()[0][0], Value::Int(acknowledged));
     // The files hold every acknowledged write and nothing refused: a copy taken with the server
     // stopped where it stood (as a crash leaves the files) recovers to the same count.

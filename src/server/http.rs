@@ -274,10 +274,16 @@ pub(super) async fn log(
             .collect()
     };
     let dir = dbs.dir(&name)?;
+    // The log's files may hold records being made durable (or about to be cut off again
+    // after a failed write): nothing past the durable offset is shown.
+    let durable = db.executor.metrics().durable.load(std::sync::atomic::Ordering::Relaxed);
     let limit = params.limit.unwrap_or(MAX_LOG_PAGE).clamp(1, MAX_LOG_PAGE);
     let records = tokio::task::spawn_blocking(move || {
         let mut out = Vec::new();
         storage::history(&dir, params.after, |r| {
+            if r.offset > durable {
+                return false;
+            }
             let visible = || r.changes.iter().filter(|c| !private.contains(&c.table));
             let rows: usize = visible().map(|c| c.inserts.len() + c.deletes.len()).sum();
             let changes: Vec<JsonValue> = visible()
