@@ -8,14 +8,14 @@ use crate::executor::{Answer, Outbound};
 use crate::identity::Identity;
 use crate::metrics::Metrics;
 use crate::module_db::{Caller, Committed, ModuleDb, SqlOutcome};
-use crate::wire::{columns, frame, protocol_rows, BatchFrames};
+use crate::wire::{columns, frame, protocol_rows, BatchFrames, Viewer};
 use anyhow::Result;
 use axum::extract::ws::Message;
 use sluice_client::protocol::{AppliedQuery, ClientMessage, Encoding, ServerMessage, Status};
 use sluice_ivm::{QueryId, SubscriptionId};
 use sluice_planner::Dml;
 use sluice_runtime::{CommitMeta, Lifecycle};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc::UnboundedSender;
@@ -118,6 +118,8 @@ pub fn frame_len(m: &Message) -> usize {
 
 struct Session {
     caller: Caller,
+    /// The caller's identity in hex, as transactions name their callers.
+    hex: String,
     encoding: Encoding,
     sink: ClientSink,
     /// Engine subscriptions by query (a query subscribed twice holds two).
@@ -159,7 +161,8 @@ impl Sessions {
         sink: ClientSink,
         out: &mut Vec<Outbound>,
     ) {
-        self.clients.insert(id, Session { caller, encoding, sink, subs: HashMap::new(), closing: false });
+        let hex = caller.identity.to_hex();
+        self.clients.insert(id, Session { caller, hex, encoding, sink, subs: HashMap::new(), closing: false });
         self.counted();
         self.lifecycle(db, Lifecycle::ClientConnected, caller.identity, out);
     }
@@ -392,10 +395,25 @@ impl Sessions {
         if committed.iter().all(|(_, deltas)| deltas.is_empty()) || self.groups.is_empty() {
             return;
         }
+        // A group's clients share a frame, except that callers are named only to the owner and
+        // to themselves: one frame for those who see no caller, one for the owner, one for each
+        // identity that called in this batch.
+        let callers: HashSet<&str> = committed.iter().map(|(tx, _)| tx.meta.caller.as_str()).collect();
         let mut frames = BatchFrames::new(committed);
+        let mut built: HashMap<Viewer<'_>, Option<Message>> = HashMap::new();
         for ((encoding, watched), clients) in &self.groups {
-            if let Some(frame) = frames.frame(*encoding, watched) {
-                out.extend(clients.iter().map(|c| Outbound::Client(*c, frame.clone())));
+            built.clear();
+            for c in clients {
+                let session = &self.clients[c];
+                let viewer = match session.caller.owner {
+                    true => Viewer::Owner,
+                    false if callers.contains(session.hex.as_str()) => Viewer::Client(&session.hex),
+                    false => Viewer::Client(""),
+                };
+                let frame = built.entry(viewer).or_insert_with(|| frames.frame(*encoding, watched, viewer));
+                if let Some(frame) = frame {
+                    out.push(Outbound::Client(*c, frame.clone()));
+                }
             }
         }
     }

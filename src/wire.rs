@@ -102,8 +102,8 @@ impl<'a> BatchFrames<'a> {
 
     /// The frame for a client watching `watched` (sorted): the TransactionUpdate of the one
     /// transaction that changed any of them, or the TransactionUpdates of all that did; `None`
-    /// where none did.
-    pub fn frame(&mut self, encoding: Encoding, watched: &[QueryId]) -> Option<Message> {
+    /// where none did. Each shows its caller only as `viewer` may see it.
+    pub fn frame(&mut self, encoding: Encoding, watched: &[QueryId], viewer: Viewer<'_>) -> Option<Message> {
         // Each transaction that changed a watched query, with the pieces of those queries.
         let mut touched: Vec<(usize, Vec<Range<usize>>)> = Vec::new();
         for (i, (_, deltas)) in self.committed.iter().enumerate() {
@@ -136,9 +136,10 @@ impl<'a> BatchFrames<'a> {
                 out.push(b',');
             }
             let tx = &self.committed[*i].0;
+            let caller = viewer.sees(&tx.meta.caller);
             match encoding {
-                Encoding::Json => json_head(tx, &mut out),
-                Encoding::MessagePack => msgpack_head(tx, pieces.len(), &mut out),
+                Encoding::Json => json_head(tx, caller, &mut out),
+                Encoding::MessagePack => msgpack_head(tx, caller, pieces.len(), &mut out),
             }
             for (n, piece) in pieces.iter().enumerate() {
                 if encoding == Encoding::Json && n > 0 {
@@ -181,8 +182,28 @@ impl<'a> BatchFrames<'a> {
 /// a short reducer name and the field names fit).
 const TX_HEAD: usize = 192;
 
+/// Whom a frame is for, which decides whose calls it names: like the log's callers, a
+/// transaction's caller is the database owner's to see, and the caller's own; anyone else
+/// sees it as the server's (empty).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Viewer<'a> {
+    Owner,
+    /// A client that is not the owner, by its identity's hex.
+    Client(&'a str),
+}
+
+impl Viewer<'_> {
+    /// The caller this viewer is shown for a transaction called by `caller`.
+    pub fn sees<'c>(&self, caller: &'c str) -> &'c str {
+        match self {
+            Viewer::Client(me) if *me != caller => "",
+            _ => caller,
+        }
+    }
+}
+
 /// A TransactionUpdate in JSON up to its open list of updates.
-fn json_head(tx: &TxRecord, out: &mut Vec<u8>) {
+fn json_head(tx: &TxRecord, caller: &str, out: &mut Vec<u8>) {
     let meta = &tx.meta;
     write!(
         out,
@@ -192,12 +213,12 @@ fn json_head(tx: &TxRecord, out: &mut Vec<u8>) {
     .expect("writes to a Vec");
     serde_json::to_writer(&mut *out, &meta.reducer).expect("a string");
     out.extend_from_slice(br#","caller":"#);
-    serde_json::to_writer(&mut *out, &meta.caller).expect("a string");
+    serde_json::to_writer(&mut *out, caller).expect("a string");
     out.extend_from_slice(br#","updates":["#);
 }
 
 /// A positional TransactionUpdate in MessagePack up to its array of `updates` updates.
-fn msgpack_head(tx: &TxRecord, updates: usize, out: &mut Vec<u8>) {
+fn msgpack_head(tx: &TxRecord, caller: &str, updates: usize, out: &mut Vec<u8>) {
     use rmp::encode::{write_array_len, write_bin, write_nil, write_pfix, write_str, write_uint};
     let meta = &tx.meta;
     write_array_len(out, 6).expect("writes to a Vec");
@@ -205,7 +226,7 @@ fn msgpack_head(tx: &TxRecord, updates: usize, out: &mut Vec<u8>) {
     write_uint(out, tx.offset).expect("writes to a Vec");
     write_uint(out, meta.timestamp_micros).expect("writes to a Vec");
     write_str(out, &meta.reducer).expect("writes to a Vec");
-    match positional::caller_bytes(&meta.caller).expect("a caller is an identity's hex (sessions::meta)") {
+    match positional::caller_bytes(caller).expect("a caller is an identity's hex (sessions::meta)") {
         Some(identity) => write_bin(out, &identity).expect("writes to a Vec"),
         // The server's own transactions (scheduled reducers, lifecycle) have no caller.
         None => write_nil(out).expect("writes to a Vec"),
@@ -299,10 +320,30 @@ mod tests {
                     1 => expected.pop(),
                     _ => Some(ServerMessage::TransactionUpdates { transactions: expected }),
                 };
-                for encoding in [Encoding::Json, Encoding::MessagePack] {
-                    let got = frames.frame(encoding, &watched);
-                    let want = expected.as_ref().map(|m| encoding.encode(m));
-                    assert_eq!(got.as_ref().map(|f| f.clone().into_data().to_vec()), want, "{encoding:?}");
+                let (mine, theirs) = ("0a".repeat(32), "0b".repeat(32));
+                for viewer in [Viewer::Owner, Viewer::Client(&mine), Viewer::Client(&theirs)] {
+                    let shown = |m: &ServerMessage| match m.clone() {
+                        ServerMessage::TransactionUpdate { offset, timestamp_micros, reducer, caller, updates } => {
+                            let caller = viewer.sees(&caller).to_string();
+                            ServerMessage::TransactionUpdate { offset, timestamp_micros, reducer, caller, updates }
+                        }
+                        other => other,
+                    };
+                    let expected = expected.as_ref().map(|m| match m {
+                        ServerMessage::TransactionUpdates { transactions } => {
+                            ServerMessage::TransactionUpdates { transactions: transactions.iter().map(shown).collect() }
+                        }
+                        single => shown(single),
+                    });
+                    for encoding in [Encoding::Json, Encoding::MessagePack] {
+                        let got = frames.frame(encoding, &watched, viewer);
+                        let want = expected.as_ref().map(|m| encoding.encode(m));
+                        assert_eq!(
+                            got.as_ref().map(|f| f.clone().into_data().to_vec()),
+                            want,
+                            "{encoding:?} {viewer:?}"
+                        );
+                    }
                 }
             }
         }

@@ -206,8 +206,9 @@ fn the_log_shows_callers_and_arguments_only_to_the_owner() {
     let (child, base) = common::start_server(&data);
     let anonymous = Http::new(&base, None);
     let (my_identity, token) = anonymous.new_identity().unwrap();
-    let (_, other_token) = anonymous.new_identity().unwrap();
-    let (me, other) = (Http::new(&base, Some(token)), Http::new(&base, Some(other_token)));
+    let (other_identity, other_token) = anonymous.new_identity().unwrap();
+    let (me, other) = (Http::new(&base, Some(token.clone())), Http::new(&base, Some(other_token.clone())));
+    let owner_sees = other_identity.clone();
     me.publish("mine", sluice::demo::GAME_WASM, false).unwrap();
     let offset = me.call("mine", "join", &json!(["the owner's call", 1])).unwrap();
     let record = |who: &Http| who.logs("mine", offset - 1, 1).unwrap().remove(0);
@@ -222,6 +223,29 @@ fn the_log_shows_callers_and_arguments_only_to_the_owner() {
         assert!(theirs["caller"].is_null() && theirs["args"].is_null(), "{theirs}");
         // The public table's change is still there for anyone to see.
         assert!(theirs["changes"].to_string().contains("player"), "{theirs}");
+    }
+    // So do subscribers' updates (in both encodings): the owner and the caller see who called,
+    // anyone else sees no caller, as for the server's own transactions.
+    let watch = |token: Option<String>, encoding: Encoding| {
+        let mut config = Config::new(&base, "mine");
+        (config.token, config.encoding) = (token, encoding);
+        let mut client = Client::connect(config).unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = std::sync::Arc::clone(&seen);
+        client.on_transaction(move |t| log.lock().unwrap().push((t.offset, t.caller.clone())));
+        client.subscribe(&["SELECT name FROM player"]).unwrap();
+        (client, seen)
+    };
+    let watchers = [
+        (watch(Some(token), Encoding::Json), owner_sees),
+        (watch(Some(other_token), Encoding::MessagePack), other_identity),
+        (watch(None, Encoding::Json), String::new()),
+        (watch(None, Encoding::MessagePack), String::new()),
+    ];
+    let called = other.call("mine", "join", &json!(["someone else's call", 2])).unwrap();
+    for ((client, seen), shown) in &watchers {
+        assert!(client.wait_until(std::time::Duration::from_secs(10), |at, _| at >= called));
+        assert_eq!(seen.lock().unwrap().last(), Some(&(called, shown.clone())));
     }
     // A page is bounded whatever the limit asked.
     let page = ureq::get(&format!("{base}/v1/database/game/log?after=0&limit=1000000000")).call().unwrap();

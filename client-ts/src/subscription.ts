@@ -13,7 +13,10 @@ export interface TransactionInfo {
   offset: number;
   timestampMicros: number;
   reducer: string;
-  /** The caller's identity (hex); empty for the server itself (e.g. a scheduled reducer). */
+  /**
+   * The caller's identity (hex), shown to the database's owner and to the caller itself; empty
+   * for the server's own transactions (e.g. a scheduled reducer) and for others' calls.
+   */
   caller: string;
   /** Per changed query id: the rows that entered and left its result. */
   updates: { queryId: number; inserts: Value[][]; deletes: Value[][] }[];

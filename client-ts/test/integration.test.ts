@@ -161,18 +161,20 @@ test("the client's caches equal one-off queries at every step against a real ser
   await teamSub.unsubscribe();
   histories.shift();
 
-  // Another identity joins over HTTP; its transaction reaches this client's caches.
+  // Another identity joins over HTTP; its transaction reaches this client's caches, without
+  // naming its caller (callers are shown only to the database's owner and to themselves).
   const other = await http.identity();
-  const seen = new Promise<void>((resolve) => {
+  const seen = new Promise<{ offset: number; caller: string }>((resolve) => {
     const off = client.onTransaction((tx) => {
-      if (tx.caller === other.identity) {
+      if (tx.reducer === "join") {
         off();
-        resolve();
+        resolve(tx);
       }
     });
   });
   const { offset: httpJoin } = await new HttpClient(url, other.token).call("game", "join", { name: "http-player", team_id: 2 });
-  await seen;
+  const othersJoin = await seen;
+  assert.deepEqual([othersJoin.offset, othersJoin.caller], [httpJoin, ""]);
   assert.ok(client.offset >= httpJoin);
   assert.deepEqual(sorted(peopleSub.rows()), sorted([["ts-client", "red", 17, 18], ["http-player", "blue", 16, 16]]));
   const counts = Object.fromEntries(twin.rows().map((r) => [r[0], r[1]]));

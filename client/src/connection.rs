@@ -48,6 +48,8 @@ pub struct Transaction {
     pub offset: u64,
     pub timestamp_micros: u64,
     pub reducer: String,
+    /// The caller's identity (hex), shown to the database's owner and to the caller itself;
+    /// empty for the server's own transactions and for others' calls.
     pub caller: String,
     /// Per changed query (by the SQL this client subscribed with): typed inserts and deletes.
     pub updates: Vec<(String, Vec<Row>, Vec<Row>)>,

@@ -146,8 +146,9 @@ pub enum ServerMessage {
         offset: u64,
         timestamp_micros: u64,
         reducer: String,
-        /// The caller's identity (64 hex digits; 32 bytes in MessagePack); empty for the
-        /// server itself.
+        /// The caller's identity (64 hex digits; 32 bytes in MessagePack), shown to the
+        /// database's owner and to the caller itself; empty for the server itself and for
+        /// everyone else.
         caller: String,
         updates: Vec<QueryUpdate>,
     },
