@@ -745,3 +745,191 @@ fn a_live_query_that_overflows_is_ended_with_the_reason_and_the_others_go_on() {
     stop(child);
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// Random bytes of a random length, often short.
+fn random_bytes(rng: &mut impl rand::Rng) -> Vec<u8> {
+    let len = [0, 1, 8, 64, 1024][rng.random_range(0..5)];
+    (0..rng.random_range(0..=len)).map(|_| rng.random()).collect()
+}
+
+/// A random piece of what an endpoint expects, or of something else: names, numbers, SQL
+/// fragments, JSON, path tricks.
+fn random_token(rng: &mut impl rand::Rng) -> String {
+    const PIECES: &[&str] = &[
+        "game",
+        "g",
+        "..",
+        "%2e%2e",
+        "%00",
+        "SELECT",
+        "*",
+        "FROM",
+        "player",
+        "WHERE",
+        "(",
+        ")",
+        "'",
+        "\"",
+        "-1",
+        "18446744073709551616",
+        "9223372036854775807",
+        "NaN",
+        "[",
+        "]",
+        "{",
+        "}",
+        ",",
+        ":",
+        "null",
+        "true",
+        "é",
+        "\u{202e}",
+        " ",
+        "/",
+        "?",
+        "&",
+        "=",
+        ";",
+        "--",
+        "UNION",
+        "JOIN",
+        "1",
+        "0x",
+        "join",
+        "tick",
+        "spawn_bots",
+    ];
+    let n = rng.random_range(0..6);
+    (0..n).map(|_| PIECES[rng.random_range(0..PIECES.len())]).collect::<Vec<_>>().join(" ")
+}
+
+#[test]
+fn random_requests_to_every_endpoint_and_random_frames_get_answers_never_a_crash() {
+    use rand::{Rng, SeedableRng};
+    use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+    let data = data_dir("random-requests");
+    let (mut child, base) = common::start_server_with(&data, &["--listen", "127.0.0.1:0", "--in-memory"]);
+    let (_, token) = Http::new(&base, None).new_identity().unwrap();
+    Http::new(&base, Some(token.clone())).publish("mine", sluice::demo::GAME_WASM, false).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(29);
+    // A connection each: the server closes one whose body it did not read, as HTTP allows.
+    let agent = ureq::AgentBuilder::new().timeout(std::time::Duration::from_secs(30)).max_idle_connections(0).build();
+    let (mut requests, mut refused) = (0, 0);
+    for _ in 0..1500 {
+        let name = ["game", "mine", "nope", ""][rng.random_range(0..4)].to_string();
+        let name = if rng.random_ratio(1, 5) { urlencode(&random_token(&mut rng)) } else { name };
+        let query =
+            format!("after={}&limit={}&as_of={}", random_token(&mut rng), rng.random::<i64>(), random_token(&mut rng));
+        let query = urlencode_query(&query);
+        let (method, path) = match rng.random_range(0..11) {
+            0 => ("POST", "/v1/identity".to_string()),
+            1 => ("GET", "/v1/limits".to_string()),
+            2 => ("GET", "/v1/database".to_string()),
+            3 => ("POST", format!("/v1/database/{name}?clear={}", rng.random_bool(0.5))),
+            4 => ("DELETE", format!("/v1/database/{name}")),
+            5 => ("GET", format!("/v1/database/{name}/schema")),
+            6 => ("POST", format!("/v1/database/{name}/call/{}", urlencode(&random_token(&mut rng)))),
+            7 => ("POST", format!("/v1/database/{name}/sql?{query}")),
+            8 => ("GET", format!("/v1/database/{name}/log?{query}")),
+            9 => ("GET", format!("/v1/database/{name}/logs?{query}")),
+            _ => ("GET", "/metrics".to_string()),
+        };
+        let mut request = agent.request(method, &format!("{base}{path}"));
+        // What an HTTP client can send in a header: printable ASCII.
+        let header = |s: String| s.chars().filter(|c| (' '..='~').contains(c)).collect::<String>();
+        match rng.random_range(0..4) {
+            0 => request = request.set("Authorization", &format!("Bearer {token}")),
+            1 => request = request.set("Authorization", &header(format!("Bearer {}", random_token(&mut rng)))),
+            2 => {
+                request = request.set("Authorization", &header(String::from_utf8_lossy(&random_bytes(&mut rng)).into()))
+            }
+            _ => {}
+        }
+        let body = match rng.random_range(0..3) {
+            0 => random_bytes(&mut rng),
+            1 => random_token(&mut rng).into_bytes(),
+            _ => json!([random_token(&mut rng), rng.random::<i64>(), {"x": random_token(&mut rng)}])
+                .to_string()
+                .into_bytes(),
+        };
+        let status = match request.send_bytes(&body) {
+            Ok(r) => r.status(),
+            Err(ureq::Error::Status(code, _)) => code,
+            Err(e) => panic!("{method} {path}: no answer: {e}"),
+        };
+        assert!(status < 500, "{method} {path}: {status}");
+        requests += 1;
+        refused += usize::from(status >= 400);
+    }
+    // WebSocket frames in both encodings: random bytes as text and binary, and messages that
+    // look right with random contents. Each gets an answer or a close, never a dead server.
+    let url = format!("{}/v1/database/game/subscribe", base.replace("http://", "ws://"));
+    let mut frames = 0;
+    for protocol in ["sluice.json.v1", "sluice.msgpack.v2"] {
+        let until = frames + 400;
+        while frames < until {
+            let mut request = url.clone().into_client_request().unwrap();
+            request.headers_mut().insert("Sec-WebSocket-Protocol", protocol.parse().unwrap());
+            let stream = std::net::TcpStream::connect(base.trim_start_matches("http://")).unwrap();
+            stream.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+            let (mut ws, _) = tokio_tungstenite::tungstenite::client(request, stream).unwrap();
+            let _identity = ws.read().unwrap();
+            for _ in 0..100 {
+                let kind = ["Subscribe", "Unsubscribe", "CallReducer", "OneOffQuery", "Nope"][rng.random_range(0..5)];
+                let looks_right = json!({
+                    "type": kind,
+                    "request_id": rng.random::<u64>(),
+                    "queries": [random_token(&mut rng)],
+                    "query_id": rng.random::<u64>(),
+                    "reducer": random_token(&mut rng),
+                    "args": [random_token(&mut rng), rng.random::<i64>()],
+                    "sql": random_token(&mut rng),
+                });
+                let message = match rng.random_range(0..4) {
+                    0 => Message::Binary(random_bytes(&mut rng).into()),
+                    1 => Message::Text(String::from_utf8_lossy(&random_bytes(&mut rng)).into_owned().into()),
+                    2 => Message::Text(looks_right.to_string().into()),
+                    _ => Message::Binary(rmp_serde::to_vec_named(&looks_right).unwrap().into()),
+                };
+                frames += 1;
+                if ws.send(message).is_err() {
+                    break; // closed, with its reason (read below)
+                }
+            }
+            // Whatever came back reads as frames, up to a close or a quiet second.
+            ws.get_mut().set_read_timeout(Some(std::time::Duration::from_millis(300))).unwrap();
+            while let Ok(m) = ws.read() {
+                if m.is_close() {
+                    break;
+                }
+            }
+        }
+    }
+    assert!(child.try_wait().unwrap().is_none(), "the server is alive");
+    let anonymous = Http::new(&base, None);
+    assert_eq!(anonymous.query("game", "SELECT COUNT(*) FROM team", None).unwrap().rows[0][0], Value::Int(2));
+    // The owner's token was among the random ones, so `mine` may have been deleted; if not, it serves.
+    if anonymous.list().unwrap().as_array().unwrap().iter().any(|d| d["name"] == "mine") {
+        assert!(anonymous.query("mine", "SELECT COUNT(*) FROM team", None).is_ok());
+    }
+    eprintln!("{requests} random HTTP requests ({refused} refused) and {frames} random WebSocket frames");
+    assert!(refused > requests / 2 && refused < requests, "both outcomes are reached: {refused} of {requests}");
+    stop(child);
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// Percent-encodes everything but letters and digits, for a path segment.
+fn urlencode(s: &str) -> String {
+    s.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+}
+
+/// Percent-encodes the values of `k=v&…`.
+fn urlencode_query(q: &str) -> String {
+    q.split('&')
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) => format!("{k}={}", urlencode(v)),
+            None => urlencode(kv),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
