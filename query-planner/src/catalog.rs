@@ -1,33 +1,11 @@
-//! Table schemas and the catalog, built from `CREATE TABLE` SQL or from a module's schema.
+//! The catalog of table schemas, built from `CREATE TABLE` SQL or from a module's schema.
 
 use crate::error::{PlanError, Result};
 use crate::types::DataType;
 use serde::{Deserialize, Serialize};
+pub use sluice_data::schema::{Column, TableSchema};
 use sqlparser::ast::{self, ColumnOption, Spanned, TableConstraint};
 use std::collections::BTreeMap;
-
-/// One column of a table.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Column {
-    pub name: String,
-    pub ty: DataType,
-    pub nullable: bool,
-}
-
-/// A table: name, columns and primary key (column indexes; empty for a bag table).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TableSchema {
-    pub name: String,
-    pub columns: Vec<Column>,
-    pub primary_key: Vec<usize>,
-}
-
-impl TableSchema {
-    /// Index of the column named `name` (case-insensitive).
-    pub fn column_index(&self, name: &str) -> Option<usize> {
-        self.columns.iter().position(|c| c.name.eq_ignore_ascii_case(name))
-    }
-}
 
 /// All tables of one database, keyed by lower-cased name.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

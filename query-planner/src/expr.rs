@@ -58,19 +58,7 @@ pub enum Func {
     Sign,
 }
 
-/// Where an expression reads its input columns from: a row's decoded values, or its encoded
-/// bytes read in place (`Row`, `RowRef`), so a predicate on one column decodes only that one.
-pub trait Columns {
-    /// The value of column `i`.
-    fn column(&self, i: usize) -> Value;
-}
-
-impl Columns for [Value] {
-    #[inline]
-    fn column(&self, i: usize) -> Value {
-        self[i].clone()
-    }
-}
+pub use sluice_data::Columns;
 
 /// Column reads up to which expressions are evaluated on a row's encoding in place: each read
 /// skips the values before its column, so beyond a few reads decoding the row once is cheaper.
@@ -770,6 +758,32 @@ mod tests {
 
     fn ev(e: Expr) -> Value {
         e.eval(&[])
+    }
+
+    #[test]
+    fn an_expression_reads_a_row_in_place_as_its_decoded_values() {
+        let values = vec![
+            Value::Null,
+            Value::Bool(true),
+            Value::Int(-3),
+            Value::Int(i64::MIN),
+            Value::UInt(u64::MAX),
+            Value::Real(2.5),
+            Value::Bytes(Arc::from(&b"\x00\xff"[..])),
+            Value::text("héllo"),
+        ];
+        let row = crate::Row::new(values.clone());
+        let e = Expr::binary(
+            BinOp::Or,
+            Expr::binary(BinOp::Lt, Expr::Column(2), Expr::Column(3)),
+            Expr::binary(BinOp::Eq, Expr::Column(7), Expr::Literal(Value::text("héllo"))),
+        );
+        assert_eq!(e.eval_on(&row), e.eval(&values));
+        assert_eq!(e.eval_on(&row.as_row_ref().reader(true)), e.eval(&values));
+        assert!(reads_in_place([&e]));
+        let wide = Expr::Func(Func::Coalesce, (0..5).map(Expr::Column).collect());
+        assert!(!reads_in_place([&wide]));
+        assert_eq!(wide.eval_on(&row.reader(false)), Value::Bool(true));
     }
     fn lit(v: Value) -> Expr {
         Expr::Literal(v)

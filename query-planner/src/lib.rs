@@ -1,20 +1,17 @@
-//! sluice-planner: Sluice's data model (types, values, rows, schemas, catalog) and the SQL
-//! compiler that turns SQL text into a typed logical plan. Pure: no threads, I/O or dataflow.
+//! sluice-planner: Sluice's SQL front end: the catalog, the compiler that turns SQL text into
+//! a typed logical plan, and expressions with their evaluation. Pure: no threads, I/O or
+//! dataflow. The data it works on (values, rows, schemas) is `sluice-data`'s, re-exported here.
 
 pub mod bind;
 pub mod catalog;
-pub mod change;
 pub mod error;
 pub mod expr;
 pub mod plan;
-pub mod row;
-pub mod types;
 
 pub use bind::{parse, Dml, Planner};
 pub use catalog::{Catalog, Column, TableSchema};
-pub use change::TableChange;
 pub use error::{PlanError, Result};
 pub use expr::{BinOp, Columns, Expr, Func};
 pub use plan::{AggCall, AggFunc, JoinKey, JoinKind, Plan, QueryPlan, SetOpKind, SortKey, MAX_PLAN_DEPTH};
-pub use row::{IntColumn, Row, RowReader, RowRef};
-pub use types::{DataType, Value};
+pub use sluice_data::{change, row, schema, types};
+pub use sluice_data::{DataType, IntColumn, Row, RowReader, RowRef, TableChange, Value};

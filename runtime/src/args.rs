@@ -3,7 +3,7 @@
 
 use crate::module_def::{Field, TypeName};
 use serde_json::Value as Json;
-use sluice_planner::Value;
+use sluice_data::Value;
 use std::sync::Arc;
 
 /// Converts a JSON array (positional) or object (by parameter name) into typed values.

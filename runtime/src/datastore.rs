@@ -8,7 +8,7 @@ use crate::record::{CommitMeta, TxRecord};
 use crate::schema::{TableDef, TableId};
 use crate::snapshot::TableState;
 use crate::table::{format_key, Table, PRIMARY_KEY};
-use sluice_planner::{Row, TableChange, Value};
+use sluice_data::{Row, TableChange, Value};
 use std::collections::HashMap;
 use std::ops::Bound;
 

@@ -1,6 +1,6 @@
 //! Errors a datastore operation reports to its caller (a reducer or a SQL statement).
 
-use sluice_planner::DataType;
+use sluice_data::DataType;
 use thiserror::Error;
 
 pub type Result<T, E = DatastoreError> = std::result::Result<T, E>;

@@ -27,7 +27,7 @@ use crate::module_def::{Lifecycle, ModuleDesc, REPEAT_MICROS, SCHEDULED_AT, SCHE
 use crate::record::{CommitMeta, TxRecord};
 use crate::schema::TableId;
 use crate::snapshot::TableState;
-use sluice_planner::{Row, Value};
+use sluice_data::{Row, Value};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

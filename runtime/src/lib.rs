@@ -26,5 +26,5 @@ pub use logwriter::{Durability, LogConfig};
 pub use module_def::{Lifecycle, ModuleDesc};
 pub use record::{CommitMeta, TxRecord};
 pub use schema::{IndexDef, IndexKind, TableDef, TableId};
-pub use sluice_planner::TableChange;
+pub use sluice_data::TableChange;
 pub use storage::{AsOf, RecoveryReport, Storage, StorageConfig, StorageError};

@@ -5,7 +5,7 @@
 
 use crate::schema::{IndexDef, IndexKind, TableDef};
 use serde::{Deserialize, Serialize};
-use sluice_planner::{Column, DataType, TableSchema};
+use sluice_data::{Column, DataType, TableSchema};
 
 /// A column or parameter type as a module names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,7 +1,7 @@
 //! The commit-stream record: what one committed transaction changed, with who and why.
 
 use serde::{Deserialize, Serialize};
-use sluice_planner::TableChange;
+use sluice_data::TableChange;
 
 /// Who ran a transaction and why, supplied by the caller of `commit`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

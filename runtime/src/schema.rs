@@ -3,7 +3,7 @@
 
 use crate::error::{DatastoreError, Result};
 use serde::{Deserialize, Serialize};
-use sluice_planner::{DataType, TableSchema};
+use sluice_data::{DataType, TableSchema};
 
 /// A table's position in its datastore, fixed for the datastore's life.
 pub type TableId = usize;

@@ -9,7 +9,7 @@ use crate::commitlog::{numbered_files, LogError};
 use crate::logwriter::sync_dir;
 use crate::schema::TableDef;
 use serde::{Deserialize, Serialize};
-use sluice_planner::Row;
+use sluice_data::Row;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 

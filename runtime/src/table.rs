@@ -4,7 +4,7 @@
 use crate::error::{DatastoreError, Result};
 use crate::schema::{IndexKind, TableDef};
 use hashbrown::HashMap;
-use sluice_planner::{DataType, Row, Value};
+use sluice_data::{DataType, Row, Value};
 use std::collections::BTreeSet;
 use std::ops::Bound;
 

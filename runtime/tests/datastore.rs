@@ -3,7 +3,7 @@
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use sluice_planner::{Column, DataType, Row, TableSchema, Value};
+use sluice_data::{Column, DataType, Row, TableSchema, Value};
 use sluice_runtime::{CommitMeta, Datastore, DatastoreError, IndexDef, IndexKind, TableDef};
 use std::collections::BTreeMap;
 use std::ops::Bound;

@@ -4,7 +4,7 @@
 //! — each rolled back with the database still serving. Bad modules are refused with clear
 //! errors.
 
-use sluice_planner::{Row, Value};
+use sluice_data::{Row, Value};
 use sluice_runtime::{CommitMeta, Host, HostConfig, ReducerError};
 use std::time::{Duration, Instant};
 

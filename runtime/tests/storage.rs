@@ -4,7 +4,7 @@
 //! and byte; snapshots round-trip and detect damage; replaying a datastore's records rebuilds
 //! its state exactly.
 
-use sluice_planner::{Column, DataType, Row, TableSchema, Value};
+use sluice_data::{Column, DataType, Row, TableSchema, Value};
 use sluice_runtime::commitlog::{self, LogEnd, LogError, FRAME, HEADER};
 use sluice_runtime::logwriter::{LogConfig, LogWriter};
 use sluice_runtime::schema::TableDef;

@@ -3,7 +3,7 @@
 //! encoding is canonical, or are refused; none panics.
 
 use rand::{Rng, SeedableRng};
-use sluice_planner::{Row, Value};
+use sluice_data::{Row, Value};
 
 #[test]
 fn untrusted_row_bytes_decode_canonically_or_are_refused() {

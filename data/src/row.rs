@@ -6,13 +6,13 @@
 //! reference-counted buffer. A row made from values also records how many there are, so
 //! checking a row's arity (done for every row of every transaction) need not walk it. The
 //! order is the bytes' order — total and consistent with equality, not SQL's; semantic
-//! comparisons decode values (`expr::sql_cmp`).
+//! comparisons decode values (the planner's `expr::sql_cmp`).
 //!
 //! Encoding per value: a tag byte, then NULL / FALSE / TRUE: nothing; INTEGER: zigzag LEB128;
 //! UNSIGNED: LEB128; REAL: 8 little-endian bytes (-0.0 stored as 0.0); TEXT and BYTES: LEB128
 //! length and the bytes.
 
-use crate::expr::Columns;
+use crate::columns::Columns;
 use crate::types::Value;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use smallvec::SmallVec;
@@ -689,7 +689,6 @@ impl<'de> Deserialize<'de> for Row {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::expr::{reads_in_place, BinOp, Expr};
 
     fn sample() -> Vec<Value> {
         vec![
@@ -793,18 +792,6 @@ mod tests {
             assert_eq!(in_place.column(past), Value::Null);
             assert_eq!(decoded.column(past), Value::Null);
         }
-        // An expression over several columns gives the same value either way.
-        let e = Expr::binary(
-            BinOp::Or,
-            Expr::binary(BinOp::Lt, Expr::Column(2), Expr::Column(3)),
-            Expr::binary(BinOp::Eq, Expr::Column(7), Expr::Literal(Value::text("héllo"))),
-        );
-        assert_eq!(e.eval_on(&row), e.eval(&values));
-        assert_eq!(e.eval_on(&row.as_row_ref().reader(true)), e.eval(&values));
-        assert!(reads_in_place([&e]));
-        let wide = Expr::Func(crate::Func::Coalesce, (0..5).map(Expr::Column).collect());
-        assert!(!reads_in_place([&wide]));
-        assert_eq!(wide.eval_on(&row.reader(false)), Value::Bool(true));
     }
 
     #[test]

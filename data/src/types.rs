@@ -2,7 +2,8 @@
 //!
 //! `Value` is a dynamically tagged SQL value with a total order (NULL first, then by type,
 //! floats by `total_cmp`) so it can be sorted, hashed and used as a dataflow key. SQL comparison
-//! semantics (numeric promotion, three-valued logic) live in `expr`, not here; rows in `row`.
+//! semantics (numeric promotion, three-valued logic) live in the planner's `expr`, not here;
+//! rows in `row`.
 
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
