@@ -18,6 +18,7 @@ use crate::sessions::{CallFrom, ClientId, ClientSink, PendingCall, SendLimits, S
 use anyhow::Result;
 use axum::extract::ws::Message;
 use sluice_client::protocol::{ClientMessage, Encoding};
+use sluice_runtime::ReducerError;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
@@ -38,9 +39,9 @@ const BATCH: usize = 1024;
 /// What a database is asked to do.
 pub enum Request {
     /// Call a reducer with JSON arguments; answers the transaction's offset.
-    Call { reducer: String, args: String, caller: Identity, reply: oneshot::Sender<Result<u64, String>> },
+    Call { reducer: String, args: String, caller: Identity, reply: oneshot::Sender<Result<u64, Refusal>> },
     /// A SQL request over HTTP: queries, and the owner's INSERT, UPDATE and DELETE.
-    Sql { query: String, caller: Caller, reply: oneshot::Sender<Result<SqlOutcome, String>> },
+    Sql { query: String, caller: Caller, reply: oneshot::Sender<Result<SqlOutcome, Refusal>> },
     /// A WebSocket client connected (its identity token already sent).
     Connect { client: ClientId, caller: Caller, encoding: Encoding, sink: ClientSink },
     /// A client's request.
@@ -48,11 +49,11 @@ pub enum Request {
     /// A client's connection ended.
     Disconnect { client: ClientId },
     /// The module's description (tables and reducers).
-    Describe { reply: oneshot::Sender<Result<serde_json::Value, String>> },
+    Describe { reply: oneshot::Sender<Result<serde_json::Value, Refusal>> },
     /// Replace the module, keeping the data (its tables must be declared as before).
-    Republish { wasm: Vec<u8>, reply: oneshot::Sender<Result<serde_json::Value, String>> },
+    Republish { wasm: Vec<u8>, reply: oneshot::Sender<Result<serde_json::Value, Refusal>> },
     /// The module's log lines numbered after `after`.
-    ModuleLog { after: u64, reply: oneshot::Sender<Result<serde_json::Value, String>> },
+    ModuleLog { after: u64, reply: oneshot::Sender<Result<serde_json::Value, Refusal>> },
 }
 
 /// A handle to a database's executor thread; `shutdown` (or dropping it) shuts the database
@@ -128,6 +129,37 @@ impl Drop for Executor {
     }
 }
 
+/// Why a request was not served: its own fault (`Bad`: asking again will not help), or the
+/// database's state for now (`Unavailable`: its log cannot be written; asking again later may).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("{0}")]
+    Bad(String),
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl Refusal {
+    /// An error as its requester is told it: unavailable where writes are refused for now.
+    pub fn of(e: &anyhow::Error) -> Refusal {
+        let read_only = e.chain().any(|c| matches!(c.downcast_ref(), Some(ReducerError::ReadOnly(_))));
+        Refusal::from_text(format!("{e:#}"), read_only)
+    }
+
+    /// A reducer call's failure as its requester is told it.
+    pub fn of_call(e: &ReducerError) -> Refusal {
+        Refusal::from_text(e.to_string(), matches!(e, ReducerError::ReadOnly(_)))
+    }
+
+    fn from_text(text: String, unavailable: bool) -> Refusal {
+        if unavailable {
+            Refusal::Unavailable(text)
+        } else {
+            Refusal::Bad(text)
+        }
+    }
+}
+
 /// Something to send once the transactions before it are durable, in order.
 pub enum Outbound {
     /// A frame for a WebSocket client (dropped if the batch could not be made durable).
@@ -137,15 +169,15 @@ pub enum Outbound {
 
 /// The answer to a request made over HTTP (or a reducer call's result).
 pub enum Answer {
-    Call(oneshot::Sender<Result<u64, String>>, Result<u64, String>),
-    Sql(oneshot::Sender<Result<SqlOutcome, String>>, Result<SqlOutcome, String>),
-    Json(oneshot::Sender<Result<serde_json::Value, String>>, Result<serde_json::Value, String>),
+    Call(oneshot::Sender<Result<u64, Refusal>>, Result<u64, Refusal>),
+    Sql(oneshot::Sender<Result<SqlOutcome, Refusal>>, Result<SqlOutcome, Refusal>),
+    Json(oneshot::Sender<Result<serde_json::Value, Refusal>>, Result<serde_json::Value, Refusal>),
 }
 
 impl Answer {
     /// Sends the outcome, or the durability error that overrides it.
-    fn send<T>(self, durable: &Result<T, String>) {
-        let durable = durable.as_ref().map_err(String::clone);
+    fn send<T>(self, durable: &Result<T, Refusal>) {
+        let durable = durable.as_ref().map_err(Refusal::clone);
         match self {
             Answer::Call(reply, outcome) => drop(reply.send(durable.and(outcome))),
             Answer::Sql(reply, outcome) => drop(reply.send(durable.and(outcome))),
@@ -223,14 +255,16 @@ fn serve(mut db: ModuleDb, requests: Receiver<Request>, mut sessions: Sessions, 
                         db = reverted;
                         metrics.durable.store(db.durable(), Ordering::Relaxed);
                         eprintln!("{}: {failure}; went back to offset {}, refusing writes", log.name, db.durable());
-                        let answer =
-                            format!("not committed: {failure}; the database went back to its last durable transaction");
+                        let answer = Refusal::Unavailable(format!(
+                            "not committed: {failure}; the database went back to its last durable transaction"
+                        ));
                         release(&mut pending, &mut frames, &mut sessions, &Err(answer));
                     }
                     Err(e) => {
                         let e = format!("{e:#}");
                         eprintln!("{}: {failure}; stopped, as it could not go back to its files: {e}", log.name);
-                        let answer = format!("outcome unknown: {failure}; the database stopped: {e}");
+                        let answer =
+                            Refusal::Unavailable(format!("outcome unknown: {failure}; the database stopped: {e}"));
                         return release(&mut pending, &mut frames, &mut sessions, &Err(answer));
                     }
                 }
@@ -248,7 +282,7 @@ fn release(
     pending: &mut Vec<Outbound>,
     frames: &mut HashMap<ClientId, Vec<Message>>,
     sessions: &mut Sessions,
-    durable: &Result<(), String>,
+    durable: &Result<(), Refusal>,
 ) {
     let mut answers = Vec::new();
     for p in pending.drain(..) {
@@ -294,7 +328,7 @@ fn run(
     match request {
         Request::Call { .. } => unreachable!("calls join the batch above"),
         Request::Sql { query, caller, reply } => {
-            let outcome = sessions.sql(db, &query, caller, out).map_err(|e| format!("{e:#}"));
+            let outcome = sessions.sql(db, &query, caller, out).map_err(|e| Refusal::of(&e));
             out.push(Outbound::Answer(Answer::Sql(reply, outcome)));
         }
         Request::Describe { reply } => {
@@ -308,7 +342,7 @@ fn run(
         }
         Request::Republish { wasm, reply } => {
             let outcome = db.republish(&wasm, now_micros()).map(|()| serde_json::Value::Null);
-            out.push(Outbound::Answer(Answer::Json(reply, outcome.map_err(|e| format!("{e:#}")))));
+            out.push(Outbound::Answer(Answer::Json(reply, outcome.map_err(|e| Refusal::of(&e)))));
         }
         Request::Connect { client, caller, encoding, sink } => {
             sessions.connect(db, client, caller, encoding, sink, out);

@@ -4,7 +4,7 @@
 //! update becomes an `Outbound` frame, delivered in order once durable; a client whose
 //! unsent frames pass the bound is closed with the reason, so server memory stays bounded.
 
-use crate::executor::{Answer, Outbound};
+use crate::executor::{Answer, Outbound, Refusal};
 use crate::identity::Identity;
 use crate::metrics::Metrics;
 use crate::module_db::{Caller, Committed, ModuleDb, SqlOutcome};
@@ -35,7 +35,7 @@ pub struct PendingCall {
 /// Where a call's answer goes: an HTTP request's reply, or a client's connection (with the
 /// request's id).
 pub enum CallFrom {
-    Http(oneshot::Sender<Result<u64, String>>),
+    Http(oneshot::Sender<Result<u64, Refusal>>),
     Client(ClientId, u64),
 }
 
@@ -266,7 +266,7 @@ impl Sessions {
                     committed.push(c);
                     offset
                 })
-                .map_err(|e| e.to_string());
+                .map_err(|e| Refusal::of_call(&e));
             answers.push((call.from, answer));
         }
         self.fan_out_batch(&committed, out);
@@ -277,7 +277,7 @@ impl Sessions {
                     let Some(session) = self.clients.get(&id) else { continue };
                     let (status, offset, error) = match answer {
                         Ok(offset) => (Status::Committed, Some(offset), None),
-                        Err(e) => (Status::Failed, None, Some(e)),
+                        Err(e) => (Status::Failed, None, Some(e.to_string())),
                     };
                     let reply = ServerMessage::ReducerResult { request_id, status, offset, error };
                     out.push(Outbound::Client(id, frame(session.encoding, &reply)));

@@ -655,10 +655,14 @@ fn a_full_disk_refuses_writes_keeps_reads_and_writes_resume_once_there_is_room()
             }
         }
     }
+    // Unavailable, not a bad request: asking again later may succeed.
     let refusal = refusal.expect("a write fails on a full disk");
-    assert!(refusal.contains("No space left on device"), "{refusal}");
+    assert!(refusal.contains("No space left on device") && refusal.contains("(HTTP 503)"), "{refusal}");
     let again = refused(me.call("g", "spawn_bots", &json!([1])));
     assert!(again.contains("refuses writes") && again.contains("No space left on device"), "{again}");
+    assert!(again.contains("(HTTP 503)"), "{again}");
+    let dml = refused(me.sql("g", "DELETE FROM player WHERE bot", None));
+    assert!(dml.contains("refuses writes") && dml.contains("(HTTP 503)"), "{dml}");
     // Reads go on, over HTTP and WebSocket, and see exactly what was acknowledged; the
     // subscriber of the state that was given up is told so.
     assert_eq!(bots(&me), acknowledged);

@@ -5,7 +5,7 @@
 //! republish, delete or read its private tables.
 
 use super::{bad, check_name, internal, Database, Failure, Shared};
-use crate::executor::{Executor, Request};
+use crate::executor::{Executor, Refusal, Request};
 use crate::history::{parse_as_of, query_as_of};
 use crate::identity::Identity;
 use crate::module_db::{Caller, SqlOutcome};
@@ -189,17 +189,21 @@ pub(super) async fn call(
     Ok(Json(json!({ "offset": offset })))
 }
 
-/// Sends a database a request and awaits its answer; a refusal is a bad request.
+/// Sends a database a request and awaits its answer: a refusal is a bad request (400), or,
+/// while the database cannot write its log, unavailable (503: worth retrying).
 pub(super) async fn ask<T>(
     db: &Executor,
     name: &str,
-    request: impl FnOnce(oneshot::Sender<Result<T, String>>) -> Request,
+    request: impl FnOnce(oneshot::Sender<Result<T, Refusal>>) -> Request,
 ) -> Result<T, Failure> {
     let (reply, answer) = oneshot::channel();
     if !db.send(request(reply)) {
         return Err(internal(format!("database {name} has stopped")));
     }
-    answer.await.map_err(|_| internal(format!("database {name} stopped")))?.map_err(bad)
+    answer.await.map_err(|_| internal(format!("database {name} stopped")))?.map_err(|r| match r {
+        Refusal::Bad(e) => bad(e),
+        Refusal::Unavailable(e) => Failure(StatusCode::SERVICE_UNAVAILABLE, e),
+    })
 }
 
 #[derive(Deserialize)]
