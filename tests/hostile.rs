@@ -597,22 +597,16 @@ fn control_plane_changes_at_once_then_a_crash_leave_every_database_whole_or_abse
 /// namespaces are allowed): the test fills that file system up and frees it again through
 /// `/proc/PID/root`. Returns the process, its base URL and the mount point as the test sees it.
 fn start_on_small_disk(mount: &std::path::Path, megabytes: usize) -> (std::process::Child, String, PathBuf) {
-    use std::io::{BufRead, BufReader};
     std::fs::create_dir_all(mount).unwrap();
     let script = r#"mount -t tmpfs -o size="$2"m sluice-test "$1" && exec "$3" start --data-dir "$1/data" --listen 127.0.0.1:0 --no-demo"#;
-    let mut child = Command::new("unshare")
+    let mut command = Command::new("unshare");
+    command
         .args(["--user", "--map-root-user", "--mount", "sh", "-c", script, "sh"])
         .arg(mount)
         .arg(megabytes.to_string())
         .arg(env!("CARGO_BIN_EXE_sluice"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().expect("the server prints its address (is `unshare` allowed here?)").unwrap();
-    let url = first.strip_prefix("listening on ").expect("listening on …").to_string();
-    std::thread::spawn(move || lines.for_each(drop));
+        .stderr(Stdio::inherit());
+    let (child, url) = common::spawn_server(command);
     let seen = PathBuf::from(format!("/proc/{}/root", child.id())).join(mount.strip_prefix("/").unwrap());
     (child, url, seen)
 }

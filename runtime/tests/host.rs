@@ -17,10 +17,9 @@ fn wat_str(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', " ")
 }
 
-/// A module on the per-export ABI: `tables` as (name, JSON), `reducers` as (name, JSON
-/// parameter list, body). A body sees `$p` / `$l`: the argument buffer (a 40-byte header, then
-/// the argument row); `$add` inserts a row into table 0 and returns its error, if any.
-fn module(tables: &[(&str, &str)], reducers: &[(&str, &str, &str)]) -> String {
+/// The exports describing `tables` (name, JSON) and `reducers` (name, JSON parameter list,
+/// body), with each reducer's function: its body sees `$p` / `$l`, the argument buffer.
+fn exports(tables: &[(&str, &str)], reducers: &[(&str, &str, &str)]) -> String {
     let mut items = String::new();
     let mut at = 1024;
     let mut describe = |export: String, json: &str, items: &mut String| {
@@ -44,6 +43,14 @@ fn module(tables: &[(&str, &str)], reducers: &[(&str, &str, &str)]) -> String {
             "(func (export \"__sluice_reducer__{name}\") (param $p i32) (param $l i32) (result i64) (local $x i64)\n{body}\n(i64.const 0))\n"
         ));
     }
+    items
+}
+
+/// A module on the per-export ABI: `tables` as (name, JSON), `reducers` as (name, JSON
+/// parameter list, body). A body sees `$p` / `$l`: the argument buffer (a 40-byte header, then
+/// the argument row); `$add` inserts a row into table 0 and returns its error, if any.
+fn module(tables: &[(&str, &str)], reducers: &[(&str, &str, &str)]) -> String {
+    let items = exports(tables, reducers);
     format!(
         r#"(module
   (import "sluice" "insert" (func $insert (param i32 i32 i32) (result i64)))
@@ -362,23 +369,10 @@ fn hostile_module(rng: &mut impl rand::Rng, reducers: usize) -> String {
         bodies.push(body);
     }
     let random: String = (0..2048).map(|_| format!("\\{:02x}", rng.random::<u8>())).collect();
-    let mut items = String::new();
-    let mut at = 1024;
-    let mut describe = |export: String, json: &str, items: &mut String| {
-        items.push_str(&format!(
-            "(data (i32.const {at}) \"{}\")\n(func (export \"{export}\") (result i64) (i64.const {}))\n",
-            wat_str(json),
-            ((at as i64) << 32) | json.len() as i64
-        ));
-        at += json.len() + 16;
-    };
-    describe("__sluice_table__item".into(), ITEM, &mut items);
-    for (i, body) in bodies.iter().enumerate() {
-        describe(format!("__sluice_describe_reducer__r{i}"), &format!(r#"{{"name":"r{i}","params":[]}}"#), &mut items);
-        items.push_str(&format!(
-            "(func (export \"__sluice_reducer__r{i}\") (param $p i32) (param $l i32) (result i64)\n{body}(i64.const 0))\n"
-        ));
-    }
+    let names: Vec<String> = (0..reducers).map(|i| format!("r{i}")).collect();
+    let reducers: Vec<(&str, &str, &str)> =
+        names.iter().zip(&bodies).map(|(name, body)| (name.as_str(), "[]", body.as_str())).collect();
+    let items = exports(&[("item", ITEM)], &reducers);
     let imports: String = HOST_FUNCTIONS
         .iter()
         .map(|(name, params, result)| {

@@ -239,14 +239,16 @@ pub fn start_server(data: &Path) -> (std::process::Child, String) {
 
 /// `sluice start` over `data` with further arguments.
 pub fn start_server_with(data: &Path, args: &[&str]) -> (std::process::Child, String) {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"));
+    command.args(["start", "--data-dir", data.to_str().unwrap()]).args(args).stderr(std::process::Stdio::null());
+    spawn_server(command)
+}
+
+/// Spawns a command that runs `sluice start` and returns it with the base URL it prints
+/// first (its further output is drained on a thread).
+pub fn spawn_server(mut command: std::process::Command) -> (std::process::Child, String) {
     use std::io::{BufRead, BufReader};
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["start", "--data-dir", data.to_str().unwrap()])
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = command.stdout(std::process::Stdio::piped()).spawn().unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let first = lines.next().expect("the server prints its address").unwrap();
     let url = first.strip_prefix("listening on ").expect("listening on …").to_string();
