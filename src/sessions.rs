@@ -426,11 +426,18 @@ impl Sessions {
             let watching: Vec<ClientId> =
                 self.clients.iter().filter(|(_, s)| s.subs.contains_key(&query)).map(|(id, _)| *id).collect();
             for id in watching {
-                self.leave_group(id);
-                let session = self.clients.get_mut(&id).expect("listed above");
-                session.closing = true;
-                abort(&session.sink.abort, format!("query {} ended: {reason}", query.0));
+                self.close(id, format!("query {} ended: {reason}", query.0));
             }
+        }
+    }
+
+    /// Closes a client's connection with `reason`: nothing more is sent to it, and it stays a
+    /// session until its disconnection arrives (which ends its subscriptions).
+    fn close(&mut self, id: ClientId, reason: String) {
+        self.leave_group(id);
+        if let Some(session) = self.clients.get_mut(&id) {
+            session.closing = true;
+            abort(&session.sink.abort, reason);
         }
     }
 
@@ -471,11 +478,7 @@ impl Sessions {
             None
         };
         if let Some(reason) = reason {
-            self.leave_group(id);
-            let session = self.clients.get_mut(&id).expect("looked up above");
-            session.closing = true;
-            abort(&session.sink.abort, reason);
-            return;
+            return self.close(id, reason);
         }
         session.sink.queued.add(len);
         drop(session.sink.sender.send(frames));

@@ -103,8 +103,9 @@ impl QueryState {
         if self.integers.is_empty() {
             return None;
         }
-        let row = rows.into_iter().find(|r| self.integers.iter().any(|&c| r.as_row_ref().is_real_at(c)))?;
-        let c = *self.integers.iter().find(|&&c| row.as_row_ref().is_real_at(c)).expect("found above");
+        let (row, c) = rows
+            .into_iter()
+            .find_map(|r| self.integers.iter().find(|&&c| r.as_row_ref().is_real_at(c)).map(|&c| (r, c)))?;
         let (name, ty) = &self.plan.columns[c];
         Some(EngineError::Overflow(format!("integer overflow: {} out of range for column `{name}` ({ty})", row.get(c))))
     }
@@ -246,12 +247,17 @@ impl Engine {
 
     /// Ends a live query and every subscription to it.
     fn fail(&mut self, query: QueryId, reason: String) {
+        self.subscriptions.retain(|_, (q, _)| *q != query);
+        self.drop_query(query);
+        self.failed.push((query, reason));
+    }
+
+    /// Forgets a live query and drops its dataflow on every worker.
+    fn drop_query(&mut self, query: QueryId) {
         if let Some(state) = self.queries.remove(&query) {
             self.by_plan.remove(&(state.plan.plan, state.plan.columns.len()));
         }
-        self.subscriptions.retain(|_, (q, _)| *q != query);
         self.driver.run(Command::DropQuery(query), &NoRows);
-        self.failed.push((query, reason));
     }
 
     /// The offset of the last applied transaction.
@@ -407,9 +413,7 @@ impl Engine {
         let state = self.queries.get_mut(&query).expect("query exists");
         state.subscribers -= 1;
         if state.subscribers == 0 {
-            let state = self.queries.remove(&query).expect("query exists");
-            self.by_plan.remove(&(state.plan.plan, state.plan.columns.len()));
-            self.driver.run(Command::DropQuery(query), &NoRows);
+            self.drop_query(query);
         }
         Ok(())
     }
